@@ -1,0 +1,78 @@
+"""Inspect Once server: ``create_app`` builds the Flask application."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, Response
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from server.config import flask_config, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Flask:
+    """Build the app. ``env`` replaces ``os.environ`` (tests); ``test_config`` overrides Flask keys."""
+    testing = bool(test_config and test_config.get("TESTING"))
+    settings = load_settings(env, testing=testing)
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(flask_config(settings))
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    from server import cli, errors, health
+    from server.api import api, document_security
+    from server.auth import passwords
+    from server.auth import service as auth_service
+    from server.auth.routes import blp as auth_blp
+    from server.directory.routes import blueprints as directory_blueprints
+    from server.extensions import db, migrate
+
+    if testing:
+        passwords.configure(time_cost=1, memory_cost=8 * 1024)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    api.init_app(app)
+    document_security(api)
+    errors.init_app(app)
+    auth_service.init_app(app)
+    api.register_blueprint(auth_blp)
+    for blp in directory_blueprints:
+        api.register_blueprint(blp)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    _install_transaction_boundary(app)
+    return app
+
+
+def _install_transaction_boundary(app: Flask) -> None:
+    """One commit per request: services flush, the request commits on success.
+
+    The answer is sent only after the commit, so a client never hears
+    "received" for something that is not durable.
+    """
+    from server.errors import problem_response
+    from server.extensions import db
+
+    @app.after_request
+    def commit_or_rollback(response: Response) -> Response:
+        if response.status_code >= 400:
+            db.session.rollback()
+            return response
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            log.info("commit refused by a database constraint")
+            return problem_response(409, "conflict", "与现有数据冲突", "与现有数据冲突（可能是重复提交），未保存任何内容")
+        except OperationalError:
+            db.session.rollback()
+            log.exception("database unavailable at commit")
+            return problem_response(503, "database-unavailable", "数据库暂时不可用", "数据库暂时不可用，未保存任何内容，请稍后重试",
+                                    headers={"Retry-After": "5"})
+        return response

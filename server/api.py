@@ -1,0 +1,38 @@
+"""The flask-smorest Api, answering every error as problem+json."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Api as _Api
+from werkzeug.exceptions import HTTPException
+
+from server.errors import handle_http_exception
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details (documentation only)."""
+
+    type = ma.fields.String(metadata={"description": "Stable error identifier, e.g. /problems/validation-failed"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+                            metadata={"description": "Field name -> messages"})
+
+
+class Api(_Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
+        return handle_http_exception(error)
+
+
+api = Api()
+
+BEARER = [{"bearerAuth": []}]
+
+
+def document_security(spec_api: Api) -> None:
+    spec_api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -1,0 +1,156 @@
+"""Authorization as one mechanism: role grants a permission, department scopes it.
+
+Every route declares the permission it needs with ``@requires``; every service
+that loads an object by id checks it with ``authorize_object`` (or filters a
+listing with ``scope_query``). Nothing else decides who may see what.
+"""
+from __future__ import annotations
+
+import enum
+import functools
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from flask import current_app, g, request
+from sqlalchemy import Select
+
+from server.errors import Problem
+
+
+class Permission(str, enum.Enum):
+    READ_DIRECTORY = "directory:read"          # departments, check items, enterprises
+    MANAGE_CHECK_ITEMS = "check_items:manage"
+    MANAGE_ENTERPRISES = "enterprises:manage"
+    READ_PEOPLE = "people:read"                # users and their certificates
+    MANAGE_PEOPLE = "people:manage"
+    CHANGE_CERTIFICATE_STATUS = "certificates:change_status"
+    READ_DEVICES = "devices:read"
+    MANAGE_DEVICES = "devices:manage"
+    MANAGE_DEPARTMENTS = "departments:manage"
+    UPLOAD_MEDIA = "media:upload"
+
+
+ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
+OFFICE = frozenset({"supervisor", "legal_reviewer", "head", "admin"})
+
+GRANTS: dict[Permission, frozenset[str]] = {
+    Permission.READ_DIRECTORY: ALL_USER_ROLES,
+    Permission.MANAGE_CHECK_ITEMS: frozenset({"head", "admin"}),
+    Permission.MANAGE_ENTERPRISES: frozenset({"supervisor", "head", "admin"}),
+    Permission.READ_PEOPLE: ALL_USER_ROLES,
+    Permission.MANAGE_PEOPLE: frozenset({"head", "admin"}),
+    Permission.CHANGE_CERTIFICATE_STATUS: frozenset({"head", "admin"}),
+    Permission.READ_DEVICES: ALL_USER_ROLES,
+    Permission.MANAGE_DEVICES: frozenset({"head", "admin"}),
+    Permission.MANAGE_DEPARTMENTS: frozenset({"admin"}),
+    Permission.UPLOAD_MEDIA: frozenset({"inspector", "device"}),
+}
+
+# Permissions whose objects belong to a department: a non-admin only reaches
+# objects of their own department. The cross-department directory is shared.
+DEPARTMENT_SCOPED = frozenset({
+    Permission.MANAGE_CHECK_ITEMS, Permission.READ_PEOPLE, Permission.MANAGE_PEOPLE,
+    Permission.CHANGE_CERTIFICATE_STATUS, Permission.READ_DEVICES, Permission.MANAGE_DEVICES,
+    Permission.UPLOAD_MEDIA,
+})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (with a role) or a device (role ``device``)."""
+
+    kind: str  # "user" | "device" | "system" (operator CLI)
+    id: str
+    role: str
+    department_id: uuid.UUID
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind in ("user", "system") and self.role == "admin"
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return uuid.UUID(self.id) if self.kind == "user" else None
+
+
+# The operator at the server's command line (flask --app server ...).
+SYSTEM = Principal("system", "system", "admin", uuid.UUID(int=0))
+
+
+def can(principal: Principal, permission: Permission) -> bool:
+    return principal.role in GRANTS[permission]
+
+
+def in_scope(principal: Principal, permission: Permission, department_id: uuid.UUID | None) -> bool:
+    if not can(principal, permission):
+        return False
+    if permission not in DEPARTMENT_SCOPED or principal.is_admin:
+        return True
+    return department_id == principal.department_id
+
+
+def authorize_object(principal: Principal, permission: Permission, obj: Any, *, visible: Permission | None = None) -> None:
+    """Raise unless ``principal`` may apply ``permission`` to ``obj``.
+
+    An object outside what the caller may even see answers 404, so ids of
+    other departments' objects cannot be probed; one the caller may see but
+    not change answers 403.
+    """
+    department_id = getattr(obj, "department_id", None)
+    if in_scope(principal, permission, department_id):
+        return
+    if obj is None:  # a collection-level action: nothing to hide
+        raise Problem(403, "forbidden", "您的角色无权执行此操作")
+    if visible is not None and in_scope(principal, visible, department_id):
+        raise Problem(403, "forbidden", "您的角色无权执行此操作")
+    raise Problem(404, "not-found", "资源不存在")
+
+
+def scope_query(principal: Principal, permission: Permission, query: Select[Any], department_column: Any) -> Select[Any]:
+    """Restrict a listing to what ``principal`` may see under ``permission``."""
+    if not can(principal, permission):
+        raise Problem(403, "forbidden", "您的角色无权执行此操作")
+    if permission in DEPARTMENT_SCOPED and not principal.is_admin:
+        query = query.where(department_column == principal.department_id)
+    return query
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_principal() -> Principal:
+    principal = g.get("principal")
+    if principal is None:  # a route forgot @requires: fail closed
+        raise Problem(401, "unauthenticated", "需要登录")
+    return principal
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "unauthenticated", "缺少访问令牌（Authorization: Bearer …）",
+                      headers={"WWW-Authenticate": 'Bearer realm="inspect-once"'})
+    return token.strip()
+
+
+def requires(permission: Permission) -> Callable[[F], F]:
+    """Route decorator: authenticate the bearer token, then check the role grant."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from server.auth.service import principal_from_token
+
+            principal = principal_from_token(current_app.config["SETTINGS"], _bearer_token(),
+                                             allow_device=permission == Permission.UPLOAD_MEDIA)
+            if not can(principal, permission):
+                raise Problem(403, "forbidden", "您的角色无权执行此操作")
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        wrapper._required_permission = permission  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

@@ -1,0 +1,144 @@
+"""Log-in, refresh-token rotation, device tokens and token verification."""
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from server.auth import passwords, tokens
+from server.auth.models import RefreshToken
+from server.auth.policy import Principal
+from server.auth.throttle import FailureThrottle
+from server.config import Settings
+from server.db_types import utcnow
+from server.directory.models import Device, User
+from server.errors import Problem
+from server.extensions import db
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class DeviceAccess:
+    access_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+def _throttle() -> FailureThrottle:
+    return current_app.extensions["inspect_once.login_throttle"]
+
+
+def _user_claims(user: User) -> dict[str, str]:
+    return {"role": user.role.value, "dept": str(user.department_id), "name": user.username}
+
+
+def _issue_pair(settings: Settings, user: User, family_id: uuid.UUID, now: datetime) -> TokenPair:
+    access = tokens.issue(settings.jwt_signing_key, str(user.id), tokens.USER_ACCESS,
+                          settings.access_token_seconds, _user_claims(user), now)
+    raw_refresh = secrets.token_urlsafe(32)
+    db.session.add(RefreshToken(
+        token_hash=passwords.hash_refresh_token(raw_refresh), family_id=family_id, user_id=user.id,
+        issued_at=now, expires_at=now + timedelta(days=settings.refresh_token_days)))
+    db.session.flush()
+    return TokenPair(access.token, raw_refresh, access.expires_in)
+
+
+def login(settings: Settings, username: str, password: str, client_address: str) -> TokenPair:
+    """Check a password and open a new refresh-token family."""
+    throttle = _throttle()
+    throttle.check("login", username, client_address)
+    user = db.session.scalar(select(User).where(User.username == username))
+    ok = passwords.verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        throttle.record_failure("login", username, client_address)
+        raise Problem(401, "invalid-credentials", "用户名或密码错误")
+    return _issue_pair(settings, user, uuid.uuid4(), utcnow())
+
+
+def _revoke_family(family_id: uuid.UUID, reason: str, now: datetime) -> None:
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason))
+
+
+def refresh(settings: Settings, raw_refresh: str) -> TokenPair:
+    """Rotate a refresh token. Presenting an already-used one revokes its family."""
+    now = utcnow()
+    stored = db.session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == passwords.hash_refresh_token(raw_refresh))
+        .with_for_update())
+    if stored is None:
+        raise Problem(401, "refresh-invalid", "刷新令牌无效")
+    if stored.revoked_at is not None:
+        raise Problem(401, "refresh-revoked", "刷新令牌已被吊销，请重新登录")
+    if stored.used_at is not None:
+        # Someone holds a copy of a token that was already rotated: either the
+        # thief or the owner is replaying it. Cut off every token of the family.
+        _revoke_family(stored.family_id, "reuse-detected", now)
+        db.session.commit()  # the revocation must persist although the request fails
+        raise Problem(401, "refresh-reused", "刷新令牌已被使用过；为安全起见，该登录会话已全部注销，请重新登录")
+    if stored.expires_at <= now:
+        raise Problem(401, "refresh-expired", "刷新令牌已过期，请重新登录")
+    user = db.session.get(User, stored.user_id)
+    if user is None or not user.active:
+        raise Problem(401, "refresh-invalid", "账号已停用")
+    stored.used_at = now
+    return _issue_pair(settings, user, stored.family_id, now)
+
+
+def logout(raw_refresh: str) -> None:
+    stored = db.session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == passwords.hash_refresh_token(raw_refresh)))
+    if stored is None:
+        raise Problem(401, "refresh-invalid", "刷新令牌无效")
+    _revoke_family(stored.family_id, "logout", utcnow())
+
+
+def device_token(settings: Settings, device_id: str, device_secret: str, client_address: str) -> DeviceAccess:
+    throttle = _throttle()
+    throttle.check("device", device_id, client_address)
+    device = db.session.get(Device, device_id)
+    if device is None or not device.active or not passwords.verify_device_secret(device.secret_hash, device_secret):
+        throttle.record_failure("device", device_id, client_address)
+        raise Problem(401, "invalid-credentials", "设备编号或设备密钥错误")
+    issued = tokens.issue(settings.jwt_signing_key, device.id, tokens.DEVICE_ACCESS, settings.device_token_seconds,
+                          {"role": "device", "dept": str(device.department_id), "kind": device.kind.value})
+    return DeviceAccess(issued.token, issued.expires_in)
+
+
+def principal_from_token(settings: Settings, raw: str, *, allow_device: bool) -> Principal:
+    """Verify a bearer token and load who it speaks for, as the database knows them now."""
+    allowed = (tokens.USER_ACCESS, tokens.DEVICE_ACCESS) if allow_device else (tokens.USER_ACCESS,)
+    claims = tokens.decode(settings.jwt_signing_key, raw, allowed)
+    subject = str(claims["sub"])
+    if claims["typ"] == tokens.DEVICE_ACCESS:
+        device = db.session.get(Device, subject)
+        if device is None or not device.active:
+            raise Problem(401, "token-invalid", "设备已停用或不存在")
+        return Principal("device", device.id, "device", device.department_id)
+    try:
+        user_id = uuid.UUID(subject)
+    except ValueError:
+        raise Problem(401, "token-invalid", "访问令牌无效") from None
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        raise Problem(401, "token-invalid", "账号已停用或不存在")
+    return Principal("user", str(user.id), user.role.value, user.department_id)
+
+
+def init_app(app) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings = app.config["SETTINGS"]
+    app.extensions["inspect_once.login_throttle"] = FailureThrottle(
+        settings.ratelimit_storage_uri, settings.login_rate_limit, settings.login_address_rate_limit)

@@ -1,0 +1,176 @@
+"""Operator commands: ``flask --app server <command>``.
+
+Each command runs the same service functions as the API, as the system
+operator, and commits once at the end; on any refusal nothing is stored and
+the command exits non-zero with the reason.
+"""
+from __future__ import annotations
+
+import functools
+from datetime import date
+from typing import Any, Callable
+
+import click
+from flask import Flask, current_app
+from flask_migrate import upgrade
+
+from server.auth.policy import SYSTEM
+from server.directory import service as directory
+from server.directory.models import CertificateStatus, DeviceKind, Role
+from server.errors import Problem
+from server.extensions import db
+
+
+def _operator_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Commit on success; on a refusal roll back and exit 1 with a one-line reason."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = fn(*args, **kwargs)
+            db.session.commit()
+            return result
+        except Problem as problem:
+            db.session.rollback()
+            fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in (problem.errors or {}).items())
+            raise click.ClickException(problem.detail + (f" ({fields})" if fields and fields not in (problem.detail or "") else "")) from None
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    return wrapper
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create or upgrade the database schema to the newest migration."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    click.echo("database schema is up to date")
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when departments already exist.")
+@_operator_command
+def seed_demo_command(if_empty: bool) -> None:
+    """Fill an empty database with a believable demo city."""
+    from server.seed import DEMO_PASSWORD, seed_demo_city
+
+    summary = seed_demo_city(if_empty=if_empty)
+    if summary is None:
+        click.echo("demo data already present; nothing added")
+        return
+    click.echo(f"seeded: {summary}")
+    click.echo(f"demo accounts (password for all: {DEMO_PASSWORD}):")
+    for line in summary.accounts:
+        click.echo(f"  {line}")
+
+
+@click.command("create-department")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@_operator_command
+def create_department_command(code: str, name: str) -> None:
+    """Create an enforcement department."""
+    from server.directory.schemas import DepartmentCreate
+    data = _validate(DepartmentCreate, {"code": code, "name": name})
+    department = directory.create_department(SYSTEM, data["code"], data["name"])
+    click.echo(f"created department {department.code} {department.name} ({department.id})")
+
+
+def _validate(schema_cls: Any, data: dict[str, Any]) -> dict[str, Any]:
+    import marshmallow as ma
+    try:
+        return schema_cls().load(data)  # type: ignore[no-any-return]
+    except ma.ValidationError as exc:
+        from server.errors import flatten_messages
+        flat = flatten_messages(exc.messages)
+        raise click.ClickException("; ".join(f"{k}: {', '.join(v)}" for k, v in flat.items())) from None
+
+
+@click.command("create-user")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--department", "department_code", required=True, help="Department code")
+@click.option("--full-name", default=None, help="Defaults to the username")
+@click.option("--certificate", default=None, help="Enforcement certificate number")
+@click.option("--valid-from", default=None, help="YYYY-MM-DD, default today")
+@click.option("--valid-until", default=None, help="YYYY-MM-DD, required with --certificate")
+@_operator_command
+def create_user_command(username: str, password: str, role: str, department_code: str, full_name: str | None,
+                        certificate: str | None, valid_from: str | None, valid_until: str | None) -> None:
+    """Create an account, optionally with its enforcement certificate."""
+    from server.directory.schemas import UserCreate
+    if certificate and not valid_until:
+        raise click.BadParameter("--valid-until is required with --certificate", param_hint="--valid-until")
+    department = directory.department_by_code(department_code)
+    payload: dict[str, Any] = {"username": username, "password": password, "role": role,
+                               "full_name": full_name or username, "department_id": str(department.id)}
+    if certificate:
+        payload["certificate"] = {"number": certificate,
+                                  "valid_from": (_parse_day(valid_from, "--valid-from") or date.today()).isoformat(),
+                                  "valid_until": (_parse_day(valid_until, "--valid-until") or date.today()).isoformat()}
+    user = directory.create_user(SYSTEM, _validate(UserCreate, payload))
+    click.echo(f"created user {user.username} ({user.role.value}, {department.code})")
+
+
+@click.command("create-device")
+@click.option("--id", "device_id", required=True)
+@click.option("--kind", required=True, type=click.Choice([k.value for k in DeviceKind]))
+@click.option("--department", "department_code", required=True)
+@click.option("--inspector", default=None, help="Username of the inspector the device is assigned to")
+@click.option("--label", default=None)
+@_operator_command
+def create_device_command(device_id: str, kind: str, department_code: str, inspector: str | None, label: str | None) -> None:
+    """Register a device; prints its secret once, alone on the last line."""
+    from sqlalchemy import select
+    from server.directory.models import User
+    from server.directory.schemas import DeviceCreate
+    department = directory.department_by_code(department_code)
+    inspector_id = None
+    if inspector:
+        inspector_id = db.session.scalar(select(User.id).where(User.username == inspector))
+        if inspector_id is None:
+            raise click.BadParameter(f"no user named {inspector!r}", param_hint="--inspector")
+    data = _validate(DeviceCreate, {"id": device_id, "kind": kind, "department_id": str(department.id),
+                                    "inspector_id": str(inspector_id) if inspector_id else None, "label": label})
+    created = directory.create_device(SYSTEM, data)
+    click.echo(f"created device {created.device.id} ({kind}, {department.code}); its secret is shown once:")
+    click.echo(created.secret)
+
+
+@click.command("set-certificate-status")
+@click.argument("number")
+@click.argument("status", type=click.Choice([s.value for s in CertificateStatus]))
+@click.option("--reason", default=None)
+@_operator_command
+def set_certificate_status_command(number: str, status: str, reason: str | None) -> None:
+    """Suspend, revoke or reinstate a certificate (kept in its history)."""
+    certificate = directory.certificate_by_number(number)
+    directory.change_certificate_status(SYSTEM, certificate, CertificateStatus(status), reason)
+    click.echo(f"certificate {number} is now {status}")
+
+
+@click.command("serve")
+@click.option("--threads", default=8, show_default=True)
+def serve_command(threads: int) -> None:
+    """Serve with waitress on INSPECT_ONCE_HOST:INSPECT_ONCE_PORT."""
+    from waitress import serve
+    settings = current_app.config["SETTINGS"]
+    click.echo(f"Inspect Once serving on http://{settings.host}:{settings.port}/ (API docs: /api/v1/docs)")
+    serve(current_app._get_current_object(), host=settings.host, port=settings.port, threads=threads, ident="inspect-once")
+
+
+def init_app(app: Flask) -> None:
+    for command in (init_db_command, seed_demo_command, create_department_command, create_user_command,
+                    create_device_command, set_certificate_status_command, serve_command):
+        app.cli.add_command(command)

@@ -1,0 +1,144 @@
+"""Settings read from the environment, validated once at start-up.
+
+The server refuses to start with a one-line reason when a setting is unknown
+or unsafe, so an operator learns about a typo before the first inspector syncs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+DEV_SECRET = "dev-only-insecure-secret-change-me"
+ENV_PREFIX = "INSPECT_ONCE_"
+
+# Environment variables read by this module. Anything else starting with
+# INSPECT_ONCE_ is treated as a typo and refused.
+KNOWN_PREFIXED = {
+    "INSPECT_ONCE_HOST",
+    "INSPECT_ONCE_PORT",
+    "INSPECT_ONCE_DEBUG",
+    "INSPECT_ONCE_ACCESS_TOKEN_SECONDS",
+    "INSPECT_ONCE_REFRESH_TOKEN_DAYS",
+    "INSPECT_ONCE_DEVICE_TOKEN_SECONDS",
+    "INSPECT_ONCE_MAX_CONTENT_LENGTH",
+    "INSPECT_ONCE_LOGIN_RATE_LIMIT",
+    "INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT",
+    "INSPECT_ONCE_RATELIMIT_STORAGE_URI",
+    "INSPECT_ONCE_PAGE_SIZE_MAX",
+}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing, malformed or unsafe; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    media_root: Path
+    secret_key: str
+    jwt_signing_key: str
+    host: str
+    port: int
+    debug: bool
+    access_token_seconds: int
+    refresh_token_days: int
+    device_token_seconds: int
+    max_content_length: int
+    login_rate_limit: str
+    login_address_rate_limit: str
+    ratelimit_storage_uri: str
+    page_size_max: int
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False) -> Settings:
+    """Build settings from ``env`` (default ``os.environ``), refusing unsafe ones."""
+    env = os.environ if env is None else env
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in KNOWN_PREFIXED)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]}; known: {', '.join(sorted(KNOWN_PREFIXED))}")
+
+    debug = _bool(env, "INSPECT_ONCE_DEBUG")
+    root = Path(env.get("INSPECT_ONCE_VAR", "var")).resolve()
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{root / 'inspect-once.db'}"
+    if not database_url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+    secret_key = env.get("SECRET_KEY", "")
+    jwt_key = env.get("JWT_SIGNING_KEY", "")
+    relaxed = debug or testing
+    for name, value in (("SECRET_KEY", secret_key), ("JWT_SIGNING_KEY", jwt_key)):
+        if not value or value == DEV_SECRET:
+            if not relaxed:
+                raise ConfigError(f"{name} is not set; set a random value of at least 32 characters (or INSPECT_ONCE_DEBUG=1 for development)")
+        elif len(value) < 32 and not relaxed:
+            raise ConfigError(f"{name} is too short; use at least 32 random characters")
+    secret_key = secret_key or DEV_SECRET
+    jwt_key = jwt_key or DEV_SECRET + "-jwt"
+    if secret_key == jwt_key and not relaxed:
+        raise ConfigError("JWT_SIGNING_KEY must differ from SECRET_KEY")
+
+    return Settings(
+        database_url=database_url,
+        media_root=Path(env.get("MEDIA_ROOT") or root / "media").resolve(),
+        secret_key=secret_key,
+        jwt_signing_key=jwt_key,
+        host=env.get("INSPECT_ONCE_HOST", "127.0.0.1"),
+        port=_int(env, "INSPECT_ONCE_PORT", 5000),
+        debug=debug,
+        access_token_seconds=_int(env, "INSPECT_ONCE_ACCESS_TOKEN_SECONDS", 900, minimum=30),
+        refresh_token_days=_int(env, "INSPECT_ONCE_REFRESH_TOKEN_DAYS", 30),
+        device_token_seconds=_int(env, "INSPECT_ONCE_DEVICE_TOKEN_SECONDS", 3600, minimum=30),
+        max_content_length=_int(env, "INSPECT_ONCE_MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+        login_rate_limit=env.get("INSPECT_ONCE_LOGIN_RATE_LIMIT", "5 per minute"),
+        login_address_rate_limit=env.get("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
+        ratelimit_storage_uri=env.get("INSPECT_ONCE_RATELIMIT_STORAGE_URI", "memory://"),
+        page_size_max=_int(env, "INSPECT_ONCE_PAGE_SIZE_MAX", 200),
+    )
+
+
+def flask_config(settings: Settings) -> dict[str, Any]:
+    """Translate settings into the Flask/extension configuration keys."""
+    return {
+        "SETTINGS": settings,
+        "SECRET_KEY": settings.secret_key,
+        "DEBUG": settings.debug,
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": settings.max_content_length,
+        "API_TITLE": "Inspect Once",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": None,
+        "OPENAPI_REDOC_PATH": None,
+        "JSON_SORT_KEYS": False,
+    }

@@ -1,0 +1,201 @@
+"""A believable demo city (祁阳市), built through the same service functions users call."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from server.auth.policy import SYSTEM
+from server.directory import service as directory
+from server.directory.credit_code import ALPHABET, make_credit_code
+from server.directory.models import CertificateStatus, Department, User
+from server.extensions import db
+
+DEMO_PASSWORD = "demo-pass-2026"
+DIVISION = "431121"  # 祁阳市 administrative division code
+
+DEPARTMENTS = [
+    ("SCJG", "市场监管局"), ("STHJ", "生态环境局"), ("JTYS", "交通运输局"),
+    ("NYNC", "农业农村局"), ("WLGT", "文旅广体局"), ("YJGL", "应急管理局"),
+]
+
+CHECK_ITEMS: dict[str, list[tuple[str, str, str]]] = {
+    "SCJG": [
+        ("SCJG-01", "营业执照公示情况", "《市场主体登记管理条例》第三十六条"),
+        ("SCJG-02", "食品经营许可及从业人员健康证明", "《中华人民共和国食品安全法》第三十五条、第四十五条"),
+        ("SCJG-03", "计量器具检定情况", "《中华人民共和国计量法》第九条"),
+        ("SCJG-04", "明码标价执行情况", "《中华人民共和国价格法》第十三条"),
+        ("SCJG-05", "特种设备使用登记与定期检验", "《中华人民共和国特种设备安全法》第三十三条、第四十条"),
+    ],
+    "STHJ": [
+        ("STHJ-01", "排污许可证执行情况", "《排污许可管理条例》第十七条"),
+        ("STHJ-02", "污染防治设施运行情况", "《中华人民共和国环境保护法》第四十一条"),
+        ("STHJ-03", "危险废物贮存与转移联单", "《中华人民共和国固体废物污染环境防治法》第八十一条、第八十二条"),
+        ("STHJ-04", "环境影响评价与“三同时”", "《建设项目环境保护管理条例》第十五条"),
+        ("STHJ-05", "营业执照公示情况", "《市场主体登记管理条例》第三十六条"),
+    ],
+    "JTYS": [
+        ("JTYS-01", "道路运输经营许可", "《中华人民共和国道路运输条例》第十条"),
+        ("JTYS-02", "营运车辆技术档案与年审", "《道路运输车辆技术管理规定》第二十九条"),
+        ("JTYS-03", "驾驶员从业资格", "《道路运输从业人员管理规定》第六条"),
+        ("JTYS-04", "危险货物运输安全管理", "《危险货物道路运输安全管理办法》第八条"),
+        ("JTYS-05", "动态监控系统运行", "《道路运输车辆动态监督管理办法》第二十四条"),
+    ],
+    "NYNC": [
+        ("NYNC-01", "农药经营许可与台账", "《农药管理条例》第二十四条、第二十八条"),
+        ("NYNC-02", "兽药经营质量管理", "《兽药管理条例》第二十四条"),
+        ("NYNC-03", "种子生产经营许可", "《中华人民共和国种子法》第三十一条"),
+        ("NYNC-04", "饲料和饲料添加剂质量", "《饲料和饲料添加剂管理条例》第二十条"),
+        ("NYNC-05", "畜禽养殖废弃物处理", "《畜禽规模养殖污染防治条例》第十三条"),
+    ],
+    "WLGT": [
+        ("WLGT-01", "娱乐场所经营许可", "《娱乐场所管理条例》第九条"),
+        ("WLGT-02", "旅行社业务经营许可", "《旅行社条例》第七条"),
+        ("WLGT-03", "网吧未成年人保护措施", "《互联网上网服务营业场所管理条例》第二十一条"),
+        ("WLGT-04", "游泳场所安全设施", "《体育场馆运营管理办法》第十条"),
+        ("WLGT-05", "营业执照公示情况", "《市场主体登记管理条例》第三十六条"),
+    ],
+    "YJGL": [
+        ("YJGL-01", "安全生产责任制落实", "《中华人民共和国安全生产法》第二十二条"),
+        ("YJGL-02", "安全生产教育培训", "《中华人民共和国安全生产法》第二十八条"),
+        ("YJGL-03", "危险化学品储存管理", "《危险化学品安全管理条例》第二十四条"),
+        ("YJGL-04", "应急预案与演练", "《生产安全事故应急条例》第五条、第八条"),
+        ("YJGL-05", "消防安全与疏散通道", "《中华人民共和国消防法》第十六条"),
+    ],
+}
+
+SURNAMES = "王李张刘陈杨黄赵周吴徐孙胡朱高林何郭马罗梁宋郑谢唐蒋邓彭曾肖田"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红玉兰文斌海波辉鹏"
+TOWNS = ["浯溪街道", "长虹街道", "龙山街道", "观音滩镇", "茅竹镇", "大忠桥镇", "肖家村镇", "八宝镇",
+         "白水镇", "黄泥塘镇", "进宝塘镇", "潘市镇", "梅溪镇", "羊角塘镇", "下马渡镇", "七里桥镇"]
+ROADS = ["祁阳大道", "浯溪路", "建设路", "人民路", "文昌路", "龙山路", "工业园路", "湘江路", "金盆路", "陶铸路"]
+BRANDS = ["湘南", "浯溪", "祁山", "永兴", "恒达", "鑫源", "华泰", "盛世", "金穗", "佳美", "顺发", "宏远",
+          "绿野", "新城", "福旺", "兴隆", "瑞丰", "长青", "丰泰", "天成"]
+KINDS = [  # (business, industry, departments that supervise it)
+    ("食品有限公司", "食品生产", ["SCJG", "STHJ", "YJGL"]),
+    ("餐饮管理有限公司", "餐饮服务", ["SCJG", "YJGL"]),
+    ("化工有限公司", "化学原料制造", ["STHJ", "YJGL", "SCJG"]),
+    ("物流有限公司", "道路货物运输", ["JTYS", "YJGL", "SCJG"]),
+    ("客运有限公司", "道路旅客运输", ["JTYS", "YJGL"]),
+    ("农资经营部", "农资批发零售", ["NYNC", "SCJG"]),
+    ("生态养殖专业合作社", "畜禽养殖", ["NYNC", "STHJ"]),
+    ("文化娱乐有限公司", "娱乐场所", ["WLGT", "YJGL", "SCJG"]),
+    ("旅行社有限公司", "旅行社", ["WLGT", "SCJG"]),
+    ("机械制造有限公司", "通用设备制造", ["SCJG", "STHJ", "YJGL"]),
+    ("超市有限公司", "零售", ["SCJG", "YJGL"]),
+    ("网络服务中心", "上网服务场所", ["WLGT", "YJGL"]),
+]
+
+
+@dataclass
+class SeedSummary:
+    departments: int = 0
+    check_items: int = 0
+    enterprises: int = 0
+    users: int = 0
+    certificates_suspended: int = 0
+    devices: int = 0
+    accounts: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"{self.departments} departments, {self.check_items} check items, {self.enterprises} enterprises, "
+                f"{self.users} accounts ({self.certificates_suspended} certificates suspended), {self.devices} devices")
+
+
+def _person(rng: random.Random, used: set[str]) -> str:
+    while True:
+        name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+        if name not in used:
+            used.add(name)
+            return name
+
+
+def _credit_code(rng: random.Random, used: set[str]) -> str:
+    alnum = [c for c in ALPHABET if c.isdigit() or c in "ABCDEFGHJKLMNPQRTUWXY"]
+    while True:
+        org_body = "MA" + "".join(rng.choice(alnum) for _ in range(6))
+        code = make_credit_code("9", "1", DIVISION, org_body)
+        if code not in used:
+            used.add(code)
+            return code
+
+
+def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: int = 2021) -> SeedSummary | None:
+    """Create the demo city. Returns None when ``if_empty`` and data exists."""
+    if if_empty and db.session.scalar(select(Department.id).limit(1)) is not None:
+        return None
+    rng = random.Random(rng_seed)
+    summary = SeedSummary()
+    today = date.today()
+    departments: dict[str, Department] = {}
+    for code, name in DEPARTMENTS:
+        departments[code] = directory.create_department(SYSTEM, code, name)
+        summary.departments += 1
+        for item_code, title, basis in CHECK_ITEMS[code]:
+            directory.create_check_item(SYSTEM, {"department_id": departments[code].id, "code": item_code,
+                                                 "title": title, "legal_basis": basis, "method": "现场检查、查阅资料"})
+            summary.check_items += 1
+
+    used_names: set[str] = set()
+
+    def account(username: str, role: str, dept: str, cert: str | None = None) -> None:
+        data = {"username": username, "full_name": _person(rng, used_names), "password": DEMO_PASSWORD,
+                "role": role, "department_id": departments[dept].id, "certificate": None}
+        if cert:
+            data["certificate"] = {"number": cert, "valid_from": today - timedelta(days=rng.randint(200, 1500)),
+                                   "valid_until": today + timedelta(days=rng.randint(90, 1200))}
+        directory.create_user(SYSTEM, data)
+        summary.users += 1
+
+    account("admin", "admin", "SCJG")
+    summary.accounts.append("admin            系统管理员 (admin)")
+    for index, (code, name) in enumerate(DEPARTMENTS, start=1):
+        lower = code.lower()
+        account(f"{lower}-head", "head", code)
+        account(f"{lower}-supervisor", "supervisor", code)
+        if code in ("SCJG", "STHJ", "YJGL"):
+            account(f"{lower}-legal", "legal_reviewer", code)
+        for n in range(1, 8 if code in ("SCJG", "STHJ") else 7):
+            account(f"{lower}-insp{n}", "inspector", code, cert=f"43112{index}{n:03d}{rng.randint(100, 999)}")
+        summary.accounts.append(f"{lower}-head / {lower}-supervisor / {lower}-insp1..   {name}")
+        # Devices: one bodycam per inspector, a dock and two tablets per department.
+        for n in range(1, 8 if code in ("SCJG", "STHJ") else 7):
+            inspector = db.session.scalar(select(User.id).where(User.username == f"{lower}-insp{n}"))
+            directory.create_device(SYSTEM, {"id": f"{code}-BC{n:02d}", "kind": "bodycam",
+                                             "department_id": departments[code].id, "inspector_id": inspector,
+                                             "label": f"执法记录仪 {n} 号"})
+            summary.devices += 1
+        directory.create_device(SYSTEM, {"id": f"{code}-DOCK1", "kind": "dock", "department_id": departments[code].id,
+                                         "label": "采集工作站"})
+        for n in (1, 2):
+            directory.create_device(SYSTEM, {"id": f"{code}-TAB{n}", "kind": "tablet",
+                                             "department_id": departments[code].id, "label": f"执法平板 {n} 号"})
+        summary.devices += 3
+
+    # A few certificates suspended or revoked, with reasons, as real offices have.
+    certificates = directory.list_certificates(SYSTEM, 200, None).items
+    for certificate, status, reason in zip(
+            rng.sample(certificates, 4),
+            [CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.REVOKED],
+            ["年度执法资格考试未通过，暂扣待补考", "涉嫌违规执法，调查期间暂扣", "离岗培训期间暂扣", "调离执法岗位，依规吊销"]):
+        directory.change_certificate_status(SYSTEM, certificate, status, reason)
+        summary.certificates_suspended += 1
+
+    used_codes: set[str] = set()
+    used_enterprise_names: set[str] = set()
+    for _ in range(enterprises):
+        business, industry, dept_codes = rng.choice(KINDS)
+        while True:
+            name = f"祁阳市{rng.choice(BRANDS)}{rng.choice(BRANDS)}{business}"
+            if name not in used_enterprise_names:
+                used_enterprise_names.add(name)
+                break
+        data = {"credit_code": _credit_code(rng, used_codes), "name": name,
+                "address": f"湖南省永州市祁阳市{rng.choice(TOWNS)}{rng.choice(ROADS)}{rng.randint(1, 399)}号",
+                "legal_representative": _person(rng, set()), "industry": industry,
+                "risk_level": rng.choices(["low", "normal", "high"], [3, 6, 1])[0]}
+        directory.create_enterprise(SYSTEM, data, [departments[c] for c in dept_codes])
+        summary.enterprises += 1
+    return summary
