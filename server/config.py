@@ -26,7 +26,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_LOGIN_RATE_LIMIT",
     "INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT",
     "INSPECT_ONCE_RATELIMIT_STORAGE_URI",
-    "INSPECT_ONCE_PAGE_SIZE_MAX",
+    "INSPECT_ONCE_VAR",
 }
 
 
@@ -50,7 +50,6 @@ class Settings:
     login_rate_limit: str
     login_address_rate_limit: str
     ratelimit_storage_uri: str
-    page_size_max: int
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -73,6 +72,16 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _rate(value: str, name: str) -> str:
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ConfigError(f"{name} must look like '5 per minute', got {value!r}") from None
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False) -> Settings:
@@ -104,6 +113,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
     if secret_key == jwt_key and not relaxed:
         raise ConfigError("JWT_SIGNING_KEY must differ from SECRET_KEY")
 
+    for name, default in (("INSPECT_ONCE_LOGIN_RATE_LIMIT", "5 per minute"),
+                          ("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute")):
+        _rate(env.get(name, default), name)
+
     return Settings(
         database_url=database_url,
         media_root=Path(env.get("MEDIA_ROOT") or root / "media").resolve(),
@@ -119,7 +132,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         login_rate_limit=env.get("INSPECT_ONCE_LOGIN_RATE_LIMIT", "5 per minute"),
         login_address_rate_limit=env.get("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
         ratelimit_storage_uri=env.get("INSPECT_ONCE_RATELIMIT_STORAGE_URI", "memory://"),
-        page_size_max=_int(env, "INSPECT_ONCE_PAGE_SIZE_MAX", 200),
     )
 
 

@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+VAR ?= var
+export INSPECT_ONCE_VAR := $(abspath $(VAR))
+
+.PHONY: run test install lint clean-var
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the project's dependencies change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+# Secrets are generated once per installation and kept (mode 600) under var/.
+$(VAR)/secrets.env: | $(BIN)/python
+	@mkdir -p $(VAR)
+	@umask 077; $(BIN)/python -c 'import secrets; print("SECRET_KEY=" + secrets.token_urlsafe(48)); print("JWT_SIGNING_KEY=" + secrets.token_urlsafe(48))' > $@
+	@echo "generated $@ (keep it; tokens and sessions are signed with it)"
+
+run: install $(VAR)/secrets.env
+	@set -a; . ./$(VAR)/secrets.env; set +a; \
+	$(BIN)/flask --app server init-db && \
+	$(BIN)/flask --app server seed-demo --if-empty && \
+	echo "" && echo "Log in: http://$${INSPECT_ONCE_HOST:-127.0.0.1}:$${INSPECT_ONCE_PORT:-5000}/api/v1/docs  (POST /api/v1/auth/token)" && \
+	echo "Demo accounts (password demo-pass-2026): admin, scjg-head, scjg-supervisor, scjg-insp1 … (see README)" && \
+	exec $(BIN)/flask --app server serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-var:
+	rm -rf $(VAR)

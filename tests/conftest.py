@@ -1,0 +1,234 @@
+"""Fixtures that build real apps on real databases.
+
+Every test that takes ``app`` runs once on SQLite and, when
+``TEST_DATABASE_URL`` is set, once more on that database (PostgreSQL in CI).
+The schema comes from the Alembic migrations, so the migrations are tested by
+every test; each test starts with empty tables.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from server import create_app
+from server.auth.policy import SYSTEM
+from server.directory import service as directory
+from server.directory.models import Department, User
+from server.extensions import db
+
+PASSWORD = "correct-horse-battery"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def _normalise(url: str) -> str:
+    return "postgresql+psycopg://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+
+
+def _backends() -> list[Any]:
+    params = [pytest.param("sqlite", id="sqlite")]
+    if TEST_DATABASE_URL:
+        params.append(pytest.param(_normalise(TEST_DATABASE_URL), id="postgresql"))
+    return params
+
+
+def _build_app(database_url: str, var: Path, extra: dict[str, Any] | None = None) -> Flask:
+    env = {"INSPECT_ONCE_VAR": str(var), "MEDIA_ROOT": str(var / "media")}
+    config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **(extra or {})}
+    return create_app(config, env=env)
+
+
+def _migrate(app: Flask) -> None:
+    from flask_migrate import upgrade
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file copied for each test (fresh and fast)."""
+    var = tmp_path_factory.mktemp("sqlite-template")
+    path = var / "template.db"
+    _migrate(_build_app(f"sqlite:///{path}", var))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_ready(tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    if not TEST_DATABASE_URL:
+        return None
+    url = _normalise(TEST_DATABASE_URL)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    _migrate(_build_app(url, tmp_path_factory.mktemp("pg-migrate")))
+    return url
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "inspect-once.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_ready")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    app = _build_app(database_url, tmp_path / "var")
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+# ---- factories: real objects through the same services users call ----------
+
+@pytest.fixture
+def make_department(app: Flask) -> Callable[..., Department]:
+    def make(code: str, name: str | None = None) -> Department:
+        department = directory.create_department(SYSTEM, code, name or f"{code} 局")
+        db.session.commit()
+        return department
+    return make
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., User]:
+    counter = iter(range(1, 10_000))
+
+    def make(username: str, role: str, department: Department, *, certificate: str | None = None,
+             valid_from: date | None = None, valid_until: date | None = None, password: str = PASSWORD) -> User:
+        data: dict[str, Any] = {"username": username, "full_name": f"测试{next(counter)}", "password": password,
+                                "role": role, "department_id": department.id, "certificate": None}
+        if certificate:
+            data["certificate"] = {"number": certificate,
+                                   "valid_from": valid_from or date.today() - timedelta(days=365),
+                                   "valid_until": valid_until or date.today() + timedelta(days=365)}
+        user = directory.create_user(SYSTEM, data)
+        db.session.commit()
+        return user
+    return make
+
+
+@pytest.fixture
+def make_device(app: Flask) -> Callable[..., directory.CreatedDevice]:
+    def make(device_id: str, kind: str, department: Department, inspector: User | None = None) -> directory.CreatedDevice:
+        created = directory.create_device(SYSTEM, {"id": device_id, "kind": kind, "department_id": department.id,
+                                                   "inspector_id": inspector.id if inspector else None})
+        db.session.commit()
+        return created
+    return make
+
+
+@dataclass
+class AuthActions:
+    """Logs in through the real endpoint and hands out Authorization headers."""
+
+    client: FlaskClient
+
+    def login(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = self.client.post("/api/v1/auth/token", json={"username": username, "password": password})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()  # type: ignore[no-any-return]
+
+    def headers(self, username: str) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.login(username)["access_token"]}
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+@dataclass
+class World:
+    """Two departments with a head, supervisor, inspector each; an admin; devices; an enterprise."""
+
+    market: Department
+    ecology: Department
+    people: dict[str, User]
+    devices: dict[str, directory.CreatedDevice]
+    enterprise: Any
+    check_items: dict[str, Any]
+
+
+VALID_CODE = "91350100M000100Y43"
+
+
+@pytest.fixture
+def world(make_department: Callable[..., Department], make_user: Callable[..., User],
+          make_device: Callable[..., directory.CreatedDevice]) -> World:
+    market = make_department("SCJG", "市场监管局")
+    ecology = make_department("STHJ", "生态环境局")
+    people = {
+        "admin": make_user("admin", "admin", market),
+        "m-head": make_user("m-head", "head", market),
+        "m-sup": make_user("m-sup", "supervisor", market),
+        "m-insp": make_user("m-insp", "inspector", market, certificate="CERT-M-001"),
+        "e-head": make_user("e-head", "head", ecology),
+        "e-sup": make_user("e-sup", "supervisor", ecology),
+        "e-insp": make_user("e-insp", "inspector", ecology, certificate="CERT-E-001"),
+    }
+    devices = {
+        "m-cam": make_device("SCJG-BC01", "bodycam", market, people["m-insp"]),
+        "e-dock": make_device("STHJ-DOCK1", "dock", ecology),
+    }
+    enterprise = directory.create_enterprise(
+        SYSTEM, {"credit_code": VALID_CODE, "name": "祁阳市浯溪食品有限公司", "address": "祁阳市浯溪街道建设路1号"},
+        [market, ecology])
+    items = {
+        "m-licence": directory.create_check_item(SYSTEM, {"department_id": market.id, "code": "SCJG-01",
+                                                          "title": "营业执照公示", "legal_basis": "《市场主体登记管理条例》第三十六条"}),
+        "e-permit": directory.create_check_item(SYSTEM, {"department_id": ecology.id, "code": "STHJ-01",
+                                                         "title": "排污许可", "legal_basis": "《排污许可管理条例》第十七条"}),
+    }
+    db.session.commit()
+    return World(market, ecology, people, devices, enterprise, items)
+
+
+def assert_problem(response: Any, status: int, slug: str | None = None) -> dict[str, Any]:
+    """The answer is RFC 9457 problem+json with the given status (and type slug)."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.mimetype == "application/problem+json", response.mimetype
+    body = response.get_json()
+    assert body["status"] == status
+    assert body["type"].startswith("/problems/")
+    assert body["title"] and body["detail"]
+    if slug:
+        assert body["type"] == f"/problems/{slug}", body
+    return body  # type: ignore[no-any-return]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
