@@ -150,7 +150,8 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
-        "OPENAPI_SWAGGER_UI_URL": None,
+        # Served from the installed swagger-ui-bundle: offices often have no internet.
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
         "OPENAPI_REDOC_PATH": None,
         "JSON_SORT_KEYS": False,
     }

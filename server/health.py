@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, send_from_directory
 from sqlalchemy import text
 
 from server.errors import problem_response
@@ -30,3 +30,11 @@ def healthz() -> Any:
     if all(v == "ok" for v in checks.values()):
         return {"status": "ok", "checks": checks}
     return problem_response(503, "unhealthy", "服务不可用", "数据库或媒体存储不可用", extra={"checks": checks})
+
+
+@bp.get("/api/v1/docs/assets/<path:filename>")
+def swagger_ui_asset(filename: str) -> Any:
+    """Swagger UI's JavaScript and CSS, from the installed package (no CDN)."""
+    import swagger_ui_bundle
+
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
