@@ -26,7 +26,7 @@ $(VAR)/secrets.env: | $(BIN)/python
 	@echo "generated $@ (keep it; tokens and sessions are signed with it)"
 
 run: install $(VAR)/secrets.env
-	@set -a; . ./$(VAR)/secrets.env; set +a; \
+	@set -a; . "$(INSPECT_ONCE_VAR)/secrets.env"; set +a; \
 	$(BIN)/flask --app server init-db && \
 	$(BIN)/flask --app server seed-demo --if-empty && \
 	echo "" && echo "Log in: http://$${INSPECT_ONCE_HOST:-127.0.0.1}:$${INSPECT_ONCE_PORT:-5000}/api/v1/docs  (POST /api/v1/auth/token)" && \

@@ -30,7 +30,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.auth import passwords
     from server.auth import service as auth_service
     from server.auth.routes import blp as auth_blp
+    from server import changefeed  # noqa: F401 - registers the change-sequence hook
     from server.directory.routes import blueprints as directory_blueprints
+    from server.sync.routes import blp as sync_blp
+    from server.tasks.routes import blp as tasks_blp
     from server.extensions import db, migrate
 
     if testing:
@@ -42,12 +45,24 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     errors.init_app(app)
     auth_service.init_app(app)
     api.register_blueprint(auth_blp)
-    for blp in directory_blueprints:
+    for blp in [*directory_blueprints, tasks_blp, sync_blp]:
         api.register_blueprint(blp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app
+
+
+def _refuse_unstorable_path_values(app: Flask) -> None:
+    """A path segment with NUL (``/devices/%00``) names nothing: 404 before it reaches the database."""
+    from server.errors import Problem
+    from server.schemas import has_unstorable_text
+
+    @app.url_value_preprocessor
+    def refuse(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and any(has_unstorable_text(value) for value in values.values()):
+            raise Problem(404, "not-found", "资源不存在")
 
 
 def _install_transaction_boundary(app: Flask) -> None:

@@ -5,6 +5,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Api as _Api
+from flask_smorest import Blueprint as _Blueprint
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from server.errors import handle_http_exception
@@ -26,6 +28,16 @@ class Api(_Api):
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         return handle_http_exception(error)
+
+
+class StrictParser(FlaskParser):
+    # An unknown query parameter is refused too: a typo such as ``?curser=``
+    # would otherwise silently restart a tablet's pull from the beginning.
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+
+
+class Blueprint(_Blueprint):
+    ARGUMENTS_PARSER = StrictParser()
 
 
 api = Api()

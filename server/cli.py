@@ -32,8 +32,11 @@ def _operator_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except Problem as problem:
             db.session.rollback()
-            fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in (problem.errors or {}).items())
-            raise click.ClickException(problem.detail + (f" ({fields})" if fields and fields not in (problem.detail or "") else "")) from None
+            detail = problem.detail or problem.title
+            # Field messages that only repeat the detail would print the reason twice.
+            fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in (problem.errors or {}).items()
+                               if any(m not in detail for m in v))
+            raise click.ClickException(detail + (f" ({fields})" if fields else "")) from None
         except BaseException:
             db.session.rollback()
             raise
@@ -112,6 +115,8 @@ def create_user_command(username: str, password: str, role: str, department_code
     from server.directory.schemas import UserCreate
     if certificate and not valid_until:
         raise click.BadParameter("--valid-until is required with --certificate", param_hint="--valid-until")
+    if not certificate and (valid_until or valid_from):
+        raise click.BadParameter("--valid-from/--valid-until need --certificate", param_hint="--certificate")
     department = directory.department_by_code(department_code)
     payload: dict[str, Any] = {"username": username, "password": password, "role": role,
                                "full_name": full_name or username, "department_id": str(department.id)}

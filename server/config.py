@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import click
+
 DEV_SECRET = "dev-only-insecure-secret-change-me"
 ENV_PREFIX = "INSPECT_ONCE_"
 
@@ -27,11 +29,16 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT",
     "INSPECT_ONCE_RATELIMIT_STORAGE_URI",
     "INSPECT_ONCE_VAR",
+    "INSPECT_ONCE_SYNC_MAX_SKEW_SECONDS",
 }
 
 
-class ConfigError(RuntimeError):
-    """A setting is missing, malformed or unsafe; the message is one line."""
+class ConfigError(click.ClickException, RuntimeError):
+    """A setting is missing, malformed or unsafe; the message is one line.
+
+    A ClickException, so ``flask --app server …`` prints ``Error: <reason>``
+    and exits 1 instead of a traceback.
+    """
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Settings:
     max_content_length: int
     login_rate_limit: str
     login_address_rate_limit: str
+    sync_max_skew_seconds: int
     ratelimit_storage_uri: str
 
 
@@ -128,7 +136,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         access_token_seconds=_int(env, "INSPECT_ONCE_ACCESS_TOKEN_SECONDS", 900, minimum=30),
         refresh_token_days=_int(env, "INSPECT_ONCE_REFRESH_TOKEN_DAYS", 30),
         device_token_seconds=_int(env, "INSPECT_ONCE_DEVICE_TOKEN_SECONDS", 3600, minimum=30),
-        max_content_length=_int(env, "INSPECT_ONCE_MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+        sync_max_skew_seconds=_int(env, "INSPECT_ONCE_SYNC_MAX_SKEW_SECONDS", 300, minimum=0),
+        max_content_length=_int(env, "INSPECT_ONCE_MAX_CONTENT_LENGTH", 4 * 1024 * 1024, minimum=1024),
         login_rate_limit=env.get("INSPECT_ONCE_LOGIN_RATE_LIMIT", "5 per minute"),
         login_address_rate_limit=env.get("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
         ratelimit_storage_uri=env.get("INSPECT_ONCE_RATELIMIT_STORAGE_URI", "memory://"),

@@ -1,15 +1,42 @@
 """Schema helpers shared by capabilities."""
 from __future__ import annotations
 
+import re
+from typing import Any, Mapping
+
 import marshmallow as ma
+
+# Text no database column can hold: NUL (PostgreSQL refuses it) and lone UTF-16
+# surrogates (JSON "\ud800" escapes; they cannot be encoded as UTF-8).
+UNSTORABLE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "不能包含空字符（NUL）或无效的 Unicode 字符"
+
+
+def has_unstorable_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return UNSTORABLE_TEXT.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
+    return isinstance(value, (list, tuple)) and any(has_unstorable_text(v) for v in value)
 
 
 class StrictSchema(ma.Schema):
-    """Unknown fields are an error, not silently dropped."""
+    """Unknown fields are an error, not silently dropped; text must be storable."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    @ma.pre_load
+    def _refuse_unstorable_text(self, data: Any, **_: Any) -> Any:
+        # Nested StrictSchemas check their own fields. The key is echoed in the
+        # answer, so it is escaped to something that can be encoded.
+        if isinstance(data, Mapping):
+            errors = {str(key).encode("utf-8", "backslashreplace").decode(): [UNSTORABLE_MESSAGE]
+                      for key, value in data.items() if has_unstorable_text(key) or has_unstorable_text(value)}
+            if errors:
+                raise ma.ValidationError(errors)
+        return data
 
 
 class PageQuery(StrictSchema):

@@ -101,7 +101,7 @@ class SeedSummary:
 
     def __str__(self) -> str:
         return (f"{self.departments} departments, {self.check_items} check items, {self.enterprises} enterprises, "
-                f"{self.users} accounts ({self.certificates_suspended} certificates suspended), {self.devices} devices")
+                f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), {self.devices} devices")
 
 
 def _person(rng: random.Random, used: set[str]) -> str:

@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,6 +25,7 @@ from server.auth.policy import SYSTEM
 from server.directory import service as directory
 from server.directory.models import Department, User
 from server.extensions import db
+from server.tasks.service import create_task
 
 PASSWORD = "correct-horse-battery"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -181,6 +182,7 @@ class World:
     devices: dict[str, directory.CreatedDevice]
     enterprise: Any
     check_items: dict[str, Any]
+    task: Any
 
 
 VALID_CODE = "91350100M000100Y43"
@@ -199,10 +201,14 @@ def world(make_department: Callable[..., Department], make_user: Callable[..., U
         "e-head": make_user("e-head", "head", ecology),
         "e-sup": make_user("e-sup", "supervisor", ecology),
         "e-insp": make_user("e-insp", "inspector", ecology, certificate="CERT-E-001"),
+        "e-insp2": make_user("e-insp2", "inspector", ecology, certificate="CERT-E-002"),
     }
     devices = {
         "m-cam": make_device("SCJG-BC01", "bodycam", market, people["m-insp"]),
         "e-dock": make_device("STHJ-DOCK1", "dock", ecology),
+        "m-tab": make_device("SCJG-TAB1", "tablet", market),
+        "e-tab": make_device("STHJ-TAB1", "tablet", ecology),
+        "e-tab2": make_device("STHJ-TAB2", "tablet", ecology),
     }
     enterprise = directory.create_enterprise(
         SYSTEM, {"credit_code": VALID_CODE, "name": "祁阳市浯溪食品有限公司", "address": "祁阳市浯溪街道建设路1号"},
@@ -213,8 +219,13 @@ def world(make_department: Callable[..., Department], make_user: Callable[..., U
         "e-permit": directory.create_check_item(SYSTEM, {"department_id": ecology.id, "code": "STHJ-01",
                                                          "title": "排污许可", "legal_basis": "《排污许可管理条例》第十七条"}),
     }
+    now = datetime.now(timezone.utc)
+    task = create_task(SYSTEM, {
+        "title": "联合检查：浯溪食品", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=1),
+        "window_end": now + timedelta(hours=8), "member_ids": [people["m-insp"].id, people["e-insp"].id],
+        "check_item_ids": [items["m-licence"].id, items["e-permit"].id], "lead_department_id": market.id})
     db.session.commit()
-    return World(market, ecology, people, devices, enterprise, items)
+    return World(market, ecology, people, devices, enterprise, items, task)
 
 
 def assert_problem(response: Any, status: int, slug: str | None = None) -> dict[str, Any]:

@@ -29,6 +29,10 @@ class Permission(str, enum.Enum):
     MANAGE_DEVICES = "devices:manage"
     MANAGE_DEPARTMENTS = "departments:manage"
     UPLOAD_MEDIA = "media:upload"
+    READ_TASKS = "tasks:read"
+    MANAGE_TASKS = "tasks:manage"
+    SYNC = "sync"                              # push and pull as a tablet
+    READ_CONFLICTS = "sync:read_conflicts"
 
 
 ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
@@ -45,6 +49,10 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_DEVICES: frozenset({"head", "admin"}),
     Permission.MANAGE_DEPARTMENTS: frozenset({"admin"}),
     Permission.UPLOAD_MEDIA: frozenset({"inspector", "device"}),
+    Permission.READ_TASKS: ALL_USER_ROLES,
+    Permission.MANAGE_TASKS: frozenset({"supervisor", "head", "admin"}),
+    Permission.SYNC: frozenset({"inspector"}),
+    Permission.READ_CONFLICTS: OFFICE,
 }
 
 # Permissions whose objects belong to a department: a non-admin only reaches
@@ -52,7 +60,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
 DEPARTMENT_SCOPED = frozenset({
     Permission.MANAGE_CHECK_ITEMS, Permission.READ_PEOPLE, Permission.MANAGE_PEOPLE,
     Permission.CHANGE_CERTIFICATE_STATUS, Permission.READ_DEVICES, Permission.MANAGE_DEVICES,
-    Permission.UPLOAD_MEDIA,
+    Permission.UPLOAD_MEDIA, Permission.SYNC,
 })
 
 

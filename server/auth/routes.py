@@ -3,9 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 
-from server.api import BEARER
+from server.api import BEARER, Blueprint
 from server.auth import service
 from server.auth.policy import Permission, current_principal, requires
 from server.auth.schemas import DeviceTokenRequest, DeviceTokenSchema, LoginRequest, MeSchema, RefreshRequest, TokenPairSchema

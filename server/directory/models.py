@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, Enum, ForeignKey, Index, String, Text, UniqueConstraint, Boolean, Table, Column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from server.changefeed import ChangeTracked
 from server.db_types import UTCDateTime, new_uuid, utcnow
 from server.extensions import db
 
@@ -47,7 +48,7 @@ class Department(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class CheckItem(db.Model):
+class CheckItem(ChangeTracked, db.Model):
     __tablename__ = "check_item"
     __table_args__ = (UniqueConstraint("department_id", "code"),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -79,7 +80,7 @@ class User(db.Model):
     certificates: Mapped[list["Certificate"]] = relationship(back_populates="holder", order_by="Certificate.valid_from")
 
 
-class Certificate(db.Model):
+class Certificate(ChangeTracked, db.Model):
     """An enforcement certificate (行政执法证); its QR code encodes ``number``."""
 
     __tablename__ = "certificate"
@@ -119,7 +120,7 @@ enterprise_department = Table(
 )
 
 
-class Enterprise(db.Model):
+class Enterprise(ChangeTracked, db.Model):
     """An inspection target in the cross-department directory (检查对象名录库)."""
 
     __tablename__ = "enterprise"

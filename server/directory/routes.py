@@ -5,9 +5,8 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from server.api import BEARER
+from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
 from server.directory import schemas as s
 from server.directory import service

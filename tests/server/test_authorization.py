@@ -23,6 +23,7 @@ def _ids(world: World) -> dict[str, str]:
         "user": str(world.people["e-insp"].id),
         "certificate": str(world.people["e-insp"].certificates[0].id),
         "device": world.devices["e-dock"].device.id,
+        "task": str(world.task.id),
     }
 
 
@@ -50,6 +51,15 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("GET", "/api/v1/devices/{device}", None, "m-head", 404),
     ("GET", "/api/v1/devices/{device}", None, "m-insp", 404),
     ("GET", "/api/v1/devices/{device}", None, "e-insp", 200),
+    # The task is led by market regulation, with one inspector of each department on the team.
+    ("GET", "/api/v1/tasks/{task}", None, "e-insp2", 404),
+    ("GET", "/api/v1/tasks/{task}", None, "e-insp", 200),
+    ("GET", "/api/v1/tasks/{task}", None, "e-sup", 200),
+    ("POST", "/api/v1/tasks/{task}/close", None, "e-insp2", 403),
+    ("POST", "/api/v1/tasks/{task}/close", None, "e-sup", 403),
+    ("POST", "/api/v1/tasks/{task}/close", None, "m-insp", 403),
+    ("POST", "/api/v1/tasks/{task}/close", None, "e-head", 403),
+    ("POST", "/api/v1/tasks/{task}/close", None, "m-sup", 200),
 ]
 
 
@@ -57,7 +67,7 @@ CASES: list[tuple[str, str, Any, str, int]] = [
                          ids=[f"{m} {t} as {a}" for m, t, _, a, _ in CASES])
 def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str, expected: int) -> None:
     url = template.format(**_ids(world))
-    read_url = url.removesuffix("/status")
+    read_url = url.removesuffix("/status").removesuffix("/close")
     before = client.get(read_url, headers=auth.headers("admin")).get_json()
     response = client.open(url, method=method, json=body, headers=auth.headers(actor))
     if expected >= 400:
@@ -71,7 +81,7 @@ def test_object_level_access(client, world: World, auth, method: str, template: 
 @pytest.mark.parametrize("template", sorted({t for _, t, _, _, _ in CASES}))
 def test_unknown_ids_answer_404(client, world: World, auth, template: str) -> None:
     ids = {k: (str(uuid.uuid4()) if k != "device" else "NO-SUCH-DEVICE") for k in _ids(world)}
-    method = "POST" if template.endswith("/status") else "GET"
+    method = "POST" if template.endswith(("/status", "/close")) else "GET"
     body = {"status": "suspended", "reason": "r"} if method == "POST" else None
     assert_problem(client.open(template.format(**ids), method=method, json=body, headers=auth.headers("admin")), 404)
 
@@ -81,7 +91,7 @@ def test_listings_are_scoped_to_the_department(client, world: World, auth) -> No
     users = {u["username"] for u in client.get("/api/v1/users/?limit=200", headers=headers).get_json()["items"]}
     assert users == {"admin", "m-head", "m-sup", "m-insp"}
     devices = {d["id"] for d in client.get("/api/v1/devices/", headers=headers).get_json()["items"]}
-    assert devices == {"SCJG-BC01"}
+    assert devices == {"SCJG-BC01", "SCJG-TAB1"}
     numbers = {c["number"] for c in client.get("/api/v1/certificates/", headers=headers).get_json()["items"]}
     assert numbers == {"CERT-M-001"}
     everyone = client.get("/api/v1/users/?limit=200", headers=auth.headers("admin")).get_json()["items"]

@@ -1,0 +1,186 @@
+"""The entities tablets sync and the rules for their fields.
+
+Plain functions rather than marshmallow schemas: a push carries up to 500
+mutations, and these checks run for each one on the hot path.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from server.schemas import UNSTORABLE_MESSAGE, has_unstorable_text
+
+
+class FieldError(ValueError):
+    """A field's value is not acceptable; the message is for the inspector."""
+
+    code = "invalid-fields"
+
+
+class ImmutableFieldError(FieldError):
+    code = "immutable-field"
+
+
+Validator = Callable[[Any], Any]
+
+
+def _nullable(validate: Validator) -> Validator:
+    def check(value: Any) -> Any:
+        return None if value is None else validate(value)
+    return check
+
+
+def uuid_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError("应为 UUID 字符串")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise FieldError("不是有效的 UUID") from None
+
+
+def timestamp(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 40:
+        raise FieldError("应为带时区的 ISO 8601 时间")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FieldError("不是有效的 ISO 8601 时间") from None
+    if parsed.tzinfo is None:
+        raise FieldError("时间必须带时区（如 +08:00）")
+    return parsed.astimezone(timezone.utc).isoformat()
+
+
+def text(max_length: int) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise FieldError("应为文本")
+        if has_unstorable_text(value):
+            raise FieldError(UNSTORABLE_MESSAGE)
+        if len(value) > max_length:
+            raise FieldError(f"长度不能超过 {max_length} 个字符")
+        return value
+    return check
+
+
+def choice(*options: str) -> Validator:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise FieldError("取值应为：" + "、".join(options))
+        return value  # type: ignore[no-any-return]
+    return check
+
+
+def list_of(validate: Validator, max_items: int) -> Validator:
+    def check(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise FieldError("应为列表")
+        if len(value) > max_items:
+            raise FieldError(f"最多 {max_items} 项")
+        return [validate(v) for v in value]
+    return check
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_hex(value: Any) -> str:
+    if not isinstance(value, str) or not _SHA256.match(value.lower()):
+        raise FieldError("应为64位十六进制 SHA-256")
+    return value.lower()
+
+
+def size_bytes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 1 << 44:
+        raise FieldError("应为非负整数（字节）")
+    return value
+
+
+COERCIVE_KINDS = ("seizure", "impoundment", "demolition", "closure", "other")
+
+
+def coercive_measure(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or set(value) - {"kind", "description"} or "kind" not in value:
+        raise FieldError("强制措施应为 {kind, description}")
+    return {"kind": choice(*COERCIVE_KINDS)(value["kind"]),
+            "description": text(1000)(value.get("description") or "")}
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    validate: Validator
+    required: bool = False   # must be given when the entity is created
+    immutable: bool = False  # cannot change once set
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    name: str
+    fields: dict[str, FieldRule]
+    parent_field: str | None  # the field naming the inspection this entity belongs to
+
+
+ENTITY_KINDS: dict[str, EntityKind] = {
+    "inspection": EntityKind("inspection", {
+        "task_id": FieldRule(uuid_text, required=True, immutable=True),
+        "started_at": FieldRule(_nullable(timestamp)),
+        "ended_at": FieldRule(_nullable(timestamp)),
+        "place": FieldRule(_nullable(text(300))),
+        "representative": FieldRule(_nullable(text(100))),
+        "soft_measures": FieldRule(list_of(text(1000), 50)),
+        "coercive_measures": FieldRule(list_of(coercive_measure, 20)),
+        "conclusion": FieldRule(_nullable(text(4000))),
+        "status": FieldRule(choice("open", "finished")),
+    }, parent_field=None),
+    "finding": EntityKind("finding", {
+        "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
+        "check_item_id": FieldRule(uuid_text, required=True, immutable=True),
+        "result": FieldRule(choice("compliant", "non_compliant", "not_applicable"), required=True),
+        "note": FieldRule(_nullable(text(4000))),
+        "evidence": FieldRule(list_of(uuid_text, 100)),
+        "recorded_at": FieldRule(_nullable(timestamp)),
+    }, parent_field="inspection_id"),
+    "media": EntityKind("media", {
+        "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
+        "sha256": FieldRule(sha256_hex, required=True, immutable=True),
+        "size": FieldRule(size_bytes, required=True, immutable=True),
+        "content_type": FieldRule(_nullable(text(100))),
+        "file_name": FieldRule(_nullable(text(255))),
+        "capture_start": FieldRule(_nullable(timestamp)),
+        "capture_end": FieldRule(_nullable(timestamp)),
+        "device_id": FieldRule(_nullable(text(64))),
+        "proves": FieldRule(choice("certificate", "scene", "signature", "other")),
+    }, parent_field="inspection_id"),
+    "signature": EntityKind("signature", {
+        "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
+        "signer_role": FieldRule(choice("inspector", "representative", "witness"), required=True),
+        "signer_name": FieldRule(_nullable(text(100))),
+        "media_id": FieldRule(_nullable(uuid_text)),
+        "signed_at": FieldRule(_nullable(timestamp)),
+    }, parent_field="inspection_id"),
+}
+
+
+def clean_fields(kind: EntityKind, fields: dict[str, Any], *, creating: bool,
+                 current: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate and normalise ``fields``; raise FieldError naming the first bad field."""
+    unknown = sorted(set(fields) - set(kind.fields))
+    if unknown:
+        raise FieldError(f"未知字段：{', '.join(unknown)}")
+    cleaned: dict[str, Any] = {}
+    for name, value in fields.items():
+        rule = kind.fields[name]
+        try:
+            cleaned[name] = rule.validate(value)
+        except FieldError as exc:
+            raise FieldError(f"{name}: {exc}") from None
+        if rule.immutable and current is not None and name in current and current[name] != cleaned[name]:
+            raise ImmutableFieldError(f"{name}: 创建后不能修改")
+    if creating:
+        missing = [name for name, rule in kind.fields.items() if rule.required and name not in cleaned]
+        if missing:
+            raise FieldError(f"缺少必填字段：{', '.join(missing)}")
+    return cleaned

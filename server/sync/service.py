@@ -1,0 +1,392 @@
+"""Push and pull: apply offline mutations at most once, merge field by field, serve changes.
+
+Push is set-based: one query each for the mutation log, the entities, the
+tasks, the memberships and the check items a batch touches, then plain
+Python per mutation, then one bulk insert of the log. A refused mutation
+touches nothing, so it never blocks the good ones in its batch.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import insert, select
+
+from server.auth.policy import Permission, Principal, authorize_object
+from server.db_types import utcnow
+from server.directory.models import Certificate, CheckItem, Device, DeviceKind, Enterprise
+from server.errors import Problem
+from server.extensions import db
+from server.sync import hlc as hlc_stamps
+from server.sync.entities import ENTITY_KINDS, FieldError, clean_fields
+from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
+from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
+
+
+@dataclass
+class MutationResult:
+    id: str
+    status: str
+    version: int | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def content_hash(mutation: dict[str, Any]) -> str:
+    canonical = json.dumps([mutation["entity"], str(mutation["entity_id"]), mutation["op"], mutation["base_version"],
+                            mutation["hlc"], mutation.get("fields") or {}],
+                           sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class _Batch:
+    """Everything a batch needs from the database, loaded up front."""
+
+    principal: Principal
+    device_id: str
+    now: datetime
+    max_skew: timedelta
+    log: dict[uuid.UUID, MutationRecord]
+    entities: dict[uuid.UUID, SyncedEntity]
+    tasks: dict[uuid.UUID, InspectionTask]
+    member_of: set[uuid.UUID]
+    check_items: dict[uuid.UUID, CheckItem]
+    task_items: dict[uuid.UUID, set[uuid.UUID]]
+    seen: dict[uuid.UUID, tuple[str, int]] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _require_tablet(principal: Principal, device_id: str) -> None:
+    device = db.session.get(Device, device_id)
+    if device is None or not device.active or device.kind != DeviceKind.TABLET:
+        raise Problem(422, "unknown-device", f"设备 {device_id} 不是已登记的在用执法平板",
+                      errors={"device_id": ["Not a registered, active tablet."]})
+    authorize_object(principal, Permission.SYNC, device)
+
+
+def _ids(values: Iterable[Any]) -> set[uuid.UUID]:
+    out: set[uuid.UUID] = set()
+    for value in values:
+        try:
+            out.add(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return out
+
+
+def _load_batch(principal: Principal, device_id: str, mutations: list[dict[str, Any]], max_skew: timedelta) -> _Batch:
+    entity_ids = _ids(m["entity_id"] for m in mutations)
+    parent_ids = _ids((m.get("fields") or {}).get("inspection_id") for m in mutations)
+    wanted = entity_ids | parent_ids
+    entities = {e.id: e for e in db.session.scalars(select(SyncedEntity).where(SyncedEntity.id.in_(wanted)))} if wanted else {}
+    # Updates name only the entity; their inspections are needed for the task too.
+    parents = {e.inspection_id for e in entities.values() if e.inspection_id and e.inspection_id not in entities}
+    if parents:
+        entities.update({e.id: e for e in db.session.scalars(select(SyncedEntity).where(SyncedEntity.id.in_(parents)))})
+    task_ids = _ids((m.get("fields") or {}).get("task_id") for m in mutations) | {e.task_id for e in entities.values()}
+    tasks = {t.id: t for t in db.session.scalars(select(InspectionTask).where(InspectionTask.id.in_(task_ids)))} if task_ids else {}
+    member_of = set(db.session.scalars(select(TaskMember.task_id).where(
+        TaskMember.user_id == principal.user_id, TaskMember.task_id.in_(task_ids)))) if task_ids else set()
+    item_ids = _ids((m.get("fields") or {}).get("check_item_id") for m in mutations)
+    check_items = {i.id: i for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(item_ids)))} if item_ids else {}
+    task_items: dict[uuid.UUID, set[uuid.UUID]] = {}
+    if task_ids:
+        for task_id, item_id in db.session.execute(select(TaskCheckItem.task_id, TaskCheckItem.check_item_id)
+                                                   .where(TaskCheckItem.task_id.in_(task_ids))):
+            task_items.setdefault(task_id, set()).add(item_id)
+    mutation_ids = _ids(m["id"] for m in mutations)
+    log = {r.id: r for r in db.session.scalars(select(MutationRecord).where(MutationRecord.id.in_(mutation_ids)))}
+    return _Batch(principal, device_id, utcnow(), max_skew, log, entities, tasks, member_of, check_items, task_items)
+
+
+def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], max_skew: timedelta) -> list[MutationResult]:
+    """Apply a batch of mutations from one tablet; one result per mutation, in order."""
+    _require_tablet(principal, device_id)
+    batch = _load_batch(principal, device_id, mutations, max_skew)
+    results = [_apply(batch, m) for m in mutations]
+    if batch.records:
+        db.session.execute(insert(MutationRecord), batch.records)
+    db.session.flush()
+    return results
+
+
+def _apply(batch: _Batch, mutation: dict[str, Any]) -> MutationResult:
+    mutation_id: uuid.UUID = mutation["id"]
+    digest = content_hash(mutation)
+    known = batch.log.get(mutation_id)
+    previous = (known.content_hash, known.version) if known else batch.seen.get(mutation_id)
+    if previous is not None:
+        if previous[0] == digest:
+            return MutationResult(str(mutation_id), "duplicate", version=previous[1])
+        return MutationResult(str(mutation_id), "rejected", code="id-reused",
+                              reason="该变更编号已用于内容不同的另一项变更，已拒绝")
+    try:
+        status, version = _merge(batch, mutation)
+    except Rejected as rejected:
+        return MutationResult(str(mutation_id), "rejected", code=rejected.code, reason=rejected.reason)
+    batch.seen[mutation_id] = (digest, version)
+    stamp = hlc_stamps.parse(mutation["hlc"])
+    batch.records.append({
+        "id": mutation_id, "content_hash": digest, "entity_id": mutation["entity_id"], "device_id": batch.device_id,
+        "user_id": batch.principal.user_id, "hlc": mutation["hlc"], "device_time": stamp.wall_time,
+        "received_at": batch.now, "status": status, "version": version})
+    return MutationResult(str(mutation_id), status, version=version)
+
+
+def _check_clock(batch: _Batch, value: str) -> None:
+    try:
+        stamp = hlc_stamps.parse(value)
+    except ValueError as exc:
+        raise Rejected("invalid-fields", f"hlc: {exc}") from None
+    if stamp.node != batch.device_id:
+        raise Rejected("hlc-node-mismatch", "时间戳的设备编号与推送设备不一致")
+    if stamp.wall_time > batch.now + batch.max_skew:
+        raise Rejected("clock-skew", f"设备时间 {stamp.wall_time:%Y-%m-%d %H:%M:%S}Z 超前服务器时间过多，请校准平板时钟后重试")
+
+
+def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
+    _check_clock(batch, mutation["hlc"])
+    kind = ENTITY_KINDS.get(mutation["entity"])
+    if kind is None:
+        raise Rejected("invalid-fields", f"未知的实体类型 {mutation['entity']}")
+    entity = batch.entities.get(mutation["entity_id"])
+    if entity is not None and entity.kind != kind.name:
+        raise Rejected("invalid-fields", f"该编号已属于 {entity.kind}，不能作为 {kind.name}")
+    deleting = mutation["op"] == "delete"
+    raw_fields = mutation.get("fields") or {}
+    if deleting and raw_fields:
+        raise Rejected("invalid-fields", "删除操作不应携带字段")
+    if entity is None and deleting:
+        raise Rejected("unknown-entity", "要删除的记录在服务器上不存在")
+    try:
+        fields = clean_fields(kind, raw_fields, creating=entity is None, current=entity.fields if entity else None)
+    except FieldError as exc:
+        raise Rejected(exc.code, str(exc)) from None
+
+    task, department_id = _authorize(batch, kind.name, entity, fields)
+    if task.status != TaskStatus.DISPATCHED:
+        raise Rejected("task-closed", "检查任务已关闭，不能再修改其记录")
+
+    if entity is None:
+        entity = _create(batch, mutation, kind.name, task, department_id, fields)
+        return "applied", entity.version
+    return _update(batch, mutation, entity, fields, deleting)
+
+
+def _authorize(batch: _Batch, kind: str, entity: SyncedEntity | None,
+               fields: dict[str, Any]) -> tuple[InspectionTask, uuid.UUID]:
+    principal = batch.principal
+    if kind == "inspection":
+        task_id = entity.task_id if entity else uuid.UUID(fields["task_id"])
+    else:
+        parent_id = entity.inspection_id if entity else uuid.UUID(fields["inspection_id"])
+        parent = batch.entities.get(parent_id)  # type: ignore[arg-type]
+        if parent is None or parent.kind != "inspection":
+            raise Rejected("unknown-entity", "所属检查记录在服务器上不存在，请先同步检查记录")
+        task_id = parent.task_id
+    task = batch.tasks.get(task_id)
+    if task is None:
+        raise Rejected("unknown-entity", "检查任务不存在")
+    if task_id not in batch.member_of:
+        raise Rejected("forbidden", "您不是该检查任务的检查组成员")
+    if kind == "finding":
+        if entity is not None and entity.department_id != principal.department_id:
+            raise Rejected("forbidden", "检查结论归属其他部门，只有该部门执法人员可以修改")
+        if entity is None:
+            item = batch.check_items.get(uuid.UUID(fields["check_item_id"]))
+            allowed = batch.task_items.get(task_id)
+            if item is None or not item.active or (allowed and item.id not in allowed):
+                raise Rejected("unknown-check-item", "检查事项不存在、已停用或不在本次检查任务中")
+            if item.department_id != principal.department_id:
+                raise Rejected("forbidden", "只能就本部门的检查事项作出检查结论")
+    return task, (entity.department_id if entity else principal.department_id)  # type: ignore[return-value]
+
+
+def _create(batch: _Batch, mutation: dict[str, Any], kind: str, task: InspectionTask, department_id: uuid.UUID,
+            fields: dict[str, Any]) -> SyncedEntity:
+    inspection_id = uuid.UUID(fields["inspection_id"]) if "inspection_id" in fields else None
+    entity = SyncedEntity(
+        id=mutation["entity_id"], kind=kind, task_id=task.id, inspection_id=inspection_id, department_id=department_id,
+        created_by_id=batch.principal.user_id, fields=fields, clocks={name: mutation["hlc"] for name in fields},
+        field_versions={name: 1 for name in fields}, deleted=False, version=1,
+        first_received_at=batch.now, last_received_at=batch.now, updated_at=batch.now)
+    db.session.add(entity)
+    batch.entities[entity.id] = entity
+    return entity
+
+
+def _update(batch: _Batch, mutation: dict[str, Any], entity: SyncedEntity, fields: dict[str, Any],
+            deleting: bool) -> tuple[str, int]:
+    stamp = mutation["hlc"]
+    base = mutation["base_version"]
+    version = entity.version + 1
+    values, clocks, versions = dict(entity.fields), dict(entity.clocks), dict(entity.field_versions)
+    conflicted = False
+    if deleting:
+        fields = {}
+        if clocks.get("_deleted") is None or stamp > clocks["_deleted"]:
+            clocks["_deleted"] = stamp
+        entity.deleted = True
+    for name, value in fields.items():
+        current_clock = clocks.get(name)
+        # Concurrent: the field changed after the version this edit was based on.
+        concurrent = versions.get(name, 0) > base and values.get(name) != value
+        if current_clock is None or stamp > current_clock:
+            if concurrent:
+                _record_conflict(entity, mutation, name, kept=(value, stamp), lost=(values.get(name), current_clock))
+                conflicted = True
+            values[name], clocks[name], versions[name] = value, stamp, version
+        elif concurrent:
+            _record_conflict(entity, mutation, name, kept=(values.get(name), current_clock), lost=(value, stamp))
+            conflicted = True
+    entity.fields, entity.clocks, entity.field_versions = values, clocks, versions
+    entity.version = version
+    entity.last_received_at = entity.updated_at = batch.now
+    return ("conflict" if conflicted else "applied"), version
+
+
+def _record_conflict(entity: SyncedEntity, mutation: dict[str, Any], name: str,
+                     kept: tuple[Any, str | None], lost: tuple[Any, str | None]) -> None:
+    db.session.add(SyncConflict(entity_id=entity.id, task_id=entity.task_id, field=name,
+                                kept_value=kept[0], kept_hlc=kept[1] or "", lost_value=lost[0],
+                                lost_hlc=lost[1] or "", mutation_id=mutation["id"]))
+
+
+# ---- pull ----------------------------------------------------------------------
+
+CURSOR_PREFIX = "v1:"
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith(CURSOR_PREFIX):
+            raise ValueError
+        seq = int(raw[len(CURSOR_PREFIX):])
+        if seq < 0:
+            raise ValueError
+        return seq
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(422, "invalid-cursor", "同步游标无效，请不带游标重新拉取",
+                      errors={"query.cursor": ["Not a cursor returned by this server."]}) from None
+
+
+@dataclass
+class Change:
+    seq: int
+    entity: str
+    entity_id: str
+    op: str
+    version: int
+    fields: dict[str, Any]
+    updated_at: datetime | None
+    meta: dict[str, str] | None = None
+
+
+@dataclass
+class PullPage:
+    changes: list[Change]
+    cursor: str
+    has_more: bool
+
+
+def _task_change(task: InspectionTask) -> Change:
+    enterprise = task.enterprise
+    team = []
+    for member in task.members:
+        certificate = max(member.user.certificates, key=lambda c: c.valid_until, default=None)
+        team.append({"user_id": str(member.user_id), "username": member.user.username, "full_name": member.user.full_name,
+                     "department_id": str(member.department_id),
+                     "certificate_number": certificate.number if certificate else None,
+                     "certificate_status": certificate.status.value if certificate else None})
+    fields = {
+        "title": task.title, "status": task.status.value, "department_id": str(task.department_id),
+        "window_start": task.window_start.isoformat(), "window_end": task.window_end.isoformat(),
+        "enterprise": {"id": str(enterprise.id), "name": enterprise.name, "credit_code": enterprise.credit_code,
+                       "address": enterprise.address},
+        "team": team, "check_item_ids": [str(i.check_item_id) for i in task.check_items],
+    }
+    op = "delete" if task.status == TaskStatus.CANCELLED else "upsert"
+    return Change(task.change_seq, "task", str(task.id), op, task.change_seq, fields, task.created_at)
+
+
+def _entity_change(entity: SyncedEntity) -> Change:
+    meta = {"department_id": str(entity.department_id), "created_by_id": str(entity.created_by_id),
+            "task_id": str(entity.task_id)}
+    return Change(entity.change_seq, entity.kind, str(entity.id), "delete" if entity.deleted else "upsert",
+                  entity.version, entity.fields, entity.updated_at, meta)
+
+
+def _check_item_change(item: CheckItem) -> Change:
+    return Change(item.change_seq, "check_item", str(item.id), "upsert" if item.active else "delete", item.change_seq,
+                  {"department_id": str(item.department_id), "code": item.code, "title": item.title,
+                   "legal_basis": item.legal_basis, "method": item.method}, item.updated_at)
+
+
+def _enterprise_change(enterprise: Enterprise) -> Change:
+    return Change(enterprise.change_seq, "enterprise", str(enterprise.id), "upsert", enterprise.change_seq,
+                  {"credit_code": enterprise.credit_code, "name": enterprise.name, "address": enterprise.address,
+                   "legal_representative": enterprise.legal_representative, "industry": enterprise.industry},
+                  enterprise.updated_at)
+
+
+def _certificate_change(certificate: Certificate) -> Change:
+    return Change(certificate.change_seq, "certificate", str(certificate.id), "upsert", certificate.change_seq,
+                  {"number": certificate.number, "holder_id": str(certificate.holder_id),
+                   "status": certificate.status.value, "valid_from": certificate.valid_from.isoformat(),
+                   "valid_until": certificate.valid_until.isoformat()}, certificate.updated_at)
+
+
+def pull(principal: Principal, cursor: str | None, limit: int) -> PullPage:
+    """Everything the caller may see that changed after ``cursor``, oldest first."""
+    after = decode_cursor(cursor)
+    user_id = principal.user_id
+    task_ids = list(db.session.scalars(select(TaskMember.task_id).where(TaskMember.user_id == user_id)))
+    teammates = select(TaskMember.user_id).where(TaskMember.task_id.in_(task_ids)).scalar_subquery()
+    enterprises = select(InspectionTask.enterprise_id).where(InspectionTask.id.in_(task_ids)).scalar_subquery()
+    sources = [
+        (InspectionTask, InspectionTask.id.in_(task_ids), _task_change),
+        (SyncedEntity, SyncedEntity.task_id.in_(task_ids), _entity_change),
+        (CheckItem, None, _check_item_change),
+        (Enterprise, Enterprise.id.in_(enterprises), _enterprise_change),
+        (Certificate, Certificate.holder_id.in_(teammates), _certificate_change),
+    ]
+    changes: list[Change] = []
+    for model, condition, to_change in sources:
+        query = select(model).where(model.change_seq > after)
+        if condition is not None:
+            query = query.where(condition)
+        rows = db.session.scalars(query.order_by(model.change_seq).limit(limit + 1))
+        changes.extend(to_change(row) for row in rows)
+    changes.sort(key=lambda c: c.seq)
+    has_more = len(changes) > limit
+    changes = changes[:limit]
+    last = changes[-1].seq if changes else after
+    return PullPage(changes, encode_cursor(last), has_more)
+
+
+def list_conflicts(principal: Principal, task_id: uuid.UUID) -> list[SyncConflict]:
+    from server.tasks.service import get_task
+    get_task(principal, task_id)
+    return list(db.session.scalars(select(SyncConflict).where(SyncConflict.task_id == task_id)
+                                   .order_by(SyncConflict.detected_at)))
+

@@ -1,0 +1,63 @@
+"""Inspection tasks: one visit to one enterprise by a team, and what tablets pull first."""
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.changefeed import ChangeTracked
+from server.db_types import UTCDateTime, new_uuid, utcnow
+from server.directory.models import Department, Enterprise, User
+from server.extensions import db
+
+
+class TaskStatus(str, enum.Enum):
+    DISPATCHED = "dispatched"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class InspectionTask(ChangeTracked, db.Model):
+    __tablename__ = "inspection_task"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    title: Mapped[str] = mapped_column(String(200))
+    enterprise_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("enterprise.id"), index=True)
+    department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"), index=True)  # lead department
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[TaskStatus] = mapped_column(Enum(TaskStatus, name="task_status", native_enum=False, length=20,
+                                                    values_callable=lambda e: [m.value for m in e]))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)
+
+    enterprise: Mapped[Enterprise] = relationship()
+    members: Mapped[list["TaskMember"]] = relationship(back_populates="task", cascade="all, delete-orphan")
+    check_items: Mapped[list["TaskCheckItem"]] = relationship(back_populates="task", cascade="all, delete-orphan")
+
+
+class TaskMember(db.Model):
+    __tablename__ = "task_member"
+    __table_args__ = (UniqueConstraint("task_id", "user_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inspection_task.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"), index=True)
+    department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"))
+
+    task: Mapped[InspectionTask] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+    department: Mapped[Department] = relationship()
+
+
+class TaskCheckItem(db.Model):
+    __tablename__ = "task_check_item"
+    __table_args__ = (UniqueConstraint("task_id", "check_item_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inspection_task.id"), index=True)
+    check_item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("check_item.id"))
+
+    task: Mapped[InspectionTask] = relationship(back_populates="check_items")

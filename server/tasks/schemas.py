@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import marshmallow as ma
+
+from server.schemas import PageMeta, StrictSchema
+
+
+class TaskMemberSchema(ma.Schema):
+    user_id = ma.fields.UUID()
+    department_id = ma.fields.UUID()
+    username = ma.fields.String(attribute="user.username")
+    full_name = ma.fields.String(attribute="user.full_name")
+
+
+class TaskSchema(ma.Schema):
+    id = ma.fields.UUID()
+    title = ma.fields.String()
+    enterprise_id = ma.fields.UUID()
+    department_id = ma.fields.UUID(metadata={"description": "Lead department"})
+    window_start = ma.fields.AwareDateTime()
+    window_end = ma.fields.AwareDateTime()
+    status = ma.fields.String(attribute="status.value")
+    note = ma.fields.String(allow_none=True)
+    members = ma.fields.List(ma.fields.Nested(TaskMemberSchema))
+    check_item_ids = ma.fields.Method("_items")
+
+    def _items(self, task: object) -> list[str]:
+        return [str(i.check_item_id) for i in getattr(task, "check_items", [])]
+
+
+class TaskCreate(StrictSchema):
+    title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    enterprise_id = ma.fields.UUID(required=True)
+    window_start = ma.fields.AwareDateTime(required=True)
+    window_end = ma.fields.AwareDateTime(required=True)
+    member_ids = ma.fields.List(ma.fields.UUID(), required=True, validate=ma.validate.Length(min=1, max=30))
+    check_item_ids = ma.fields.List(ma.fields.UUID(), load_default=list, validate=ma.validate.Length(max=200))
+    lead_department_id = ma.fields.UUID(load_default=None, allow_none=True,
+                                        metadata={"description": "Defaults to your department"})
+    note = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=2000))
+
+
+class TaskPage(PageMeta):
+    items = ma.fields.List(ma.fields.Nested(TaskSchema))

@@ -1,0 +1,101 @@
+"""Inspection tasks: who visits which enterprise, when, checking what."""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping
+
+from sqlalchemy import exists, or_, select
+
+from server.auth.policy import Permission, Principal, authorize_object, can
+from server.db_types import utcnow
+from server.directory.models import CheckItem, Enterprise, Role, User
+from server.errors import Problem
+from server.extensions import db
+from server.pagination import Page, keyset_page
+from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
+
+
+def _field_error(field: str, message: str, status: int = 422) -> Problem:
+    return Problem(status, "validation-failed" if status == 422 else None, message, errors={field: [message]})
+
+
+def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask:
+    """Dispatch a visit to one enterprise by a team (inspectors of one or more departments)."""
+    authorize_object(principal, Permission.MANAGE_TASKS, None)
+    if data["window_end"] <= data["window_start"]:
+        raise _field_error("window_end", "结束时间应晚于开始时间")
+    enterprise = db.session.get(Enterprise, data["enterprise_id"])
+    if enterprise is None:
+        raise _field_error("enterprise_id", "检查对象不存在")
+    member_ids = list(dict.fromkeys(data["member_ids"]))
+    members = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(member_ids)))}
+    for member_id in member_ids:
+        user = members.get(member_id)
+        if user is None or not user.active or user.role != Role.INSPECTOR:
+            raise _field_error("member_ids", f"{member_id} 不是在岗的执法人员")
+    departments = {u.department_id for u in members.values()}
+    lead = data.get("lead_department_id") or principal.department_id
+    if not principal.is_admin and lead != principal.department_id:
+        raise _field_error("lead_department_id", "只能以本部门为牵头部门派发任务", 403)
+    if lead not in departments:
+        raise _field_error("member_ids", "检查组中应至少有一名牵头部门的执法人员")
+    item_ids = list(dict.fromkeys(data.get("check_item_ids") or []))
+    items = {i.id: i for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(item_ids)))}
+    for item_id in item_ids:
+        item = items.get(item_id)
+        if item is None or not item.active or item.department_id not in departments:
+            raise _field_error("check_item_ids", f"检查事项 {item_id} 不存在、已停用或不属于检查组的部门")
+    task = InspectionTask(title=data["title"], enterprise_id=enterprise.id, department_id=lead,
+                          window_start=data["window_start"], window_end=data["window_end"],
+                          status=TaskStatus.DISPATCHED, created_by_id=principal.user_id, note=data.get("note"))
+    task.members = [TaskMember(user_id=u.id, department_id=u.department_id) for u in (members[i] for i in member_ids)]
+    task.check_items = [TaskCheckItem(check_item_id=i) for i in item_ids]
+    db.session.add(task)
+    db.session.flush()
+    return task
+
+
+def _participates(principal: Principal, task: InspectionTask) -> bool:
+    if principal.is_admin:
+        return True
+    if principal.user_id is not None and any(m.user_id == principal.user_id for m in task.members):
+        return True
+    return principal.role != "inspector" and (
+        task.department_id == principal.department_id or any(m.department_id == principal.department_id for m in task.members))
+
+
+def get_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
+    task = db.session.get(InspectionTask, task_id)
+    if task is None or not can(principal, Permission.READ_TASKS) or not _participates(principal, task):
+        raise Problem(404, "not-found", "检查任务不存在")
+    return task
+
+
+def list_tasks(principal: Principal, limit: int, after: str | None) -> Page[InspectionTask]:
+    query = select(InspectionTask)
+    if not principal.is_admin:
+        mine = exists().where(TaskMember.task_id == InspectionTask.id, TaskMember.user_id == principal.user_id)
+        if principal.role == "inspector":
+            query = query.where(mine)
+        else:
+            department = exists().where(TaskMember.task_id == InspectionTask.id,
+                                        TaskMember.department_id == principal.department_id)
+            query = query.where(or_(InspectionTask.department_id == principal.department_id, department))
+    return keyset_page(query, InspectionTask.id, limit, after)
+
+
+def close_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
+    """Close a task: tablets can no longer change its records."""
+    task = get_task(principal, task_id)
+    if not can(principal, Permission.MANAGE_TASKS) or not (principal.is_admin or task.department_id == principal.department_id):
+        raise Problem(403, "forbidden", "只有牵头部门可以关闭检查任务")
+    if task.status != TaskStatus.DISPATCHED:
+        raise Problem(409, "task-not-open", f"检查任务已处于 {task.status.value} 状态")
+    task.status = TaskStatus.CLOSED
+    task.closed_at = utcnow()
+    db.session.flush()
+    return task
+
+
+def member_task_ids(user_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(db.session.scalars(select(TaskMember.task_id).where(TaskMember.user_id == user_id)))
