@@ -34,11 +34,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.directory.routes import blueprints as directory_blueprints
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
-    from server.extensions import db, migrate
+    from server.extensions import configure_sqlite, db, migrate
 
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
     db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     api.init_app(app)
     document_security(api)

@@ -15,8 +15,6 @@ UNSTORABLE_MESSAGE = "不能包含空字符（NUL）或无效的 Unicode 字符"
 def has_unstorable_text(value: Any) -> bool:
     if isinstance(value, str):
         return UNSTORABLE_TEXT.search(value) is not None
-    if isinstance(value, Mapping):
-        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
     return isinstance(value, (list, tuple)) and any(has_unstorable_text(v) for v in value)
 
 

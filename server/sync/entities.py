@@ -169,7 +169,8 @@ def clean_fields(kind: EntityKind, fields: dict[str, Any], *, creating: bool,
     """Validate and normalise ``fields``; raise FieldError naming the first bad field."""
     unknown = sorted(set(fields) - set(kind.fields))
     if unknown:
-        raise FieldError(f"未知字段：{', '.join(unknown)}")
+        shown = (name.encode("utf-8", "backslashreplace").decode() for name in unknown)
+        raise FieldError(f"未知字段：{', '.join(shown)}")
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
         rule = kind.fields[name]

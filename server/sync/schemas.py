@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import marshmallow as ma
 
 from server.schemas import StrictSchema
@@ -20,10 +22,65 @@ class MutationSchema(StrictSchema):
                             metadata={"description": "Changed fields; see docs/sync.md for each entity's fields"})
 
 
+_MUTATION_KEYS = frozenset(MutationSchema().fields)
+_REQUIRED_KEYS = frozenset(name for name, f in MutationSchema().fields.items() if f.required)
+_KINDS = frozenset(ENTITY_KINDS)
+
+
+class MutationField(ma.fields.Nested):
+    """Documented as ``MutationSchema``; loaded by a hand-written check of the same rules.
+
+    A push carries up to 500 mutations and a generic nested load costs more
+    than the whole merge. tests/server/sync/test_schemas.py holds both to the
+    same verdict on good and bad input.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(MutationSchema, **kwargs)  # type: ignore[arg-type]
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> dict[str, object]:
+        if not isinstance(value, dict):
+            raise ma.ValidationError({"_schema": ["Invalid input type."]})
+        errors: dict[str, list[str]] = {}
+        for key in value.keys() - _MUTATION_KEYS:
+            errors[str(key).encode("utf-8", "backslashreplace").decode()] = ["Unknown field."]
+        for key in _REQUIRED_KEYS - value.keys():
+            errors[key] = ["Missing data for required field."]
+        out: dict[str, object] = {}
+        for key in ("id", "entity_id"):
+            if key in value:
+                try:
+                    out[key] = uuid.UUID(value[key]) if isinstance(value[key], str) else _bad()
+                except (ValueError, TypeError):
+                    errors[key] = ["Not a valid UUID."]
+        entity = value.get("entity")
+        if "entity" in value and not (isinstance(entity, str) and entity in _KINDS):
+            errors["entity"] = ["Must be one of: " + ", ".join(sorted(_KINDS)) + "."]
+        op = value.get("op")
+        if "op" in value and op not in ("upsert", "delete"):
+            errors["op"] = ["Must be one of: upsert, delete."]
+        base = value.get("base_version")
+        if "base_version" in value and (type(base) is not int or not 0 <= base <= 2**31):
+            errors["base_version"] = ["Must be an integer between 0 and 2147483648."]
+        stamp = value.get("hlc")
+        if "hlc" in value and not (isinstance(stamp, str) and HLC_PATTERN.match(stamp)):
+            errors["hlc"] = ["Not an HLC stamp (see docs/sync.md)."]
+        fields = value.get("fields", {})
+        if not isinstance(fields, dict) or any(not isinstance(k, str) or len(k) > 64 for k in fields):
+            errors["fields"] = ["Must be an object whose keys are field names."]
+        if errors:
+            raise ma.ValidationError(errors)
+        out.update(entity=entity, op=op, base_version=base, hlc=stamp, fields=fields)
+        return out
+
+
+def _bad() -> uuid.UUID:
+    raise ValueError
+
+
 class PushRequest(StrictSchema):
     device_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
-    mutations = ma.fields.List(ma.fields.Nested(MutationSchema), required=True,
-                               validate=ma.validate.Length(min=1, max=MAX_BATCH))
+    mutations = ma.fields.List(MutationField(), required=True, validate=ma.validate.Length(min=1, max=MAX_BATCH))
 
 
 class MutationResultSchema(ma.Schema):
@@ -38,8 +95,18 @@ class MutationResultSchema(ma.Schema):
         return {k: v for k, v in data.items() if v is not None}
 
 
+class ResultField(ma.fields.Nested):
+    """Documented as ``MutationResultSchema``; written directly (500 per answer)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(MutationResultSchema, **kwargs)  # type: ignore[arg-type]
+
+    def _serialize(self, value: object, attr: str | None, obj: object, **kwargs: object) -> dict[str, object]:
+        return {k: v for k, v in vars(value).items() if v is not None}
+
+
 class PushResponse(ma.Schema):
-    results = ma.fields.List(ma.fields.Nested(MutationResultSchema))
+    results = ma.fields.List(ResultField())
 
 
 class PullQuery(StrictSchema):

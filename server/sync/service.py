@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 
+from server import changefeed
 from server.auth.policy import Permission, Principal, authorize_object
 from server.db_types import utcnow
 from server.directory.models import Certificate, CheckItem, Device, DeviceKind, Enterprise
@@ -47,8 +48,39 @@ class Rejected(Exception):
 def content_hash(mutation: dict[str, Any]) -> str:
     canonical = json.dumps([mutation["entity"], str(mutation["entity_id"]), mutation["op"], mutation["base_version"],
                             mutation["hlc"], mutation.get("fields") or {}],
-                           sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                           sort_keys=True, separators=(",", ":"))  # ASCII: any lone surrogate stays encodable
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class EntityState:
+    """A synced entity as the merge sees it: plain data, loaded and written in bulk."""
+
+    id: uuid.UUID
+    kind: str
+    task_id: uuid.UUID
+    inspection_id: uuid.UUID | None
+    department_id: uuid.UUID
+    created_by_id: uuid.UUID
+    fields: dict[str, Any]
+    clocks: dict[str, str]
+    field_versions: dict[str, int]
+    deleted: bool
+    version: int
+    first_received_at: datetime
+    last_received_at: datetime
+    updated_at: datetime
+    is_new: bool = False
+    changed: bool = False
+
+    def row(self) -> dict[str, Any]:
+        row = dict(self.__dict__)
+        del row["is_new"], row["changed"]
+        return row
+
+
+_ENTITY_COLUMNS = ("id", "kind", "task_id", "inspection_id", "department_id", "created_by_id", "fields", "clocks",
+                   "field_versions", "deleted", "version", "first_received_at", "last_received_at", "updated_at")
 
 
 @dataclass
@@ -59,14 +91,15 @@ class _Batch:
     device_id: str
     now: datetime
     max_skew: timedelta
-    log: dict[uuid.UUID, MutationRecord]
-    entities: dict[uuid.UUID, SyncedEntity]
+    log: dict[uuid.UUID, tuple[str, int]]
+    entities: dict[uuid.UUID, EntityState]
     tasks: dict[uuid.UUID, InspectionTask]
     member_of: set[uuid.UUID]
     check_items: dict[uuid.UUID, CheckItem]
     task_items: dict[uuid.UUID, set[uuid.UUID]]
     seen: dict[uuid.UUID, tuple[str, int]] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _require_tablet(principal: Principal, device_id: str) -> None:
@@ -87,15 +120,21 @@ def _ids(values: Iterable[Any]) -> set[uuid.UUID]:
     return out
 
 
+def _load_states(ids: set[uuid.UUID]) -> dict[uuid.UUID, EntityState]:
+    if not ids:
+        return {}
+    columns = [getattr(SyncedEntity, name) for name in _ENTITY_COLUMNS]
+    rows = db.session.execute(select(*columns).where(SyncedEntity.id.in_(ids)))
+    return {row.id: EntityState(**row._mapping) for row in rows}
+
+
 def _load_batch(principal: Principal, device_id: str, mutations: list[dict[str, Any]], max_skew: timedelta) -> _Batch:
     entity_ids = _ids(m["entity_id"] for m in mutations)
     parent_ids = _ids((m.get("fields") or {}).get("inspection_id") for m in mutations)
-    wanted = entity_ids | parent_ids
-    entities = {e.id: e for e in db.session.scalars(select(SyncedEntity).where(SyncedEntity.id.in_(wanted)))} if wanted else {}
+    entities = _load_states(entity_ids | parent_ids)
     # Updates name only the entity; their inspections are needed for the task too.
-    parents = {e.inspection_id for e in entities.values() if e.inspection_id and e.inspection_id not in entities}
-    if parents:
-        entities.update({e.id: e for e in db.session.scalars(select(SyncedEntity).where(SyncedEntity.id.in_(parents)))})
+    entities.update(_load_states({e.inspection_id for e in entities.values()
+                                  if e.inspection_id and e.inspection_id not in entities}))
     task_ids = _ids((m.get("fields") or {}).get("task_id") for m in mutations) | {e.task_id for e in entities.values()}
     tasks = {t.id: t for t in db.session.scalars(select(InspectionTask).where(InspectionTask.id.in_(task_ids)))} if task_ids else {}
     member_of = set(db.session.scalars(select(TaskMember.task_id).where(
@@ -108,7 +147,9 @@ def _load_batch(principal: Principal, device_id: str, mutations: list[dict[str, 
                                                    .where(TaskCheckItem.task_id.in_(task_ids))):
             task_items.setdefault(task_id, set()).add(item_id)
     mutation_ids = _ids(m["id"] for m in mutations)
-    log = {r.id: r for r in db.session.scalars(select(MutationRecord).where(MutationRecord.id.in_(mutation_ids)))}
+    log = {row.id: (row.content_hash, row.version) for row in db.session.execute(
+        select(MutationRecord.id, MutationRecord.content_hash, MutationRecord.version)
+        .where(MutationRecord.id.in_(mutation_ids)))}
     return _Batch(principal, device_id, utcnow(), max_skew, log, entities, tasks, member_of, check_items, task_items)
 
 
@@ -117,28 +158,46 @@ def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], 
     _require_tablet(principal, device_id)
     batch = _load_batch(principal, device_id, mutations, max_skew)
     results = [_apply(batch, m) for m in mutations]
-    if batch.records:
-        db.session.execute(insert(MutationRecord), batch.records)
-    db.session.flush()
+    _write(batch)
     return results
+
+
+def _write(batch: _Batch) -> None:
+    """Bulk-write what the batch changed, with change-feed numbers in the order of the writes."""
+    inserts = [e for e in batch.entities.values() if e.is_new]
+    updates = [e for e in batch.entities.values() if e.changed and not e.is_new]
+    if inserts or updates:
+        first = changefeed.reserve(db.session, len(inserts) + len(updates))
+        rows = []
+        for offset, entity in enumerate(inserts + updates):
+            rows.append({**entity.row(), "change_seq": first + offset})
+        if inserts:
+            db.session.execute(insert(SyncedEntity.__table__), rows[:len(inserts)])
+        if updates:
+            db.session.execute(
+                update(SyncedEntity.__table__).where(SyncedEntity.__table__.c.id == bindparam("entity_id")),
+                [{**{k: v for k, v in row.items() if k != "id"}, "entity_id": row["id"]} for row in rows[len(inserts):]])
+    if batch.records:
+        db.session.execute(insert(MutationRecord.__table__), batch.records)
+    if batch.conflicts:
+        db.session.execute(insert(SyncConflict.__table__), batch.conflicts)
 
 
 def _apply(batch: _Batch, mutation: dict[str, Any]) -> MutationResult:
     mutation_id: uuid.UUID = mutation["id"]
     digest = content_hash(mutation)
-    known = batch.log.get(mutation_id)
-    previous = (known.content_hash, known.version) if known else batch.seen.get(mutation_id)
+    previous = batch.log.get(mutation_id) or batch.seen.get(mutation_id)
     if previous is not None:
         if previous[0] == digest:
             return MutationResult(str(mutation_id), "duplicate", version=previous[1])
         return MutationResult(str(mutation_id), "rejected", code="id-reused",
                               reason="该变更编号已用于内容不同的另一项变更，已拒绝")
     try:
+        stamp = _check_clock(batch, mutation["hlc"])
         status, version = _merge(batch, mutation)
     except Rejected as rejected:
         return MutationResult(str(mutation_id), "rejected", code=rejected.code, reason=rejected.reason)
     batch.seen[mutation_id] = (digest, version)
-    stamp = hlc_stamps.parse(mutation["hlc"])
     batch.records.append({
         "id": mutation_id, "content_hash": digest, "entity_id": mutation["entity_id"], "device_id": batch.device_id,
         "user_id": batch.principal.user_id, "hlc": mutation["hlc"], "device_time": stamp.wall_time,
@@ -146,7 +205,7 @@ def _apply(batch: _Batch, mutation: dict[str, Any]) -> MutationResult:
     return MutationResult(str(mutation_id), status, version=version)
 
 
-def _check_clock(batch: _Batch, value: str) -> None:
+def _check_clock(batch: _Batch, value: str) -> hlc_stamps.Stamp:
     try:
         stamp = hlc_stamps.parse(value)
     except ValueError as exc:
@@ -155,10 +214,10 @@ def _check_clock(batch: _Batch, value: str) -> None:
         raise Rejected("hlc-node-mismatch", "时间戳的设备编号与推送设备不一致")
     if stamp.wall_time > batch.now + batch.max_skew:
         raise Rejected("clock-skew", f"设备时间 {stamp.wall_time:%Y-%m-%d %H:%M:%S}Z 超前服务器时间过多，请校准平板时钟后重试")
+    return stamp
 
 
 def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
-    _check_clock(batch, mutation["hlc"])
     kind = ENTITY_KINDS.get(mutation["entity"])
     if kind is None:
         raise Rejected("invalid-fields", f"未知的实体类型 {mutation['entity']}")
@@ -186,7 +245,7 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
     return _update(batch, mutation, entity, fields, deleting)
 
 
-def _authorize(batch: _Batch, kind: str, entity: SyncedEntity | None,
+def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
                fields: dict[str, Any]) -> tuple[InspectionTask, uuid.UUID]:
     principal = batch.principal
     if kind == "inspection":
@@ -216,27 +275,27 @@ def _authorize(batch: _Batch, kind: str, entity: SyncedEntity | None,
 
 
 def _create(batch: _Batch, mutation: dict[str, Any], kind: str, task: InspectionTask, department_id: uuid.UUID,
-            fields: dict[str, Any]) -> SyncedEntity:
+            fields: dict[str, Any]) -> EntityState:
     inspection_id = uuid.UUID(fields["inspection_id"]) if "inspection_id" in fields else None
-    entity = SyncedEntity(
+    entity = EntityState(
         id=mutation["entity_id"], kind=kind, task_id=task.id, inspection_id=inspection_id, department_id=department_id,
-        created_by_id=batch.principal.user_id, fields=fields, clocks={name: mutation["hlc"] for name in fields},
+        created_by_id=batch.principal.user_id,  # type: ignore[arg-type]
+        fields=fields, clocks={name: mutation["hlc"] for name in fields},
         field_versions={name: 1 for name in fields}, deleted=False, version=1,
-        first_received_at=batch.now, last_received_at=batch.now, updated_at=batch.now)
-    db.session.add(entity)
+        first_received_at=batch.now, last_received_at=batch.now, updated_at=batch.now, is_new=True)
     batch.entities[entity.id] = entity
     return entity
 
 
-def _update(batch: _Batch, mutation: dict[str, Any], entity: SyncedEntity, fields: dict[str, Any],
+def _update(batch: _Batch, mutation: dict[str, Any], entity: EntityState, fields: dict[str, Any],
             deleting: bool) -> tuple[str, int]:
+    """Field-level last-writer-wins by HLC; a concurrent loser is kept as a conflict."""
     stamp = mutation["hlc"]
     base = mutation["base_version"]
     version = entity.version + 1
     values, clocks, versions = dict(entity.fields), dict(entity.clocks), dict(entity.field_versions)
     conflicted = False
     if deleting:
-        fields = {}
         if clocks.get("_deleted") is None or stamp > clocks["_deleted"]:
             clocks["_deleted"] = stamp
         entity.deleted = True
@@ -246,23 +305,25 @@ def _update(batch: _Batch, mutation: dict[str, Any], entity: SyncedEntity, field
         concurrent = versions.get(name, 0) > base and values.get(name) != value
         if current_clock is None or stamp > current_clock:
             if concurrent:
-                _record_conflict(entity, mutation, name, kept=(value, stamp), lost=(values.get(name), current_clock))
+                _record_conflict(batch, entity, mutation, name, kept=(value, stamp), lost=(values.get(name), current_clock))
                 conflicted = True
             values[name], clocks[name], versions[name] = value, stamp, version
         elif concurrent:
-            _record_conflict(entity, mutation, name, kept=(values.get(name), current_clock), lost=(value, stamp))
+            _record_conflict(batch, entity, mutation, name, kept=(values.get(name), current_clock), lost=(value, stamp))
             conflicted = True
     entity.fields, entity.clocks, entity.field_versions = values, clocks, versions
     entity.version = version
     entity.last_received_at = entity.updated_at = batch.now
+    entity.changed = True
     return ("conflict" if conflicted else "applied"), version
 
 
-def _record_conflict(entity: SyncedEntity, mutation: dict[str, Any], name: str,
+def _record_conflict(batch: _Batch, entity: EntityState, mutation: dict[str, Any], name: str,
                      kept: tuple[Any, str | None], lost: tuple[Any, str | None]) -> None:
-    db.session.add(SyncConflict(entity_id=entity.id, task_id=entity.task_id, field=name,
-                                kept_value=kept[0], kept_hlc=kept[1] or "", lost_value=lost[0],
-                                lost_hlc=lost[1] or "", mutation_id=mutation["id"]))
+    batch.conflicts.append({
+        "id": uuid.uuid4(), "entity_id": entity.id, "task_id": entity.task_id, "field": name,
+        "kept_value": kept[0], "kept_hlc": kept[1] or "", "lost_value": lost[0], "lost_hlc": lost[1] or "",
+        "mutation_id": mutation["id"], "detected_at": batch.now})
 
 
 # ---- pull ----------------------------------------------------------------------
@@ -332,6 +393,10 @@ def _task_change(task: InspectionTask) -> Change:
 def _entity_change(entity: SyncedEntity) -> Change:
     meta = {"department_id": str(entity.department_id), "created_by_id": str(entity.created_by_id),
             "task_id": str(entity.task_id)}
+    if entity.clocks:
+        # The newest HLC behind this state: tablets fold it into their clock
+        # (docs/sync.md) so an edit made after seeing it orders after it.
+        meta["hlc"] = max(entity.clocks.values())
     return Change(entity.change_seq, entity.kind, str(entity.id), "delete" if entity.deleted else "upsert",
                   entity.version, entity.fields, entity.updated_at, meta)
 

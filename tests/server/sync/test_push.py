@@ -229,8 +229,10 @@ def test_text_that_no_database_can_store_is_refused(client, world: World, auth) 
     nul = new_inspection(world, place="厂\x00区")
     surrogate_key = new_inspection(world)
     surrogate_key["fields"]["\ud800"] = "x"
-    for bad in (nul, surrogate_key):
-        body = json.dumps({"device_id": "SCJG-TAB1", "mutations": [bad]})  # escapes the lone surrogate as \ud800
+    nested = new_inspection(world, soft_measures=["劝导\ud800"])
+    for bad in (nul, surrogate_key, nested):
+        body = json.dumps({"device_id": "SCJG-TAB1", "mutations": [bad]})  # escapes lone surrogates as \ud800
         response = client.post(PUSH, data=body, content_type="application/json", headers=headers)
-        assert_problem(response, 422)
+        result = response.get_json()["results"][0]
+        assert (result["status"], result["code"]) == ("rejected", "invalid-fields"), result
     assert counts() == (0, 0, 0)

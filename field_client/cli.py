@@ -1,0 +1,334 @@
+"""``fieldsync``: the inspector's command line over the offline client.
+
+Everything except ``login`` and ``sync`` works with no network. Exit codes:
+0 done, 1 refused or failed (the message says why), 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from field_client.engine import (COERCIVE_KINDS, RESULTS, FieldClient, FieldClientError, Rejection, ServerRefused,
+                                 Status)
+from field_client.store import StoreError
+from field_client.transport import Transport
+
+DEFAULT_STORE = "~/.inspect-once/field.db"
+
+ENTITY_NAMES = {"inspection": "检查记录", "finding": "检查结论", "media": "证据文件", "signature": "签名"}
+RESULT_NAMES = {"compliant": "符合", "non_compliant": "不符合", "not_applicable": "不适用"}
+PROVES_NAMES = {"certificate": "亮证", "scene": "现场", "signature": "签名"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` returns 2 and tests can call it."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: 用法错误：{message}\n{self.format_usage().rstrip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fieldsync", description="执法平板离线采集与同步")
+    parser.add_argument("--store", help=f"本地数据库路径（默认 $FIELDSYNC_STORE 或 {DEFAULT_STORE}）")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    login = commands.add_parser("login", help="登录（需要联网）")
+    login.add_argument("--server", required=True, help="服务器地址，如 https://zf.example.gov.cn")
+    login.add_argument("--username", required=True)
+    login.add_argument("--device", required=True, help="本平板的设备编号，如 SCJG-TAB1")
+    login.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码")
+
+    commands.add_parser("sync", help="推送本机记录并拉取最新任务（需要联网）")
+    commands.add_parser("tasks", help="列出本机的检查任务")
+
+    inspect = commands.add_parser("inspect", help="检查记录")
+    inspect_commands = inspect.add_subparsers(dest="inspect_command", metavar="ACTION", parser_class=_Parser)
+    start = inspect_commands.add_parser("start", help="开始（或加入）一项任务的检查记录")
+    start.add_argument("task", metavar="TASK_ID")
+    start.add_argument("--place", help="检查地点")
+    start.add_argument("--new", action="store_true", help="即使已有进行中的检查记录也新建一份")
+    show = inspect_commands.add_parser("show", help="查看检查记录")
+    show.add_argument("inspection", metavar="INSPECTION")
+
+    finding = commands.add_parser("finding", help="记录本部门某检查事项的检查结论")
+    finding.add_argument("inspection", metavar="INSPECTION")
+    finding.add_argument("check_item", metavar="CHECK_ITEM", help="检查事项编号或代码")
+    finding.add_argument("--result", required=True, choices=RESULTS)
+    finding.add_argument("--note")
+    finding.add_argument("--evidence", action="append", default=[], metavar="MEDIA_ID", help="证据文件编号（可重复）")
+
+    measure = commands.add_parser("measure", help="记录柔性措施或强制措施")
+    measure.add_argument("inspection", metavar="INSPECTION")
+    which = measure.add_mutually_exclusive_group(required=True)
+    which.add_argument("--soft", metavar="TEXT", help="柔性措施（说服教育、指导、提醒等）")
+    which.add_argument("--coercive", metavar="KIND", choices=COERCIVE_KINDS, help="强制措施类型")
+    measure.add_argument("--description", metavar="TEXT", help="强制措施说明（与 --coercive 一起使用）")
+
+    attach = commands.add_parser("attach", help="附加照片、录音或录像作为证据")
+    attach.add_argument("inspection", metavar="INSPECTION")
+    attach.add_argument("file", metavar="FILE")
+    attach.add_argument("--proves", required=True, choices=tuple(PROVES_NAMES))
+
+    finish = commands.add_parser("finish", help="结束检查")
+    finish.add_argument("inspection", metavar="INSPECTION")
+    finish.add_argument("--conclusion")
+
+    status = commands.add_parser("status", help="待同步、被拒绝和有冲突的记录")
+    status.add_argument("--json", action="store_true", help="以 JSON 输出")
+    return parser
+
+
+def store_path(option: str | None) -> Path:
+    return Path(option or os.environ.get("FIELDSYNC_STORE") or DEFAULT_STORE).expanduser()
+
+
+class _Progress:
+    """A one-line progress display on stderr: 推送 500/2000."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        label = {"push": "推送", "pull": "拉取"}.get(phase, phase)
+        text = f"{label} {done}/{total}" if phase == "push" else f"{label} {done} 条"
+        if self.stream.isatty():
+            self.stream.write("\r\033[K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def end(self) -> None:
+        if self.shown and self.stream.isatty():
+            self.stream.write("\n")
+
+
+def _describe(entity: str, fields: dict[str, Any]) -> str:
+    name = ENTITY_NAMES.get(entity, entity)
+    if entity == "finding" and "result" in fields:
+        return f"{name}（{RESULT_NAMES.get(fields['result'], fields['result'])}）"
+    if entity == "media" and fields.get("file_name"):
+        return f"{name}（{fields['file_name']}）"
+    if entity == "inspection" and fields.get("status") == "finished":
+        return f"{name}（结束检查）"
+    return name
+
+
+def _print_rejection(out: TextIO, r: Rejection) -> None:
+    out.write(f"  ✗ {_describe(r.entity, r.fields)} {r.entity_id}\n    [{r.code}] {r.reason}\n")
+
+
+def _print_status(out: TextIO, s: Status) -> None:
+    who = f"{s.username}@{s.server_url}，设备 {s.device_id}" if s.username else "尚未登录"
+    out.write(f"账号：{who}\n")
+    if s.needs_login:
+        out.write("登录已失效，请重新登录：fieldsync login\n")
+    out.write(f"上次推送：{s.last_push_at or '从未'}；上次拉取：{s.last_pull_at or '从未'}\n")
+    out.write(f"待推送：{len(s.pending)} 条\n")
+    for p in s.pending[:20]:
+        error = f"（已尝试 {p.attempts} 次，上次错误 [{p.error_code}] {p.error_reason}）" if p.error_code else ""
+        out.write(f"  · {_describe(p.entity, p.fields)} {p.entity_id}{error}\n")
+    if len(s.pending) > 20:
+        out.write(f"  …… 另有 {len(s.pending) - 20} 条\n")
+    if s.uploads_waiting:
+        out.write(f"待上传证据文件：{s.uploads_waiting} 个（文件上传功能尚未启用，文件保存在本机证据库中）\n")
+    out.write(f"被服务器拒绝：{len(s.rejected)} 条\n")
+    for r in s.rejected:
+        _print_rejection(out, r)
+    out.write(f"冲突：{len(s.conflicts)} 条\n")
+    for c in s.conflicts:
+        out.write(f"  ! {_describe(c.entity, c.fields)} {c.entity_id}：与他人同时修改了 {', '.join(sorted(c.fields))}；"
+                  "以时间较晚者为准，另一值已留存供审核人员查看\n")
+        for name, value in c.overridden.items():
+            out.write(f"    {name} 现为 {json.dumps(value, ensure_ascii=False)}（您的值为 "
+                      f"{json.dumps(c.fields.get(name), ensure_ascii=False)}）\n")
+
+
+def _status_json(s: Status) -> dict[str, Any]:
+    from dataclasses import asdict
+    return asdict(s)
+
+
+def _print_tasks(out: TextIO, client: FieldClient) -> None:
+    tasks = client.tasks()
+    if not tasks:
+        out.write("本机没有检查任务。联网后执行 fieldsync sync 下载任务。\n")
+        return
+    department = client.store.get("department_id")
+    for task in tasks:
+        enterprise = task.get("enterprise") or {}
+        out.write(f"{task['id']}  {task.get('title')}  [{task.get('status')}]\n")
+        out.write(f"  检查对象：{enterprise.get('name')}（{enterprise.get('credit_code')}）{enterprise.get('address') or ''}\n")
+        out.write(f"  时间窗口：{task.get('window_start')} ~ {task.get('window_end')}\n")
+        team = "、".join(f"{m.get('full_name') or m.get('username')}（{m.get('certificate_number') or '无执法证'}）"
+                        for m in task.get("team") or [])
+        out.write(f"  检查组：{team}\n")
+        for item in task.get("check_items") or []:
+            mine = "（本部门）" if department and item.get("department_id") == department else ""
+            out.write(f"  - {item.get('code', '')} {item.get('title', '')}{mine}  {item['id']}\n")
+        for inspection in task.get("inspections") or []:
+            pending = "，未同步" if inspection.get("unconfirmed") else ""
+            out.write(f"  检查记录 {inspection['id']}（{inspection.get('status', 'open')}{pending}）\n")
+
+
+def _print_inspection(out: TextIO, client: FieldClient, inspection_id: str) -> None:
+    view = client.inspection(inspection_id)
+    out.write(f"检查记录 {view['id']}（{view.get('status', 'open')}{'，未同步' if view['unconfirmed'] else ''}）\n")
+    for key, label in (("place", "地点"), ("started_at", "开始"), ("ended_at", "结束"),
+                       ("representative", "企业代表"), ("conclusion", "结论")):
+        if view.get(key):
+            out.write(f"  {label}：{view[key]}\n")
+    for text in view.get("soft_measures") or []:
+        out.write(f"  柔性措施：{text}\n")
+    for measure in view.get("coercive_measures") or []:
+        out.write(f"  强制措施：{measure.get('kind')} {measure.get('description', '')}\n")
+    for finding in view["findings"]:
+        item = client.store.reference("check_item", finding.get("check_item_id", "")) or {}
+        out.write(f"  检查结论 {item.get('code', finding.get('check_item_id'))} {item.get('title', '')}："
+                  f"{RESULT_NAMES.get(finding.get('result', ''), finding.get('result'))}"
+                  f"{'  ' + finding['note'] if finding.get('note') else ''}\n")
+    for media in view["media"]:
+        out.write(f"  证据 {media['id']} {media.get('file_name')} {media.get('proves')} sha256={media.get('sha256')}\n")
+    for signature in view["signatures"]:
+        out.write(f"  签名 {signature.get('signer_role')} {signature.get('signer_name') or ''}\n")
+
+
+def _sync(client: FieldClient, out: TextIO, err: TextIO) -> int:
+    progress = _Progress(err)
+    client.progress = progress
+    try:
+        report = client.sync()
+    finally:
+        progress.end()
+    push = report.push
+    out.write(f"同步完成：推送 {push.sent} 条（新保存 {push.applied}，此前已保存 {push.duplicate}，"
+              f"冲突 {push.conflict}，被拒绝 {len(push.rejected)}）；拉取 {report.pull.changes} 条更新\n")
+    if push.conflict:
+        out.write("有记录与他人同时修改，详见 fieldsync status\n")
+    if report.uploads.waiting:
+        out.write(f"证据文件 {report.uploads.waiting} 个保存在本机，文件上传功能尚未启用\n")
+    if push.rejected:
+        err.write("以下记录被服务器拒绝，不会自动重试：\n")
+        for r in push.rejected:
+            _print_rejection(err, r)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, transport: Transport | None = None,
+         stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None,
+         password_prompt: Callable[[str], str] = getpass.getpass) -> int:
+    """Run ``fieldsync``; returns the exit code (``transport`` is for tests)."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.command is None:
+            raise UsageError(parser.format_usage().rstrip() + "\n请给出一个命令，例如 fieldsync status")
+        if args.command == "inspect" and args.inspect_command is None:
+            raise UsageError("用法：fieldsync inspect start TASK_ID [--place 地点] | fieldsync inspect show INSPECTION")
+        if args.command == "measure" and args.coercive and not args.description:
+            raise UsageError("强制措施需要 --description 说明")
+        if args.command == "measure" and args.soft and args.description:
+            raise UsageError("--description 只用于强制措施（--coercive）")
+    except UsageError as exc:
+        err.write(f"{exc}\n")
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+
+    try:
+        client = FieldClient(store_path(args.store), transport)
+    except StoreError as exc:
+        err.write(f"{exc}\n")
+        return 1
+    try:
+        return _run(client, args, out, err, stdin or sys.stdin, password_prompt)
+    except ServerRefused as exc:
+        err.write(f"服务器拒绝：[{exc.code}] {exc.reason}\n")
+        return 1
+    except FieldClientError as exc:
+        err.write(f"{exc}\n")
+        return 1
+    except UsageError as exc:
+        err.write(f"{exc}\n")
+        return 2
+    finally:
+        client.close()
+
+
+def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO,
+         password_prompt: Callable[[str], str]) -> int:
+    command = args.command
+    if command == "login":
+        if args.password_stdin:
+            password = stdin.readline().rstrip("\r\n")
+        else:
+            password = password_prompt(f"{args.username} 的密码：")
+        if not password:
+            raise UsageError("密码不能为空")
+        who = client.login(args.server, args.username, password, args.device)
+        out.write(f"已登录：{who['username']}，设备 {who['device_id']}，服务器 {who['server_url']}\n"
+                  "下一步：fieldsync sync 下载检查任务\n")
+        return 0
+    if command == "sync":
+        return _sync(client, out, err)
+    if command == "tasks":
+        _print_tasks(out, client)
+        return 0
+    if command == "status":
+        status = client.status()
+        if args.json:
+            out.write(json.dumps(_status_json(status), ensure_ascii=False, indent=2) + "\n")
+        else:
+            _print_status(out, status)
+        return 0
+    if command == "inspect":
+        if args.inspect_command == "show":
+            _print_inspection(out, client, client.resolve("inspection", args.inspection))
+            return 0
+        task_id = client.resolve("task", args.task)
+        before = {i["id"] for i in client.inspections(task_id)}
+        inspection_id = client.start_inspection(task_id, place=args.place, new=args.new)
+        if inspection_id in before:
+            out.write(f"该任务已有进行中的检查记录，已加入：{inspection_id}\n（如需另建一份，加 --new）\n")
+        else:
+            out.write(f"已开始检查：{inspection_id}\n")
+        return 0
+
+    inspection_id = client.resolve("inspection", args.inspection)
+    if command == "finding":
+        item_id = client.resolve("check_item", args.check_item)
+        evidence = [client.resolve("media", m) for m in args.evidence]
+        finding_id = client.record_finding(inspection_id, item_id, args.result, note=args.note, evidence=evidence)
+        out.write(f"已记录检查结论（{RESULT_NAMES[args.result]}）：{finding_id}\n")
+    elif command == "measure":
+        if args.soft is not None:
+            client.add_measure(inspection_id, soft=args.soft)
+            out.write("已记录柔性措施\n")
+        else:
+            client.add_measure(inspection_id, coercive_kind=args.coercive, description=args.description)
+            out.write("已记录强制措施\n")
+    elif command == "attach":
+        media_id = client.attach(inspection_id, args.file, args.proves)
+        media = client.entity(media_id) or {}
+        out.write(f"已保存证据（{PROVES_NAMES[args.proves]}）：{media_id}\n  sha256 {media.get('sha256')}，"
+                  f"{media.get('size')} 字节\n")
+    elif command == "finish":
+        client.finish(inspection_id, conclusion=args.conclusion)
+        out.write(f"已结束检查：{inspection_id}\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
