@@ -163,10 +163,21 @@ def bench_sync(env: dict[str, str], ids: dict[str, str], count: int, batch: int)
             if not page["has_more"]:
                 break
         pull_seconds = time.perf_counter() - start
+        # Acknowledged means durable: kill the server without warning, then count what it kept.
+        os.killpg(server.pid, 9)
+        server.wait(timeout=10)
+        script = ("from server import create_app; from server.extensions import db; from sqlalchemy import text; "
+                  "app = create_app(); ctx = app.app_context(); ctx.push(); "
+                  "print(db.session.execute(text('SELECT count(*) FROM sync_mutation')).scalar())")
+        kept = int(subprocess.run([str(ROOT / ".venv/bin/python"), "-c", script], env=env, cwd=ROOT, check=True,
+                                  capture_output=True, text=True).stdout.split()[-1])
+        if kept != count:
+            raise SystemExit(f"durability: {count} acknowledged, {kept} kept after SIGKILL")
         return push_seconds, latencies, pull_seconds, pulled
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=10)
+        if server.poll() is None:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=10)
 
 
 def bench_raw(database_url: str, count: int, batch: int) -> float:
@@ -253,6 +264,7 @@ def main() -> None:
           f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms)")
     print(f"raw Core bulk insert: {raw_rate:9.0f} rows/s      ({raw_seconds:.2f} s)")
     print(f"ratio sync/raw      : {sync_rate / raw_rate:.2f}  (target >= 0.50)")
+    print(f"durability          : all {args.mutations} acknowledged mutations present after SIGKILL of the server")
     print(f"pull of {pulled} changes: {pull_seconds:.2f} s ({pulled / pull_seconds:.0f} changes/s, pages of 1000)")
 
 

@@ -477,6 +477,7 @@ class FieldClient:
         return entity_id
 
     def _open_task(self, task_id: str) -> dict[str, Any]:
+        self._identity()
         task = self.store.reference("task", task_id)
         if task is None or task["deleted"]:
             raise LocalError(f"本机没有检查任务 {task_id}（请先同步；已撤销的任务不能检查）")

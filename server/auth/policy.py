@@ -77,7 +77,7 @@ class Principal:
     def is_admin(self) -> bool:
         return self.kind in ("user", "system") and self.role == "admin"
 
-    @property
+    @functools.cached_property
     def user_id(self) -> uuid.UUID | None:
         return uuid.UUID(self.id) if self.kind == "user" else None
 

@@ -46,10 +46,14 @@ class Rejected(Exception):
 
 
 def content_hash(mutation: dict[str, Any]) -> str:
+    """A digest of what a mutation says, to tell a replay from a reused id.
+
+    Field order does not matter; everything else must match exactly.
+    """
+    fields = mutation.get("fields") or {}
     canonical = json.dumps([mutation["entity"], str(mutation["entity_id"]), mutation["op"], mutation["base_version"],
-                            mutation["hlc"], mutation.get("fields") or {}],
-                           sort_keys=True, separators=(",", ":"))  # ASCII: any lone surrogate stays encodable
-    return hashlib.sha256(canonical.encode()).hexdigest()
+                            mutation["hlc"], sorted(fields.items())], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -112,7 +116,7 @@ def _require_tablet(principal: Principal, device_id: str) -> None:
 
 def _ids(values: Iterable[Any]) -> set[uuid.UUID]:
     out: set[uuid.UUID] = set()
-    for value in values:
+    for value in set(v for v in values if v is not None and not isinstance(v, (dict, list))):
         try:
             out.add(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
         except ValueError:

@@ -76,3 +76,128 @@ def tablet(app: Flask, tmp_path: Path) -> Iterator[Callable[..., FieldClient]]:
     yield make
     for client in made:
         client.close()
+
+
+# ---- a scripted stand-in server, for tests that need no database ------------------
+
+USER_ID = "00000000-0000-4000-8000-000000000001"
+MY_DEPARTMENT = "00000000-0000-4000-8000-0000000000d1"
+OTHER_DEPARTMENT = "00000000-0000-4000-8000-0000000000d2"
+TASK_ID = "00000000-0000-4000-8000-0000000000a1"
+MY_ITEM = "00000000-0000-4000-8000-0000000000c1"
+OTHER_ITEM = "00000000-0000-4000-8000-0000000000c2"
+ENTERPRISE_ID = "00000000-0000-4000-8000-0000000000e1"
+
+
+def canned_changes() -> list[dict[str, Any]]:
+    """What a first pull brings a market inspector: one task, two check items, the enterprise."""
+    enterprise = {"id": ENTERPRISE_ID, "name": "祁阳市浯溪食品有限公司", "credit_code": "91350100M000100Y43",
+                  "address": "祁阳市浯溪街道建设路1号"}
+    return [
+        {"entity": "check_item", "entity_id": MY_ITEM, "op": "upsert", "version": 1, "updated_at": None,
+         "fields": {"department_id": MY_DEPARTMENT, "code": "SCJG-01", "title": "营业执照公示",
+                    "legal_basis": "《市场主体登记管理条例》第三十六条", "method": None}},
+        {"entity": "check_item", "entity_id": OTHER_ITEM, "op": "upsert", "version": 2, "updated_at": None,
+         "fields": {"department_id": OTHER_DEPARTMENT, "code": "STHJ-01", "title": "排污许可",
+                    "legal_basis": "《排污许可管理条例》第十七条", "method": None}},
+        {"entity": "enterprise", "entity_id": ENTERPRISE_ID, "op": "upsert", "version": 3, "updated_at": None,
+         "fields": {k: v for k, v in enterprise.items() if k != "id"}},
+        {"entity": "task", "entity_id": TASK_ID, "op": "upsert", "version": 4, "updated_at": None,
+         "fields": {"title": "联合检查：浯溪食品", "status": "dispatched", "department_id": MY_DEPARTMENT,
+                    "window_start": "2026-01-05T01:00:00+00:00", "window_end": "2026-01-05T09:00:00+00:00",
+                    "enterprise": enterprise, "check_item_ids": [MY_ITEM, OTHER_ITEM],
+                    "team": [{"user_id": USER_ID, "username": "m-insp", "full_name": "张三",
+                              "department_id": MY_DEPARTMENT, "certificate_number": "CERT-M-001",
+                              "certificate_status": "valid"}]}},
+    ]
+
+
+class FakeServer:
+    """Answers the client's few endpoints from memory; ``script`` queues canned answers or exceptions.
+
+    Push applies every mutation, keeping per-entity versions and the mutation
+    log, so duplicates and versions behave as on the real server.
+    """
+
+    def __init__(self) -> None:
+        self.script: list[Any] = []
+        self.calls: list[tuple[str, str, Any, dict[str, str]]] = []
+        self.access, self.refresh = "access-1", "refresh-1"
+        self.generation = 1
+        self.versions: dict[str, int] = {}
+        self.log: dict[str, int] = {}
+        self.pushed: list[dict[str, Any]] = []
+        self.changes = canned_changes()
+        self.page_size: int | None = None
+
+    def request(self, method: str, path: str, *, json_body: Any = None, query: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None) -> Response:
+        self.calls.append((method, path, json_body, dict(headers or {})))
+        if self.script:
+            item = self.script.pop(0)
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, Response):
+                return item
+        auth = (headers or {}).get("Authorization")
+        if path == "/api/v1/auth/token":
+            return Response(200, {}, {"access_token": self.access, "refresh_token": self.refresh,
+                                      "token_type": "Bearer", "expires_in": 900})
+        if path == "/api/v1/auth/refresh":
+            if json_body.get("refresh_token") != self.refresh:
+                return Response(401, {}, {"type": "/problems/refresh-reused", "status": 401, "title": "t",
+                                          "detail": "刷新令牌已被使用过"})
+            self.generation += 1
+            self.access, self.refresh = f"access-{self.generation}", f"refresh-{self.generation}"
+            return Response(200, {}, {"access_token": self.access, "refresh_token": self.refresh,
+                                      "token_type": "Bearer", "expires_in": 900})
+        if auth != f"Bearer {self.access}":
+            return Response(401, {}, {"type": "/problems/token-expired", "status": 401, "title": "t",
+                                      "detail": "访问令牌已过期"})
+        if path == "/api/v1/auth/me":
+            return Response(200, {}, {"kind": "user", "id": USER_ID, "role": "inspector",
+                                      "department_id": MY_DEPARTMENT})
+        if path == "/api/v1/sync/pull":
+            start = int((query or {}).get("cursor") or 0)
+            size = self.page_size or int((query or {}).get("limit") or 200)
+            page = self.changes[start:start + size]
+            return Response(200, {}, {"changes": page, "cursor": str(start + len(page)),
+                                      "has_more": start + len(page) < len(self.changes)})
+        if path == "/api/v1/sync/push":
+            results = []
+            for mutation in json_body["mutations"]:
+                self.pushed.append(mutation)
+                if mutation["id"] in self.log:
+                    results.append({"id": mutation["id"], "status": "duplicate", "version": self.log[mutation["id"]]})
+                    continue
+                version = self.versions.get(mutation["entity_id"], 0) + 1
+                self.versions[mutation["entity_id"]] = self.log[mutation["id"]] = version
+                results.append({"id": mutation["id"], "status": "applied", "version": version})
+            return Response(200, {}, {"results": results})
+        return Response(404, {}, {"type": "/problems/not-found", "status": 404, "title": "t", "detail": "没有"})
+
+    def count(self, path: str) -> int:
+        return sum(1 for _, p, _, _ in self.calls if p == path)
+
+
+@pytest.fixture
+def fake_server() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def offline_tablet(tmp_path: Path, fake_server: FakeServer) -> Iterator[Callable[..., FieldClient]]:
+    """Factory: a client that logged in and pulled once (from the fake server), for offline work."""
+    made: list[FieldClient] = []
+
+    def make(path: Path | None = None, **options: Any) -> FieldClient:
+        options.setdefault("sleep", lambda seconds: None)
+        client = FieldClient(path or tmp_path / "tablet" / "field.db", fake_server, **options)
+        made.append(client)
+        client.login(SERVER, "m-insp", PASSWORD, "SCJG-TAB1")
+        client.pull()
+        return client
+
+    yield make
+    for client in made:
+        client.close()
