@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
@@ -119,8 +120,12 @@ def _describe(entity: str, fields: dict[str, Any]) -> str:
         return f"{name}（{RESULT_NAMES.get(fields['result'], fields['result'])}）"
     if entity == "media" and fields.get("file_name"):
         return f"{name}（{fields['file_name']}）"
+    if entity == "inspection" and "task_id" in fields:
+        return f"{name}（开始检查）"
     if entity == "inspection" and fields.get("status") == "finished":
         return f"{name}（结束检查）"
+    if entity == "inspection" and {"soft_measures", "coercive_measures"} & set(fields):
+        return f"{name}（措施）"
     return name
 
 
@@ -227,8 +232,13 @@ def _sync(client: FieldClient, out: TextIO, err: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, *, transport: Transport | None = None,
          stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None,
-         password_prompt: Callable[[str], str] = getpass.getpass) -> int:
-    """Run ``fieldsync``; returns the exit code (``transport`` is for tests)."""
+         password_prompt: Callable[[str], str] = getpass.getpass,
+         client_options: dict[str, Any] | None = None) -> int:
+    """Run ``fieldsync``; returns the exit code.
+
+    The keyword arguments let tests (or an embedding app) supply the transport,
+    the streams, the password prompt and FieldClient options such as ``sleep``.
+    """
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = build_parser()
     try:
@@ -248,7 +258,7 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
         return int(exc.code or 0)
 
     try:
-        client = FieldClient(store_path(args.store), transport)
+        client = FieldClient(store_path(args.store), transport, **(client_options or {}))
     except StoreError as exc:
         err.write(f"{exc}\n")
         return 1
@@ -263,6 +273,12 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
     except UsageError as exc:
         err.write(f"{exc}\n")
         return 2
+    except sqlite3.Error as exc:
+        err.write(f"本地数据库暂时无法使用（{exc}）；如另一个程序正在同步，请稍后再试\n")
+        return 1
+    except KeyboardInterrupt:
+        err.write("\n已中断。已完成的部分都已保存，未同步的记录仍在本机，可再次执行 fieldsync sync\n")
+        return 1
     finally:
         client.close()
 

@@ -205,6 +205,19 @@ def display_name(path: Path) -> str:
     return name[-255:] or "file"
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values; timestamps compare as instants (the server stores them in UTC)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str):
+        try:
+            x, y = datetime.fromisoformat(a), datetime.fromisoformat(b)
+        except ValueError:
+            return False
+        return x.tzinfo is not None and y.tzinfo is not None and x == y
+    return False
+
+
 def _hlc_from_time(value: str | None, node: str) -> hlc.Stamp | None:
     if not value:
         return None
@@ -218,7 +231,10 @@ def _hlc_from_time(value: str | None, node: str) -> hlc.Stamp | None:
 
 
 class FieldClient:
-    """The tablet's client. One per store file; cheap to create.
+    """The tablet's client over one store file; cheap to create.
+
+    Use an instance from one thread; other processes may open the same store
+    at the same time (every change is its own locked transaction).
 
     ``transport`` defaults to HTTP to the server named at login. ``sleep``,
     ``clock`` (epoch seconds) and ``rng`` are injectable so tests can run
@@ -293,8 +309,9 @@ class FieldClient:
                 self._transport = HttpTransport(server_url)
             except ValueError as exc:
                 raise LocalError(str(exc)) from None
+        # A throttled log-in (429) is reported at once: the inspector is waiting.
         response = self._call("POST", f"{API}/auth/token", json_body={"username": username, "password": password},
-                              auth=False)
+                              auth=False, retry_throttled=False)
         if response.status != 200:
             code, reason = response.problem
             if response.status == 401:
@@ -309,8 +326,7 @@ class FieldClient:
             raise LocalError("只有执法人员账号可以在执法平板上同步检查记录")
         with self.store.transaction():
             if previous[:2] != (server_url, username):
-                self.store.clear_pulled()
-                self.store.set("cursor", None)
+                self.store.forget_pulled()
             for key, value in (("server_url", server_url), ("username", username), ("device_id", device_id),
                                ("user_id", str(me.body["id"])), ("department_id", str(me.body.get("department_id"))),
                                ("access_token", tokens[0]), ("refresh_token", tokens[1]), ("needs_login", None)):
@@ -339,7 +355,7 @@ class FieldClient:
         return delay
 
     def _call(self, method: str, path: str, *, json_body: Any = None, query: Mapping[str, Any] | None = None,
-              headers: Mapping[str, str] | None = None, auth: bool = True,
+              headers: Mapping[str, str] | None = None, auth: bool = True, retry_throttled: bool = True,
               on_attempt: Callable[[], None] | None = None,
               on_failure: Callable[[str, str], None] | None = None) -> Response:
         """One logical request: retried on no answer, 5xx and 429; one token refresh on 401."""
@@ -348,6 +364,7 @@ class FieldClient:
         while True:
             attempt += 1
             sent_headers = dict(headers or {})
+            token = None
             if auth:
                 token = self.store.get("access_token")
                 if not token:
@@ -365,11 +382,15 @@ class FieldClient:
                 if response.status == 401 and auth:
                     if refreshed:
                         self._lost_session(response)
-                    self._refresh()
+                    # Another process on this store (the app, say) may have
+                    # refreshed already; rotating its token again would look
+                    # like token theft to the server and end the session.
+                    if self.store.get("access_token") == token:
+                        self._refresh()
                     refreshed = True
                     attempt -= 1  # the refresh is not a failed attempt
                     continue
-                if response.status != 429 and response.status < 500:
+                if response.status < 500 and (response.status != 429 or not retry_throttled):
                     return response
                 code, reason = response.problem
                 failure = (code, f"HTTP {response.status}：{reason}")
@@ -470,7 +491,7 @@ class FieldClient:
             self.store.ensure_entity(entity_id, kind, task_id=task_id, inspection_id=inspection_id,
                                      department_id=department if creating else None,
                                      created_by_id=user if creating else None)
-            self.store.add_mutation(id=str(uuid.uuid4()), entity=kind, entity_id=entity_id, op=op,
+            self.store.add_mutation(id=str(uuid.uuid4()), entity=kind, entity_id=entity_id, user_id=user, op=op,
                                     base_version=row.server_version if row else 0, hlc=self._tick(device),
                                     fields=fields, now=self._now())
             self._refresh_view(entity_id)
@@ -631,6 +652,11 @@ class FieldClient:
     def _copy_into_vault(self, source: Path) -> tuple[str, int]:
         vault = self.store.vault_dir
         vault.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Copies a crash interrupted: never indexed, safe to drop once clearly stale.
+        for stale in vault.glob(".incoming-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > 3600:
+                    stale.unlink()
         digest = hashlib.sha256()
         size = 0
         handle, temporary = tempfile.mkstemp(dir=vault, prefix=".incoming-")
@@ -723,18 +749,22 @@ class FieldClient:
         if len(matches) == 1:
             return matches[0]
         names = {"task": "检查任务", "check_item": "检查事项", "inspection": "检查记录", "media": "证据文件"}
+        if not ids:
+            self._identity()  # a store that never logged in: say so rather than "not found"
         if len(matches) > 1:
             raise LocalError(f"编号 {text} 对应多条{names.get(kind, kind)}，请输入更长的编号")
         raise LocalError(f"本机没有{names.get(kind, kind)} {text}（请先同步）")
 
     def status(self) -> Status:
         """What waits to go up, what the server refused and why, and edits that met a concurrent one."""
+        user = self.store.get("user_id")
         with self.store.snapshot():
             pending = [PendingItem(m.id, m.entity, m.entity_id, m.op, m.fields, m.attempts, m.error_code,
-                                   m.error_reason, m.created_at) for m in self.store.mutations(status="pending")]
-            rejected = [self._rejection(m) for m in self.store.mutations(status="rejected")]
+                                   m.error_reason, m.created_at)
+                       for m in self.store.mutations(status="pending", user_id=user)]
+            rejected = [self._rejection(m) for m in self.store.mutations(status="rejected", user_id=user)]
             conflicts = []
-            for record in self.store.conflicts():
+            for record in self.store.conflicts(user_id=user):
                 row = self.store.entity(record["entity_id"])
                 sent = self.store.mutation(record["mutation_id"])
                 caught_up = (row is not None and sent is not None and sent.result_version is not None
@@ -742,7 +772,7 @@ class FieldClient:
                 confirmed = (row.server_fields if row is not None else None) or {}
                 # Which of our values lost is known once a pull has brought the merged version.
                 overridden = {k: confirmed.get(k) for k, v in record["fields"].items()
-                              if caught_up and k in confirmed and confirmed[k] != v}
+                              if caught_up and k in confirmed and not _same(confirmed[k], v)}
                 conflicts.append(ConflictItem(record["mutation_id"], record["entity"], record["entity_id"],
                                               record["fields"], overridden, record["detected_at"]))
             return Status(self.store.get("server_url"), self.store.get("username"), self.store.get("device_id"),

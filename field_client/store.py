@@ -18,9 +18,9 @@ Tables:
   hold the last state the server confirmed; ``view_*`` hold the local view,
   i.e. the confirmed state overlaid with this tablet's unconfirmed mutations,
   kept up to date in the same transaction as whatever changed it.
-- ``outbox``: every mutation made here, in order (``seq``), with its status
-  (``pending``/``rejected``/``done``), attempts, last error and the server's
-  answer.
+- ``outbox``: every mutation made here, in order (``seq``), with the user who
+  made it, its status (``pending``/``rejected``/``done``), attempts, last
+  error and the server's answer.
 - ``vault``: evidence files by SHA-256.
 - ``conflicts``: this tablet's edits that the server stored as ``conflict``.
 """
@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -82,6 +81,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     id             TEXT NOT NULL UNIQUE,
     entity         TEXT NOT NULL,
     entity_id      TEXT NOT NULL,
+    user_id        TEXT NOT NULL,
     op             TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
     base_version   INTEGER NOT NULL,
     hlc            TEXT NOT NULL,
@@ -197,14 +197,13 @@ class Store:
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a
             # "transaction" here is exactly what reaches the disk together.
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
         except sqlite3.Error as exc:
             raise StoreError(f"无法打开本地数据库 {self.path}：{exc}") from exc
         if fresh:
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)  # it holds tokens
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
         self._depth = 0
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -215,6 +214,10 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"本地数据库 {self.path} 无法使用：{exc}") from exc
+        if fresh:
+            for suffix in ("-wal", "-shm"):  # the WAL holds tokens too, until checkpointed
+                with contextlib.suppress(OSError):
+                    os.chmod(self.path.with_name(self.path.name + suffix), 0o600)
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -234,38 +237,41 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable change. Nested calls join the outer transaction."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+        """One atomic, durable change. Nested calls join the outer transaction.
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front, so a second process
+        on the same file (the app capturing while ``fieldsync sync`` runs)
+        waits instead of failing half-way.
+        """
+        if self._depth:
+            self._depth += 1
             try:
                 yield self._conn
-            except BaseException:
-                self._depth = 0
-                self._conn.execute("ROLLBACK")
-                raise
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self._conn
+        except BaseException:
             self._depth = 0
-            self._conn.execute("COMMIT")
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A consistent read of several tables (joins an open transaction)."""
-        with self._lock:
-            if self._depth:
-                yield self._conn
-                return
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
+        if self._depth:
+            yield self._conn
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield self._conn
+        finally:
+            self._conn.execute("COMMIT")
 
     def integrity_check(self) -> str:
         return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -307,14 +313,17 @@ class Store:
         return [{**loads(row["fields"]), "id": row["id"], "deleted": bool(row["deleted"])}
                 for row in self._conn.execute(query + " ORDER BY rowid")]
 
-    def clear_pulled(self) -> None:
-        """Forget everything pulled (another user or server); keeps the outbox."""
+    def forget_pulled(self) -> None:
+        """Forget what was pulled and the local views (another user or server now).
+
+        The outbox stays: it is the record of what was captured on this tablet,
+        each row tagged with the user who captured it.
+        """
         with self.transaction() as conn:
             for table in REFERENCE_KINDS.values():
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("DELETE FROM entities WHERE id NOT IN (SELECT entity_id FROM outbox)")
-            conn.execute("UPDATE entities SET server_fields = NULL, server_version = 0, server_deleted = 0, "
-                         "server_updated_at = NULL")
+            conn.execute("DELETE FROM entities")
+            conn.execute("DELETE FROM settings WHERE key = 'cursor'")
 
     # ---- entities ----------------------------------------------------------------
 
@@ -359,25 +368,24 @@ class Store:
 
     # ---- outbox ----------------------------------------------------------------------
 
-    def add_mutation(self, *, id: str, entity: str, entity_id: str, op: str, base_version: int, hlc: str,
-                     fields: dict[str, Any], now: str) -> None:
+    def add_mutation(self, *, id: str, entity: str, entity_id: str, user_id: str, op: str, base_version: int,
+                     hlc: str, fields: dict[str, Any], now: str) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT INTO outbox (id, entity, entity_id, op, base_version, hlc, fields, created_at, "
-                         "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (id, entity, entity_id, op, base_version, hlc, dumps(fields), now, now))
+            conn.execute("INSERT INTO outbox (id, entity, entity_id, user_id, op, base_version, hlc, fields, "
+                         "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (id, entity, entity_id, user_id, op, base_version, hlc, dumps(fields), now, now))
 
     def mutation(self, id: str) -> MutationRow | None:
         row = self._conn.execute("SELECT * FROM outbox WHERE id = ?", (id,)).fetchone()
         return None if row is None else _mutation(row)
 
-    def mutations(self, *, status: str | None = None, entity_id: str | None = None) -> list[MutationRow]:
+    def mutations(self, *, status: str | None = None, entity_id: str | None = None,
+                  user_id: str | None = None) -> list[MutationRow]:
         clauses, params = [], []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        if entity_id is not None:
-            clauses.append("entity_id = ?")
-            params.append(entity_id)
+        for column, value in (("status", status), ("entity_id", entity_id), ("user_id", user_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return [_mutation(r) for r in self._conn.execute(f"SELECT * FROM outbox{where} ORDER BY seq", params)]
 
@@ -444,6 +452,11 @@ class Store:
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mutation_id) DO NOTHING",
                          (mutation.id, mutation.entity, mutation.entity_id, dumps(mutation.fields), now))
 
-    def conflicts(self) -> list[dict[str, Any]]:
+    def conflicts(self, *, user_id: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT c.* FROM conflicts AS c JOIN outbox AS o ON o.id = c.mutation_id"
+        params: list[Any] = []
+        if user_id is not None:
+            query += " WHERE o.user_id = ?"
+            params.append(user_id)
         return [{**dict(r), "fields": loads(r["fields"])}
-                for r in self._conn.execute("SELECT * FROM conflicts ORDER BY detected_at, mutation_id")]
+                for r in self._conn.execute(query + " ORDER BY c.detected_at, c.mutation_id", params)]

@@ -139,6 +139,8 @@ class FakeServer:
                 raise item
             if isinstance(item, Response):
                 return item
+            if callable(item):
+                return item()  # type: ignore[no-any-return]
         auth = (headers or {}).get("Authorization")
         if path == "/api/v1/auth/token":
             return Response(200, {}, {"access_token": self.access, "refresh_token": self.refresh,

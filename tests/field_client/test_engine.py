@@ -68,14 +68,12 @@ def test_capture_needs_one_login_first(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_push_sends_batches_of_at_most_500_in_order_with_progress(
-        offline_tablet: Callable[..., FieldClient], fake_server: FakeServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        offline_tablet: Callable[..., FieldClient], fake_server: FakeServer) -> None:
     seen: list[tuple[str, int, int]] = []
     client = offline_tablet(progress=lambda *p: seen.append(p))
     inspection = client.start_inspection(TASK_ID)
-    photo = tmp_path / "p.jpg"
     for n in range(1100):
-        photo.write_bytes(b"%d" % n)
-        client.attach(inspection, photo, "scene")
+        client.sign(inspection, "witness", f"证人{n}")
     report = client.push()
     batches = [body["mutations"] for _, path, body, _ in fake_server.calls if path == PUSH]
     assert [len(b) for b in batches] == [500, 500, 101]
@@ -184,8 +182,6 @@ def test_pull_follows_has_more_and_saves_the_cursor_page_by_page(
                                 "fields": {"number": "CERT-M-001", "status": "suspended"}, "updated_at": None})
     fake_server.changes.append({"entity": "task", "entity_id": TASK_ID, "op": "delete", "version": 10,
                                 "fields": {"title": "联合检查：浯溪食品", "status": "cancelled"}, "updated_at": None})
-    fake_server.script = [None, TransportError("掉线")] * 1  # type: ignore[list-item]
-    fake_server.script = []
     original = fake_server.request
     calls = {"n": 0}
 
@@ -206,3 +202,20 @@ def test_pull_follows_has_more_and_saves_the_cursor_page_by_page(
     assert client.store.get("cursor") == "6"
     assert client.tasks() == []  # the cancelled task is a tombstone now
     assert client.store.reference("task", TASK_ID)["deleted"]  # type: ignore[index]
+
+
+def test_a_token_another_process_refreshed_is_used_not_rotated_again(
+        offline_tablet: Callable[..., FieldClient], fake_server: FakeServer) -> None:
+    client = offline_tablet()
+    client.start_inspection(TASK_ID)
+    app = FieldClient(client.store.path, fake_server)  # the tablet app, on the same store
+
+    def app_refreshes_meanwhile() -> Response:
+        app._refresh()
+        return Response(401, {}, {"type": "/problems/token-expired", "detail": "访问令牌已过期"})
+
+    fake_server.script = [app_refreshes_meanwhile]
+    assert client.push().applied == 1
+    assert fake_server.count("/api/v1/auth/refresh") == 1  # only the app's
+    assert client.store.get("refresh_token") == fake_server.refresh
+    app.close()

@@ -59,7 +59,7 @@ def test_a_failed_change_leaves_nothing_behind(tmp_path: Path) -> None:
     store = Store(tmp_path / "field.db")
     with pytest.raises(RuntimeError):
         with store.transaction():
-            store.add_mutation(id="m1", entity="finding", entity_id="e1", op="upsert", base_version=0,
+            store.add_mutation(id="m1", entity="finding", entity_id="e1", user_id="u1", op="upsert", base_version=0,
                                hlc="1764120000000-0000-X", fields={"result": "compliant"}, now="t")
             store.set("hlc_last", "1764120000000-0000-X")
             raise RuntimeError("power cut")
@@ -138,3 +138,34 @@ def test_store_files_are_json_not_pickles(tmp_path: Path, offline_tablet: Callab
     client.record_finding(inspection, MY_ITEM, "compliant", note="营业执照已公示")
     row = client.store._conn.execute("SELECT fields FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
     assert json.loads(row[0])["note"] == "营业执照已公示"
+
+
+CONCURRENT = textwrap.dedent("""
+    import sys
+    from field_client.engine import FieldClient
+
+    store, inspection, item, who = sys.argv[1:5]
+    client = FieldClient(store)
+    for n in range(40):
+        client.record_finding(inspection, item, "compliant", note=f"{who}-{n}")
+""")
+
+
+def test_two_processes_on_one_store_interleave_without_losing_or_reusing_stamps(
+        tmp_path: Path, offline_tablet: Callable[..., FieldClient]) -> None:
+    """The tablet app capturing while ``fieldsync`` runs on the same file."""
+    path = tmp_path / "shared" / "field.db"
+    client = offline_tablet(path)
+    inspection = client.start_inspection(TASK_ID)
+    client.close()
+    writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(path), inspection, MY_ITEM, who], cwd=ROOT,
+                                stderr=subprocess.PIPE, text=True) for who in ("app", "cli")]
+    for writer in writers:
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+    store = Store(path)
+    notes = [m.fields.get("note") for m in store.mutations() if m.entity == "finding"]
+    assert sorted(notes) == sorted([f"app-{n}" for n in range(40)] + [f"cli-{n}" for n in range(40)])
+    stamps = [m.hlc for m in store.mutations()]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    store.close()

@@ -1,0 +1,163 @@
+"""``fieldsync`` as an inspector uses it: offline commands, sync, status, and what happens on bad input."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+
+from field_client.cli import main
+from field_client.engine import FieldClient
+from tests.conftest import PASSWORD, World
+from tests.field_client.conftest import SERVER, TASK_ID, FakeServer, FlaskTransport
+
+
+class Run:
+    """Calls ``main`` with captured streams; remembers the last output."""
+
+    def __init__(self, store: Path, transport: Any = None) -> None:
+        self.store = store
+        self.transport = transport
+        self.out = self.err = ""
+
+    def __call__(self, *argv: str, stdin: str = "", **options: Any) -> int:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["--store", str(self.store), *argv], transport=self.transport, stdin=io.StringIO(stdin),
+                    stdout=out, stderr=err, password_prompt=lambda prompt: PASSWORD,
+                    client_options={"sleep": lambda s: None, **options})
+        self.out, self.err = out.getvalue(), err.getvalue()
+        return code
+
+
+@pytest.fixture
+def offline(tmp_path: Path, offline_tablet: Callable[..., FieldClient]) -> Run:
+    """A store that logged in and pulled once; the CLI then runs with no transport at all."""
+    path = tmp_path / "tablet" / "field.db"
+    offline_tablet(path).close()
+    return Run(path)
+
+
+def test_offline_session_from_start_to_finish(offline: Run, tmp_path: Path) -> None:
+    assert offline("tasks") == 0
+    assert "联合检查：浯溪食品" in offline.out and "SCJG-01" in offline.out and "（本部门）" in offline.out
+    assert offline("inspect", "start", TASK_ID[:8] + "-0000", "--place", "生产车间") == 0
+    assert offline("inspect", "start", TASK_ID, "--place", "生产车间") == 0
+    inspection = offline.out.split("：")[1].split("\n")[0].strip()
+    assert "已加入" in offline.out
+    assert offline("finding", inspection[:8], "SCJG-01", "--result", "non_compliant", "--note", "执照未公示") == 0
+    photo = tmp_path / "执照.jpg"
+    photo.write_bytes(b"\xff\xd8licence")
+    assert offline("attach", inspection, str(photo), "--proves", "certificate") == 0
+    assert "sha256" in offline.out
+    assert offline("measure", inspection, "--soft", "当场提醒公示") == 0
+    assert offline("measure", inspection, "--coercive", "seizure", "--description", "查封过期原料") == 0
+    assert offline("finish", inspection, "--conclusion", "责令整改") == 0
+    assert offline("inspect", "show", inspection) == 0
+    assert "执照未公示" in offline.out and "查封过期原料" in offline.out and "责令整改" in offline.out
+
+    assert offline("status") == 0
+    assert "待推送：6 条" in offline.out and "待上传证据文件：1 个" in offline.out
+    assert "被服务器拒绝：0 条" in offline.out and "冲突：0 条" in offline.out
+    assert offline("status", "--json") == 0
+    assert '"pending"' in offline.out
+
+
+@pytest.mark.parametrize("argv", [
+    (),
+    ("fly",),
+    ("finding", "x", "y"),
+    ("finding", "x", "y", "--result", "fine"),
+    ("measure", "x", "--soft", "a", "--coercive", "seizure"),
+    ("measure", "x", "--coercive", "seizure"),
+    ("measure", "x"),
+    ("attach", "x", "f.jpg", "--proves", "selfie"),
+    ("inspect",),
+    ("login", "--server", SERVER),
+])
+def test_usage_errors_exit_2(offline: Run, argv: tuple[str, ...]) -> None:
+    assert offline(*argv) == 2
+    assert offline.err and "Traceback" not in offline.err
+
+
+def test_refusals_exit_1_with_a_reason(offline: Run, tmp_path: Path) -> None:
+    assert offline("finding", "00000000-aaaa", "SCJG-01", "--result", "compliant") == 1
+    assert "本机没有检查记录" in offline.err
+    assert offline("inspect", "start", TASK_ID) == 0
+    inspection = offline.out.split("：")[1].strip()
+    assert offline("finding", inspection, "STHJ-01", "--result", "compliant") == 1
+    assert "属于其他部门" in offline.err
+    assert offline("attach", inspection, str(tmp_path / "nothing.jpg"), "--proves", "scene") == 1
+    assert "找不到文件" in offline.err
+
+    # Sync over real HTTP to a server that is not there: a clear message, nothing lost.
+    client = FieldClient(offline.store)
+    client.store.set("server_url", "http://127.0.0.1:1")
+    client.close()
+    assert offline("sync") == 1
+    assert "无法连接服务器" in offline.err and "保存在本机" in offline.err
+    assert offline("status") == 0 and "待推送：1 条" in offline.out and "[network]" in offline.out
+
+
+def test_a_fresh_store_explains_how_to_start(tmp_path: Path) -> None:
+    run = Run(tmp_path / "new" / "field.db")
+    assert run("tasks") == 0 and "fieldsync sync" in run.out
+    assert run("status") == 0 and "尚未登录" in run.out
+    assert run("inspect", "start", TASK_ID) == 1 and "fieldsync login" in run.err
+
+
+def test_store_location_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIELDSYNC_STORE", str(tmp_path / "env" / "field.db"))
+    assert main(["status"], stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    assert (tmp_path / "env" / "field.db").exists()
+
+
+def test_login_sync_and_a_refusal_against_the_server(app: Flask, world: World, tmp_path: Path) -> None:
+    transport = FlaskTransport(app)
+    run = Run(tmp_path / "cli" / "field.db", transport)
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB1", "--password-stdin",
+               stdin=PASSWORD + "\n") == 0
+    assert "已登录" in run.out
+    assert run("sync") == 0 and "拉取" in run.out
+    assert run("inspect", "start", str(world.task.id)) == 0
+    inspection = run.out.split("：")[1].strip()
+    assert run("finding", inspection, "SCJG-01", "--result", "compliant") == 0
+    assert run("sync") == 0
+    assert "推送 2/2" in run.err and "新保存 2" in run.out
+
+    # The tablet is deregistered meanwhile: the server refuses the whole push.
+    world.devices["m-tab"].device.active = False  # type: ignore[attr-defined]
+    from server.extensions import db
+    db.session.commit()
+    assert run("finish", inspection) == 0
+    assert run("sync") == 1
+    assert "unknown-device" in run.err and "SCJG-TAB1" in run.err
+    assert run("status") == 0 and "[unknown-device]" in run.out
+
+
+def test_wrong_password_and_rejections_exit_1(app: Flask, world: World, tmp_path: Path) -> None:
+    transport = FlaskTransport(app)
+    run = Run(tmp_path / "cli" / "field.db", transport)
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB1", "--password-stdin",
+               stdin="wrong\n") == 1
+    assert "登录失败" in run.err
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB1") == 0
+    assert run("sync") == 0
+    assert run("inspect", "start", str(world.task.id)) == 0
+    from server.auth.policy import SYSTEM
+    from server.extensions import db
+    from server.tasks.service import close_task
+    close_task(SYSTEM, world.task.id)
+    db.session.commit()
+    assert run("sync") == 1
+    assert "task-closed" in run.err and "已关闭" in run.err
+    assert run("status") == 0 and "被服务器拒绝：1 条" in run.out and "task-closed" in run.out
+
+
+def test_fake_server_is_never_contacted_by_offline_commands(offline: Run, fake_server: FakeServer) -> None:
+    calls = len(fake_server.calls)
+    offline("tasks")
+    offline("status")
+    offline("inspect", "start", TASK_ID)
+    assert len(fake_server.calls) == calls
