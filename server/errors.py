@@ -150,6 +150,20 @@ def handle_unexpected(error: Exception) -> Response:
     return problem_response(500, slug, title, "服务器发生意外错误，已记录，请联系管理员")
 
 
+def handle_integrity_error(error: Exception) -> Response:
+    # Two requests raced past the service's own checks (a duplicate created
+    # between our look-up and our insert). Nothing was stored; a retry will
+    # see the winner and get a precise answer.
+    from server.extensions import db
+
+    db.session.rollback()
+    log.info("request refused by a database constraint: %s", type(error).__name__)
+    return problem_response(409, "conflict", _DEFAULTS[409][1], "与同时进行的另一项操作冲突，未保存任何内容，请重试")
+
+
 def init_app(app: Flask) -> None:
+    from sqlalchemy.exc import IntegrityError
+
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(Exception, handle_unexpected)

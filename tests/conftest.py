@@ -115,41 +115,45 @@ def runner(app: Flask) -> Any:
 
 # ---- factories: real objects through the same services users call ----------
 
+def new_department(code: str, name: str | None = None) -> Department:
+    department = directory.create_department(SYSTEM, code, name or f"{code} 局")
+    db.session.commit()
+    return department
+
+
+def new_user(username: str, role: str, department: Department, *, certificate: str | None = None,
+             valid_from: date | None = None, valid_until: date | None = None, password: str = PASSWORD) -> User:
+    data: dict[str, Any] = {"username": username, "full_name": f"测试{username}", "password": password,
+                            "role": role, "department_id": department.id, "certificate": None}
+    if certificate:
+        data["certificate"] = {"number": certificate,
+                               "valid_from": valid_from or date.today() - timedelta(days=365),
+                               "valid_until": valid_until or date.today() + timedelta(days=365)}
+    user = directory.create_user(SYSTEM, data)
+    db.session.commit()
+    return user
+
+
+def new_device(device_id: str, kind: str, department: Department, inspector: User | None = None) -> directory.CreatedDevice:
+    created = directory.create_device(SYSTEM, {"id": device_id, "kind": kind, "department_id": department.id,
+                                               "inspector_id": inspector.id if inspector else None})
+    db.session.commit()
+    return created
+
+
 @pytest.fixture
 def make_department(app: Flask) -> Callable[..., Department]:
-    def make(code: str, name: str | None = None) -> Department:
-        department = directory.create_department(SYSTEM, code, name or f"{code} 局")
-        db.session.commit()
-        return department
-    return make
+    return new_department
 
 
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., User]:
-    counter = iter(range(1, 10_000))
-
-    def make(username: str, role: str, department: Department, *, certificate: str | None = None,
-             valid_from: date | None = None, valid_until: date | None = None, password: str = PASSWORD) -> User:
-        data: dict[str, Any] = {"username": username, "full_name": f"测试{next(counter)}", "password": password,
-                                "role": role, "department_id": department.id, "certificate": None}
-        if certificate:
-            data["certificate"] = {"number": certificate,
-                                   "valid_from": valid_from or date.today() - timedelta(days=365),
-                                   "valid_until": valid_until or date.today() + timedelta(days=365)}
-        user = directory.create_user(SYSTEM, data)
-        db.session.commit()
-        return user
-    return make
+    return new_user
 
 
 @pytest.fixture
 def make_device(app: Flask) -> Callable[..., directory.CreatedDevice]:
-    def make(device_id: str, kind: str, department: Department, inspector: User | None = None) -> directory.CreatedDevice:
-        created = directory.create_device(SYSTEM, {"id": device_id, "kind": kind, "department_id": department.id,
-                                                   "inspector_id": inspector.id if inspector else None})
-        db.session.commit()
-        return created
-    return make
+    return new_device
 
 
 @dataclass
@@ -189,8 +193,13 @@ VALID_CODE = "91350100M000100Y43"
 
 
 @pytest.fixture
-def world(make_department: Callable[..., Department], make_user: Callable[..., User],
-          make_device: Callable[..., directory.CreatedDevice]) -> World:
+def world(app: Flask) -> World:
+    return build_world()
+
+
+def build_world() -> World:
+    """The standard cast, inside the current app context."""
+    make_department, make_user, make_device = new_department, new_user, new_device
     market = make_department("SCJG", "市场监管局")
     ecology = make_department("STHJ", "生态环境局")
     people = {

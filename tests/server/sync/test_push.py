@@ -236,3 +236,25 @@ def test_text_that_no_database_can_store_is_refused(client, world: World, auth) 
         result = response.get_json()["results"][0]
         assert (result["status"], result["code"]) == ("rejected", "invalid-fields"), result
     assert counts() == (0, 0, 0)
+
+
+def test_a_push_racing_a_copy_of_itself_is_refused_whole(client, world: World, auth, monkeypatch) -> None:
+    """Two server processes applying the same mutation at once: the loser's insert hits the key."""
+    from server.sync import service
+
+    headers = auth.headers("m-insp")
+    inspection = new_inspection(world)
+    push(client, headers, "SCJG-TAB1", [inspection])
+    before = counts()
+    real_load = service._load_batch
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        batch = real_load(*args, **kwargs)
+        batch.log.clear()  # this request's look-up missed the record the other process committed
+        return batch
+
+    monkeypatch.setattr(service, "_load_batch", racing)
+    assert_problem(push(client, headers, "SCJG-TAB1", [inspection]), 409, "conflict")
+    monkeypatch.undo()
+    assert counts() == before
+    assert push(client, headers, "SCJG-TAB1", [inspection]).get_json()["results"][0]["status"] == "duplicate"
