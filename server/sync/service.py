@@ -24,7 +24,7 @@ from server.directory.models import Certificate, CheckItem, Device, DeviceKind, 
 from server.errors import Problem
 from server.extensions import db
 from server.sync import hlc as hlc_stamps
-from server.sync.entities import ENTITY_KINDS, FieldError, clean_fields
+from server.sync.entities import ENTITY_KINDS, FieldError, clean_fields, parse_uuid
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
 
@@ -118,7 +118,7 @@ def _ids(values: Iterable[Any]) -> set[uuid.UUID]:
     out: set[uuid.UUID] = set()
     for value in set(v for v in values if v is not None and not isinstance(v, (dict, list))):
         try:
-            out.add(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+            out.add(value if isinstance(value, uuid.UUID) else parse_uuid(str(value)))
         except ValueError:
             continue
     return out
@@ -253,9 +253,9 @@ def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
                fields: dict[str, Any]) -> tuple[InspectionTask, uuid.UUID]:
     principal = batch.principal
     if kind == "inspection":
-        task_id = entity.task_id if entity else uuid.UUID(fields["task_id"])
+        task_id = entity.task_id if entity else parse_uuid(fields["task_id"])
     else:
-        parent_id = entity.inspection_id if entity else uuid.UUID(fields["inspection_id"])
+        parent_id = entity.inspection_id if entity else parse_uuid(fields["inspection_id"])
         parent = batch.entities.get(parent_id)  # type: ignore[arg-type]
         if parent is None or parent.kind != "inspection":
             raise Rejected("unknown-entity", "所属检查记录在服务器上不存在，请先同步检查记录")
@@ -269,7 +269,7 @@ def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
         if entity is not None and entity.department_id != principal.department_id:
             raise Rejected("forbidden", "检查结论归属其他部门，只有该部门执法人员可以修改")
         if entity is None:
-            item = batch.check_items.get(uuid.UUID(fields["check_item_id"]))
+            item = batch.check_items.get(parse_uuid(fields["check_item_id"]))
             allowed = batch.task_items.get(task_id)
             if item is None or not item.active or (allowed and item.id not in allowed):
                 raise Rejected("unknown-check-item", "检查事项不存在、已停用或不在本次检查任务中")
@@ -280,7 +280,7 @@ def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
 
 def _create(batch: _Batch, mutation: dict[str, Any], kind: str, task: InspectionTask, department_id: uuid.UUID,
             fields: dict[str, Any]) -> EntityState:
-    inspection_id = uuid.UUID(fields["inspection_id"]) if "inspection_id" in fields else None
+    inspection_id = parse_uuid(fields["inspection_id"]) if "inspection_id" in fields else None
     entity = EntityState(
         id=mutation["entity_id"], kind=kind, task_id=task.id, inspection_id=inspection_id, department_id=department_id,
         created_by_id=batch.principal.user_id,  # type: ignore[arg-type]
