@@ -229,6 +229,15 @@ def bench_raw(database_url: str, count: int, batch: int) -> float:
     return seconds
 
 
+def reset_schema(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutations", type=int, default=20_000)
@@ -241,21 +250,11 @@ def main() -> None:
         server_url = None if args.database == "sqlite" else args.database
         raw_url = f"sqlite:///{var / 'raw.db'}" if args.database == "sqlite" else args.database
         if server_url:
-            from sqlalchemy import create_engine, text
-            engine = create_engine(server_url)
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-            engine.dispose()
+            reset_schema(server_url)
         env, ids = prepare_server(var, server_url)
         push_seconds, latencies, pull_seconds, pulled = bench_sync(env, ids, args.mutations, args.batch)
         if server_url:
-            from sqlalchemy import create_engine, text
-            engine = create_engine(server_url)
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-            engine.dispose()
+            reset_schema(server_url)
         raw_seconds = bench_raw(raw_url, args.mutations, args.batch)
     sync_rate = args.mutations / push_seconds
     raw_rate = args.mutations / raw_seconds

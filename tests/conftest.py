@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
@@ -26,6 +27,10 @@ from server.directory import service as directory
 from server.directory.models import Department, User
 from server.extensions import db
 from server.tasks.service import create_task
+
+# CI machines are shared and slow at times: a slow first draw is not a failing test.
+settings.register_profile("inspect-once", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("inspect-once")
 
 PASSWORD = "correct-horse-battery"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

@@ -5,11 +5,11 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, Enum, ForeignKey, Index, String, Text, UniqueConstraint, Boolean, Table, Column
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, Boolean, Table, Column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.changefeed import ChangeTracked
-from server.db_types import UTCDateTime, new_uuid, utcnow
+from server.db_types import UTCDateTime, new_uuid, string_enum, utcnow
 from server.extensions import db
 
 
@@ -31,13 +31,6 @@ class DeviceKind(str, enum.Enum):
     BODYCAM = "bodycam"
     TABLET = "tablet"
     DOCK = "dock"
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as plain strings (no native enum type) so adding a value later is
-    # a data change, not a schema migration on PostgreSQL.
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=20,
-                values_callable=lambda e: [m.value for m in e])
 
 
 class Department(db.Model):
@@ -71,7 +64,7 @@ class User(db.Model):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    role: Mapped[Role] = mapped_column(string_enum(Role, "role"))
     department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -90,7 +83,7 @@ class Certificate(ChangeTracked, db.Model):
     department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"), index=True)
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
-    status: Mapped[CertificateStatus] = mapped_column(_enum(CertificateStatus, "certificate_status"))
+    status: Mapped[CertificateStatus] = mapped_column(string_enum(CertificateStatus, "certificate_status"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     holder: Mapped[User] = relationship(back_populates="certificates")
@@ -104,7 +97,7 @@ class CertificateStatusChange(db.Model):
     __tablename__ = "certificate_status_change"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     certificate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("certificate.id"), index=True)
-    status: Mapped[CertificateStatus] = mapped_column(_enum(CertificateStatus, "certificate_status"))
+    status: Mapped[CertificateStatus] = mapped_column(string_enum(CertificateStatus, "certificate_status"))
     reason: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     changed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
@@ -142,7 +135,7 @@ class Device(db.Model):
 
     __tablename__ = "device"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[DeviceKind] = mapped_column(_enum(DeviceKind, "device_kind"))
+    kind: Mapped[DeviceKind] = mapped_column(string_enum(DeviceKind, "device_kind"))
     department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"), index=True)
     inspector_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"), index=True)
     secret_hash: Mapped[str] = mapped_column(String(255))

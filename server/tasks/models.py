@@ -5,11 +5,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.changefeed import ChangeTracked
-from server.db_types import UTCDateTime, new_uuid, utcnow
+from server.db_types import UTCDateTime, new_uuid, string_enum, utcnow
 from server.directory.models import Department, Enterprise, User
 from server.extensions import db
 
@@ -28,8 +28,7 @@ class InspectionTask(ChangeTracked, db.Model):
     department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"), index=True)  # lead department
     window_start: Mapped[datetime] = mapped_column(UTCDateTime())
     window_end: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[TaskStatus] = mapped_column(Enum(TaskStatus, name="task_status", native_enum=False, length=20,
-                                                    values_callable=lambda e: [m.value for m in e]))
+    status: Mapped[TaskStatus] = mapped_column(string_enum(TaskStatus, "task_status"))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

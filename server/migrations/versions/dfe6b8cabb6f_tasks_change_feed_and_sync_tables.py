@@ -32,7 +32,7 @@ def upgrade():
     sa.Column('department_id', sa.Uuid(), nullable=False),
     sa.Column('window_start', server.db_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('window_end', server.db_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('status', sa.Enum('dispatched', 'closed', 'cancelled', name='task_status', native_enum=False, length=20), nullable=False),
+    sa.Column('status', sa.Enum('dispatched', 'closed', 'cancelled', name='task_status', native_enum=False, create_constraint=True, length=20), nullable=False),
     sa.Column('created_by_id', sa.Uuid(), nullable=True),
     sa.Column('created_at', server.db_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', server.db_types.UTCDateTime(timezone=True), nullable=True),

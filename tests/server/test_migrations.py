@@ -1,0 +1,30 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from server.extensions import db
+
+
+def test_migrated_schema_matches_the_models(app) -> None:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, db.metadata)
+    assert differences == []
+
+
+def test_check_constraints_guard_enumerations(app) -> None:
+    """A value outside an enumeration cannot be written even bypassing the services."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.conftest import build_world
+
+    world = build_world()
+    with pytest.raises(IntegrityError):
+        db.session.execute(text("UPDATE inspection_task SET status = 'exploded' WHERE id = :id"),
+                           {"id": world.task.id.hex if db.engine.dialect.name == "sqlite" else world.task.id})
+        db.session.flush()
+    db.session.rollback()
