@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sync_push.py [--mutations 20000] [--batch 500] [--database sqlite|URL]
 
-Starts the real server (waitress, its own SQLite file or the given PostgreSQL
+Starts the real server (gunicorn, its own SQLite file or the given PostgreSQL
 URL) in a subprocess, pushes N mutations over HTTP in batches (each batch is
 committed before it is acknowledged), then in the same run inserts the same
 rows (entities + mutation log) with SQLAlchemy Core bulk inserts into a fresh

@@ -166,18 +166,19 @@ def set_certificate_status_command(number: str, status: str, reason: str | None)
 
 
 @click.command("serve")
-@click.option("--threads", default=8, show_default=True)
-def serve_command(threads: int) -> None:
-    """Serve with waitress on INSPECT_ONCE_HOST:INSPECT_ONCE_PORT."""
-    import gc
+def serve_command() -> None:
+    """Serve in production with gunicorn on INSPECT_ONCE_HOST:INSPECT_ONCE_PORT."""
+    import os
+    import shutil
+    import sys
 
-    from waitress import serve
-    settings = current_app.config["SETTINGS"]
-    # Everything loaded so far lives as long as the process: keep the cyclic
-    # garbage collector from walking it again on every collection.
-    gc.freeze()
-    click.echo(f"Inspect Once serving on http://{settings.host}:{settings.port}/ (API docs: /api/v1/docs)")
-    serve(current_app._get_current_object(), host=settings.host, port=settings.port, threads=threads, ident="inspect-once")
+    settings = current_app.config["SETTINGS"]  # validated already: a bad setting stops us here
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
+    if gunicorn is None:
+        raise click.ClickException("gunicorn is not installed in this environment")
+    click.echo(f"Inspect Once serving on http://{settings.host}:{settings.port}/ (API docs: /api/v1/docs)", err=True)
+    sys.stdout.flush()
+    os.execv(gunicorn, [gunicorn, "--config", "python:server.gunicorn_conf", "server:create_app()"])
 
 
 def init_app(app: Flask) -> None:

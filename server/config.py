@@ -18,6 +18,8 @@ ENV_PREFIX = "INSPECT_ONCE_"
 # Environment variables read by this module. Anything else starting with
 # INSPECT_ONCE_ is treated as a typo and refused.
 KNOWN_PREFIXED = {
+    "INSPECT_ONCE_WORKERS",
+    "INSPECT_ONCE_THREADS",
     "INSPECT_ONCE_HOST",
     "INSPECT_ONCE_PORT",
     "INSPECT_ONCE_DEBUG",
@@ -49,6 +51,8 @@ class Settings:
     jwt_signing_key: str
     host: str
     port: int
+    workers: int
+    threads: int
     debug: bool
     access_token_seconds: int
     refresh_token_days: int
@@ -132,6 +136,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         jwt_signing_key=jwt_key,
         host=env.get("INSPECT_ONCE_HOST", "127.0.0.1"),
         port=_int(env, "INSPECT_ONCE_PORT", 5000),
+        workers=_int(env, "INSPECT_ONCE_WORKERS", min(4, os.cpu_count() or 1)),
+        threads=_int(env, "INSPECT_ONCE_THREADS", 8),
         debug=debug,
         access_token_seconds=_int(env, "INSPECT_ONCE_ACCESS_TOKEN_SECONDS", 900, minimum=30),
         refresh_token_days=_int(env, "INSPECT_ONCE_REFRESH_TOKEN_DAYS", 30),

@@ -89,7 +89,7 @@ class Server:
                 self.process.wait(timeout=15)
             except ProcessLookupError:
                 pass
-        # Nothing of ours may outlive the test (waitress, make, the shell).
+        # Nothing of ours may outlive the test (gunicorn, make, the shell).
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
