@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
     from server.extensions import configure_sqlite, db, migrate
+    from server.jobs.queue import build_queue
 
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
@@ -51,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         api.register_blueprint(blp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    app.extensions["inspect_once.queue"] = build_queue(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app
@@ -73,23 +75,34 @@ def _install_transaction_boundary(app: Flask) -> None:
     The answer is sent only after the commit, so a client never hears
     "received" for something that is not durable.
     """
+    from server import transaction
     from server.errors import problem_response
     from server.extensions import db
 
     @app.after_request
     def commit_or_rollback(response: Response) -> Response:
-        if response.status_code >= 400:
+        # A few refusals record why they refused (an upload quarantined for a
+        # wrong hash): the service asks for its writes to be kept.
+        if response.status_code >= 400 and not transaction.writes_kept():
             db.session.rollback()
+            transaction.rolled_back()
             return response
         try:
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
+            transaction.rolled_back()
             log.info("commit refused by a database constraint")
             return problem_response(409, "conflict", "与现有数据冲突", "与现有数据冲突（可能是重复提交），未保存任何内容")
         except OperationalError:
             db.session.rollback()
+            transaction.rolled_back()
             log.exception("database unavailable at commit")
             return problem_response(503, "database-unavailable", "数据库暂时不可用", "数据库暂时不可用，未保存任何内容，请稍后重试",
                                     headers={"Retry-After": "5"})
+        transaction.committed()
         return response
+
+    @app.teardown_request
+    def end_request(error: BaseException | None) -> None:
+        transaction.request_ended()

@@ -181,7 +181,23 @@ def serve_command() -> None:
     os.execv(gunicorn, [gunicorn, "--config", "python:server.gunicorn_conf", "server:create_app()"])
 
 
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, help="Jobs run at once (threads).")
+@click.option("--once", is_flag=True, help="Run what is queued now, then exit.")
+def worker_command(workers: int, once: bool) -> None:
+    """Run background jobs (evidence verification) until stopped."""
+    from server.jobs.queue import current_queue
+
+    queue = current_queue(current_app)
+    if once:
+        click.echo(f"ran {queue.run_pending()} job(s)")
+        return
+    settings = current_app.config["SETTINGS"]
+    click.echo(f"worker started ({workers} threads, queue on {'Redis' if settings.redis_url else 'SQLite'})", err=True)
+    queue.run_worker(workers)
+
+
 def init_app(app: Flask) -> None:
     for command in (init_db_command, seed_demo_command, create_department_command, create_user_command,
-                    create_device_command, set_certificate_status_command, serve_command):
+                    create_device_command, set_certificate_status_command, serve_command, worker_command):
         app.cli.add_command(command)
