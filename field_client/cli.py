@@ -1,7 +1,8 @@
-"""``fieldsync``: the inspector's command line over the offline client.
+"""``fieldsync``: the inspector's command line over the offline client, and the docking station.
 
-Everything except ``login`` and ``sync`` works with no network. Exit codes:
-0 done, 1 refused or failed (the message says why), 2 usage error.
+Everything except ``login``, ``sync``, ``upload`` and ``dock`` works with no
+network. Exit codes: 0 done, 1 refused or failed (the message says why),
+2 usage error.
 """
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
+from field_client.dock import Dock, DockConfig, DockError, parse_utc_offset
 from field_client.engine import (COERCIVE_KINDS, RESULTS, FieldClient, FieldClientError, Rejection, ServerRefused,
-                                 Status)
+                                 Status, UploadReport)
 from field_client.store import StoreError
 from field_client.transport import Transport
 
@@ -85,6 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="待同步、被拒绝和有冲突的记录")
     status.add_argument("--json", action="store_true", help="以 JSON 输出")
+
+    upload = commands.add_parser("upload", help="只上传证据文件（需要联网；sync 也会上传）")
+    upload.add_argument("--retry-failed", action="store_true", help="重新上传此前失败的文件")
+
+    dock = commands.add_parser(
+        "dock", help="采集工作站：上传执法记录仪录像（无人值守）",
+        description="扫描目录中的录像分段（DEVICE_YYYYMMDDHHMMSS_NNNN.MP4），断点续传到服务器并确认。"
+                    "凭据也可由环境变量 FIELDSYNC_SERVER、FIELDSYNC_DEVICE_ID、FIELDSYNC_SECRET_FILE "
+                    "（或 FIELDSYNC_DEVICE_SECRET）给出")
+    dock.add_argument("dir", metavar="DIR", help="执法记录仪挂载或拷贝录像的目录")
+    dock.add_argument("--device", metavar="ID", help="只处理该执法记录仪的录像（文件名中的设备编号）")
+    dock.add_argument("--server", metavar="URL", help="服务器地址（默认 $FIELDSYNC_SERVER）")
+    dock.add_argument("--device-id", metavar="ID",
+                      help="用于登录的设备编号：采集站或执法记录仪本身（默认 $FIELDSYNC_DEVICE_ID，其次 --device）")
+    dock.add_argument("--secret-file", metavar="PATH", help="设备密钥文件（默认 $FIELDSYNC_SECRET_FILE）")
+    dock.add_argument("--utc-offset", default="+08:00", metavar="±HH:MM",
+                      help="文件名中时间所用的 UTC 偏移（默认 +08:00）")
+    dock.add_argument("--state", metavar="PATH", help="状态库路径（默认 DIR/.fieldsync-dock.db）")
+    dock.add_argument("--log", metavar="FILE", help="追加写入英文日志（不含密钥和令牌）")
+    when = dock.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="扫描、上传、确认一轮后退出（默认）")
+    when.add_argument("--watch", type=float, metavar="SECONDS", help="每隔 SECONDS 秒扫描一轮，直到中断")
+    dock.add_argument("--delete-verified", action="store_true",
+                      help="服务器校验通过（verified）后删除本机文件；校验未完成或未通过的文件保留")
+    dock.add_argument("--retry-failed", action="store_true", help="重新上传此前失败的文件")
+    dock.add_argument("--chunk-mib", type=float, default=4.0, metavar="MIB", help="每次上传的块大小（默认 4 MiB）")
     return parser
 
 
@@ -93,15 +122,25 @@ def store_path(option: str | None) -> Path:
 
 
 class _Progress:
-    """A one-line progress display on stderr: 推送 500/2000."""
+    """A one-line progress display on stderr: 推送 500/2000, 上传 12.0/80.0 MiB."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.shown = False
+        self._upload_at = 0.0
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        label = {"push": "推送", "pull": "拉取"}.get(phase, phase)
-        text = f"{label} {done}/{total}" if phase == "push" else f"{label} {done} 条"
+        label = {"push": "推送", "pull": "拉取", "upload": "上传证据文件"}.get(phase, phase)
+        if phase == "upload":
+            if total < 8 * 1024 * 1024:
+                return  # a few photos: no progress needed
+            now = time.monotonic()
+            if not self.stream.isatty() and now - self._upload_at < 10 and done < total:
+                return  # a log, not a terminal: a line every 10 s is enough
+            self._upload_at = now
+            text = f"{label} {done / 1048576:.1f}/{total / 1048576:.1f} MiB（{done * 100 // max(total, 1)}%）"
+        else:
+            text = f"{label} {done}/{total}" if phase == "push" else f"{label} {done} 条"
         if self.stream.isatty():
             self.stream.write("\r\033[K" + text)
         else:
@@ -145,8 +184,7 @@ def _print_status(out: TextIO, s: Status) -> None:
         out.write(f"  · {_describe(p.entity, p.fields)} {p.entity_id}{error}\n")
     if len(s.pending) > 20:
         out.write(f"  …… 另有 {len(s.pending) - 20} 条\n")
-    if s.uploads_waiting:
-        out.write(f"待上传证据文件：{s.uploads_waiting} 个（文件上传功能尚未启用，文件保存在本机证据库中）\n")
+    _print_uploads(out, s)
     out.write(f"被服务器拒绝：{len(s.rejected)} 条\n")
     for r in s.rejected:
         _print_rejection(out, r)
@@ -157,6 +195,53 @@ def _print_status(out: TextIO, s: Status) -> None:
         for name, value in c.overridden.items():
             out.write(f"    {name} 现为 {json.dumps(value, ensure_ascii=False)}（您的值为 "
                       f"{json.dumps(c.fields.get(name), ensure_ascii=False)}）\n")
+
+
+UPLOAD_STATES = {"pending": "待上传", "uploading": "上传中", "done": "已上传", "failed": "失败"}
+VERIFICATION_NAMES = {"pending": "校验中", "verified": "校验通过", "failed": "校验未通过", "needs_review": "待人工审核"}
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f} MiB" if size >= 1048576 else f"{size} 字节"
+
+
+def _print_uploads(out: TextIO, s: Status) -> None:
+    done = [u for u in s.uploads if u.status == "done"]
+    failed = [u for u in s.uploads if u.status == "failed"]
+    waiting = [u for u in s.uploads if u.status in ("pending", "uploading")]
+    unqueued = max(0, s.uploads_waiting - len({u.sha256 for u in waiting}))
+    if not (s.uploads or s.uploads_waiting):
+        return
+    out.write(f"待上传证据文件：{len(waiting) + unqueued} 个（已上传 {len(done)} 个，失败 {len(failed)} 个）\n")
+    if unqueued:
+        out.write(f"  · {unqueued} 个文件的记录尚未推送到服务器，推送后上传\n")
+    for u in waiting:
+        where = f"已传 {_mib(u.offset)}/{_mib(u.size)}" if u.status == "uploading" else _mib(u.size)
+        error = f"（上次错误 [{u.error_code}] {u.error_reason}）" if u.error_code else ""
+        out.write(f"  · {UPLOAD_STATES[u.status]} {u.file_name or u.sha256[:12]} {u.media_id}，{where}{error}\n")
+    for u in failed:
+        out.write(f"  ✗ {u.file_name or u.sha256[:12]} {u.media_id}\n    [{u.error_code}] {u.error_reason}\n")
+    for u in done[-5:]:
+        check = f"，{VERIFICATION_NAMES.get(u.verification, u.verification)}" if u.verification else ""
+        out.write(f"  ✓ {u.file_name or u.sha256[:12]} {u.media_id}（sha256 {u.sha256[:12]}…{check}）\n")
+    if len(done) > 5:
+        out.write(f"  …… 另有 {len(done) - 5} 个已上传\n")
+
+
+def _report_uploads(out: TextIO, err: TextIO, report: UploadReport) -> bool:
+    """Say what the upload step did; False if something failed or was left unfinished."""
+    if report.uploaded or report.already or report.waiting or report.failed or report.error:
+        resumed = f"，其中续传 {report.resumed} 个" if report.resumed else ""
+        already = f"，服务器已有 {report.already} 个" if report.already else ""
+        out.write(f"证据文件：上传 {report.uploaded} 个（{_mib(report.bytes_sent)}{resumed}）{already}；"
+                  f"待上传 {report.waiting} 个\n")
+    if report.error:
+        err.write(f"证据文件上传中断：{report.error}\n文件保存在本机，下次同步时从中断处继续\n")
+    if report.failed:
+        err.write("以下证据文件被服务器拒绝，不会自动重试（fieldsync upload --retry-failed 可重试）：\n")
+        for f in report.failed:
+            err.write(f"  ✗ {f.file_name or f.sha256[:12]} {f.media_id}\n    [{f.code}] {f.reason}\n")
+    return not (report.failed or report.error)
 
 
 def _status_json(s: Status) -> dict[str, Any]:
@@ -220,24 +305,70 @@ def _sync(client: FieldClient, out: TextIO, err: TextIO) -> int:
               f"冲突 {push.conflict}，被拒绝 {len(push.rejected)}）；拉取 {report.pull.changes} 条更新\n")
     if push.conflict:
         out.write("有记录与他人同时修改，详见 fieldsync status\n")
-    if report.uploads.waiting:
-        out.write(f"证据文件 {report.uploads.waiting} 个保存在本机，文件上传功能尚未启用\n")
+    uploads_ok = _report_uploads(out, err, report.uploads)
     if push.rejected:
         err.write("以下记录被服务器拒绝，不会自动重试：\n")
         for r in push.rejected:
             _print_rejection(err, r)
         return 1
-    return 0
+    return 0 if uploads_ok else 1
+
+
+def _dock(args: argparse.Namespace, out: TextIO, err: TextIO, transport: Transport | None,
+          options: dict[str, Any]) -> int:
+    env = os.environ
+    server = args.server or env.get("FIELDSYNC_SERVER")
+    device_id = args.device_id or env.get("FIELDSYNC_DEVICE_ID") or args.device
+    secret_file = args.secret_file or env.get("FIELDSYNC_SECRET_FILE")
+    if not server:
+        raise UsageError("请用 --server 或环境变量 FIELDSYNC_SERVER 给出服务器地址")
+    if not device_id:
+        raise UsageError("请用 --device-id 或环境变量 FIELDSYNC_DEVICE_ID 给出登录用的设备编号")
+    if secret_file:
+        try:
+            path = Path(secret_file).expanduser()
+            if path.stat().st_mode & 0o077:
+                err.write(f"注意：密钥文件 {path} 的权限过宽，建议 chmod 600\n")
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            err.write(f"无法读取设备密钥文件 {secret_file}：{getattr(exc, 'strerror', None) or exc}\n")
+            return 1
+    else:
+        secret = env.get("FIELDSYNC_DEVICE_SECRET", "").strip()
+    if not secret:
+        raise UsageError("请用 --secret-file 或环境变量 FIELDSYNC_SECRET_FILE（FIELDSYNC_DEVICE_SECRET）给出设备密钥")
+    try:
+        offset = parse_utc_offset(args.utc_offset)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.watch is not None and args.watch <= 0:
+        raise UsageError("--watch 的间隔应大于 0 秒")
+    if not 0 < args.chunk_mib <= 1024:
+        raise UsageError("--chunk-mib 应在 0 到 1024 之间")
+    config = DockConfig(folder=Path(args.dir), server_url=server.rstrip("/"), device_id=device_id, secret=secret,
+                        camera=args.device, utc_offset=offset, state_path=Path(args.state) if args.state else None,
+                        log_path=Path(args.log) if args.log else None, delete_verified=args.delete_verified,
+                        retry_failed=args.retry_failed, chunk_size=max(1, int(args.chunk_mib * 1024 * 1024)))
+    options = dict(options)
+    passes = options.pop("passes", None)
+    try:
+        dock = Dock(config, transport=transport, out=out, err=err, **options)
+    except ValueError as exc:  # the server address
+        err.write(f"{exc}\n")
+        return 1
+    with dock:
+        return dock.run(watch=args.watch, passes=passes)
 
 
 def main(argv: Sequence[str] | None = None, *, transport: Transport | None = None,
          stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None,
          password_prompt: Callable[[str], str] = getpass.getpass,
-         client_options: dict[str, Any] | None = None) -> int:
+         client_options: dict[str, Any] | None = None, dock_options: dict[str, Any] | None = None) -> int:
     """Run ``fieldsync``; returns the exit code.
 
     The keyword arguments let tests (or an embedding app) supply the transport,
-    the streams, the password prompt and FieldClient options such as ``sleep``.
+    the streams, the password prompt, FieldClient options such as ``sleep`` and
+    Dock options (``session``, ``sleep``, ``passes``, …).
     """
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = build_parser()
@@ -256,6 +387,22 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+
+    if args.command == "dock":
+        try:
+            return _dock(args, out, err, transport, dock_options or {})
+        except UsageError as exc:
+            err.write(f"{exc}\n")
+            return 2
+        except DockError as exc:
+            err.write(f"{exc}\n")
+            return 1
+        except sqlite3.Error as exc:
+            err.write(f"状态库暂时无法使用（{exc}）\n")
+            return 1
+        except KeyboardInterrupt:
+            err.write("\n已中断；已完成的部分都已记录，下次从中断处继续\n")
+            return 1
 
     try:
         client = FieldClient(store_path(args.store), transport, **(client_options or {}))
@@ -299,6 +446,17 @@ def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO
         return 0
     if command == "sync":
         return _sync(client, out, err)
+    if command == "upload":
+        progress = _Progress(err)
+        client.progress = progress
+        try:
+            report = client.upload_media(retry_failed=args.retry_failed)
+        finally:
+            progress.end()
+        ok = _report_uploads(out, err, report)
+        if not (report.uploaded or report.already or report.waiting or report.failed or report.error):
+            out.write("没有需要上传的证据文件\n")
+        return 0 if ok else 1
     if command == "tasks":
         _print_tasks(out, client)
         return 0

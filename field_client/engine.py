@@ -4,7 +4,7 @@
 Every capture — an inspection started, a finding, a measure, a photo — becomes
 a mutation in the local outbox in one durable transaction, stamped with the
 tablet's hybrid logical clock; nothing needs the network except ``login``,
-``push``, ``pull`` and ``sync``.
+``push``, ``pull``, ``upload_media`` (evidence files, over tus) and ``sync``.
 
 How push keeps the server's merge honest
 ----------------------------------------
@@ -42,9 +42,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import requests
+
 from field_client import hlc
 from field_client.store import EntityRow, MutationRow, Store
 from field_client.transport import HttpTransport, Response, Transport, TransportError
+from field_client.uploads import (DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT, UPLOADS_PATH, SQLiteURLStorage, TusSender,
+                                  UploadError, UploadJob, UploadUnauthorized, sha256_file)
 
 API = "/api/v1"
 MAX_BATCH = 500
@@ -124,12 +128,42 @@ class PullReport:
 
 
 @dataclass
-class UploadReport:
-    """What the evidence upload step did. Uploading is a later issue: today it only counts."""
+class UploadFailure:
+    media_id: str
+    file_name: str | None
+    sha256: str
+    code: str
+    reason: str
 
-    waiting: int = 0
-    uploaded: int = 0
-    implemented: bool = False
+
+@dataclass
+class UploadReport:
+    """What the evidence upload step did."""
+
+    waiting: int = 0  # files still to go up (the next sync resumes them)
+    uploaded: int = 0  # files sent by this sync
+    already: int = 0  # files the server already held: nothing sent
+    resumed: int = 0  # uploads that went on from where an interrupted one stopped
+    bytes_sent: int = 0
+    failed: list[UploadFailure] = field(default_factory=list)  # refused for good; not retried by themselves
+    error: str | None = None  # why uploading stopped early (network, server); the files wait
+
+
+@dataclass
+class UploadItem:
+    """One evidence file's way to the server, as ``status()`` shows it."""
+
+    media_id: str
+    sha256: str
+    file_name: str | None
+    size: int
+    status: str  # pending / uploading / done / failed
+    offset: int
+    attempts: int
+    error_code: str | None
+    error_reason: str | None
+    verification: str | None
+    updated_at: str
 
 
 @dataclass
@@ -175,6 +209,7 @@ class Status:
     uploads_waiting: int
     last_push_at: str | None
     last_pull_at: str | None
+    uploads: list[UploadItem] = field(default_factory=list)  # this user's files: waiting, failed, done
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -239,16 +274,26 @@ class FieldClient:
     ``transport`` defaults to HTTP to the server named at login. ``sleep``,
     ``clock`` (epoch seconds) and ``rng`` are injectable so tests can run
     retries and clock trouble instantly. ``progress(phase, done, total)`` is
-    called during long syncs with phase ``"push"`` or ``"pull"``.
+    called during long syncs with phase ``"push"``, ``"pull"`` or
+    ``"upload"`` (bytes).
+
+    Evidence files go up over tus with ``requests`` (tuspy): ``http_session``
+    is the session it uses (one of our own by default), ``upload_chunk_size``
+    the bytes per PATCH.
     """
 
     def __init__(self, store_path: str | os.PathLike[str], transport: Transport | None = None, *,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, max_attempts: int = 5, backoff_base: float = 0.5,
                  backoff_cap: float = 30.0, batch_size: int = MAX_BATCH, pull_limit: int = 500,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None, http_session: requests.Session | None = None,
+                 upload_chunk_size: int = DEFAULT_CHUNK_SIZE, upload_timeout: Any = DEFAULT_TIMEOUT) -> None:
         self.store = Store(store_path)
         self._transport = transport
+        self._http_session = http_session
+        self._own_session = http_session is None
+        self.upload_chunk_size = max(1, upload_chunk_size)
+        self.upload_timeout = upload_timeout
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
@@ -260,6 +305,9 @@ class FieldClient:
         self.progress = progress
 
     def close(self) -> None:
+        if self._own_session and self._http_session is not None:
+            self._http_session.close()
+            self._http_session = None
         self.store.close()
 
     def __enter__(self) -> FieldClient:
@@ -303,6 +351,13 @@ class FieldClient:
         if pending and previous[0] and previous != (server_url, username, device_id):
             raise LocalError(f"本机还有 {pending} 条记录未同步（用户 {previous[1]}，设备 {previous[2]}，"
                              f"服务器 {previous[0]}）。请先以原用户登录并同步后，再更换用户、设备或服务器")
+        previous_user = self.store.get("user_id")
+        if previous_user:
+            self._queue_uploads(str(previous_user))
+        unsent = len(self.store.uploads(user_id=previous_user or "", status=("pending", "uploading")))
+        if unsent and previous[0] and previous[:2] != (server_url, username):
+            raise LocalError(f"本机还有 {unsent} 个证据文件未上传（用户 {previous[1]}，服务器 {previous[0]}）。"
+                             "请先以原用户登录并同步，文件上传完成后再更换用户或服务器")
         if self._transport is None or (isinstance(self._transport, HttpTransport)
                                        and self._transport.base_url != server_url):
             try:
@@ -417,7 +472,9 @@ class FieldClient:
             self.store.set("refresh_token", refresh)
 
     def _lost_session(self, response: Response) -> None:
-        code, reason = response.problem
+        self._end_session(*response.problem)
+
+    def _end_session(self, code: str, reason: str) -> None:
         with self.store.transaction():
             self.store.set("access_token", None)
             self.store.set("refresh_token", None)
@@ -775,10 +832,18 @@ class FieldClient:
                               if caught_up and k in confirmed and not _same(confirmed[k], v)}
                 conflicts.append(ConflictItem(record["mutation_id"], record["entity"], record["entity_id"],
                                               record["fields"], overridden, record["detected_at"]))
+            rows = self.store.uploads(user_id=user) if user else []
+            uploads = [UploadItem(r["media_id"], r["sha256"], r["file_name"], r["size"], r["status"],
+                                  r["upload_offset"], r["attempts"], r["error_code"], r["error_reason"],
+                                  r["verification"], r["updated_at"]) for r in rows]
+            # A file whose only upload failed for good is not "waiting": status lists it as failed.
+            failed = {r["sha256"] for r in rows if r["status"] == "failed"}
+            failed -= {r["sha256"] for r in rows if r["status"] in ("pending", "uploading")}
+            waiting = [v for v in self.store.vault_entries(uploaded=False) if v["sha256"] not in failed]
             return Status(self.store.get("server_url"), self.store.get("username"), self.store.get("device_id"),
                           bool(self.store.get("access_token")), bool(self.store.get("needs_login")), pending,
-                          rejected, conflicts, len(self.store.vault_entries(uploaded=False)),
-                          self.store.get("last_push_at"), self.store.get("last_pull_at"))
+                          rejected, conflicts, len(waiting), self.store.get("last_push_at"),
+                          self.store.get("last_pull_at"), uploads)
 
     @staticmethod
     def _rejection(m: MutationRow) -> Rejection:
@@ -935,21 +1000,158 @@ class FieldClient:
         # Anything else is from a newer server: ignored, not fatal.
         self._fold(seen)
 
-    # ---- evidence upload (a later issue) ----------------------------------------------------------
+    # ---- evidence upload (tus) ---------------------------------------------------------------------
 
-    def upload_media(self) -> UploadReport:
-        """Upload vault files to ``/api/v1/uploads/`` (tus) — not implemented yet.
+    def http_session(self) -> requests.Session:
+        """The ``requests`` session uploads go through (tuspy speaks HTTP with requests)."""
+        if self._http_session is None:
+            self._http_session = requests.Session()
+            self._http_session.headers["User-Agent"] = "fieldsync/0.1"
+        return self._http_session
 
-        This is the hook the sync calls after push and pull. Until resumable
-        uploads land it sends nothing and reports how many files wait in the
-        vault, so nobody mistakes a media record for an uploaded file.
+    def _queue_uploads(self, user: str) -> None:
+        """Queue the file of every media record made here that the server acknowledged."""
+        vault = {v["sha256"]: v for v in self.store.vault_entries()}
+        for mutation in self.store.acknowledged_media(user):
+            sha = mutation.fields.get("sha256")
+            entry = vault.get(sha) if isinstance(sha, str) else None
+            if entry is None or self.store.upload(mutation.entity_id) is not None:
+                continue
+            size = mutation.fields.get("size")
+            self.store.queue_upload(media_id=mutation.entity_id, user_id=user, sha256=str(sha),
+                                    size=size if isinstance(size, int) else entry["size"],
+                                    file_name=mutation.fields.get("file_name"),
+                                    content_type=mutation.fields.get("content_type") or entry["content_type"],
+                                    now=self._now())
+
+    def _media_on_server(self, media_id: str, sha256: str) -> dict[str, Any] | None:
+        """The server's media record for ``media_id`` if it holds the file, else None."""
+        response = self._call("GET", f"{API}/media/{media_id}")
+        body = response.body if isinstance(response.body, dict) else None
+        if response.status != 200 or body is None or body.get("sha256") not in (None, sha256):
+            return None
+        if "uploaded_at" in body and not body["uploaded_at"]:
+            return None  # the record is there, the file is not (yet)
+        return body
+
+    def upload_media(self, *, retry_failed: bool = False) -> UploadReport:
+        """Upload, over tus, the file of every media record the server has acknowledged.
+
+        Files the server already holds are skipped; an upload that was
+        interrupted (network, crash, power) resumes at the offset the server
+        confirmed. Each file's state is kept in the store (``status().uploads``).
+        A file the server refuses for good — its content does not match the
+        SHA-256 taken at capture (460 hash-mismatch), too large, forbidden — is
+        marked ``failed`` with the server's code and reason and is not retried
+        unless ``retry_failed``. Network or server trouble stops the step
+        (``report.error``); the files wait for the next sync.
         """
-        return UploadReport(waiting=len(self.store.vault_entries(uploaded=False)), uploaded=0, implemented=False)
+        _, user, _ = self._identity()
+        report = UploadReport()
+        self._queue_uploads(user)
+        if retry_failed:
+            for row in self.store.uploads(user_id=user, status="failed"):
+                self.store.update_upload(row["media_id"], self._now(), status="pending", error_code=None,
+                                         error_reason=None)
+        rows = self.store.uploads(user_id=user, status=("pending", "uploading"))
+        if rows:
+            progress = {"base": 0, "total": sum(r["size"] for r in rows)}
+            server_url = str(self.store.get("server_url") or "")
+            sender = TusSender(server_url + UPLOADS_PATH, session=self.http_session(),
+                               storage=SQLiteURLStorage(self.store.transaction),
+                               token=self._upload_token, renew=self._renew_upload_token,
+                               chunk_size=self.upload_chunk_size, timeout=self.upload_timeout, sleep=self._sleep,
+                               backoff=self._backoff, max_attempts=self.max_attempts)
+            for row in rows:
+                try:
+                    self._upload_one(sender, row, report, progress)
+                except (UploadError, ServerUnavailable) as exc:
+                    report.error = str(exc)
+                    break
+                progress["base"] += row["size"]
+        report.waiting = len(self.store.uploads(user_id=user, status=("pending", "uploading")))
+        return report
+
+    def _upload_token(self) -> str:
+        token = self.store.get("access_token")
+        if not token:
+            raise AuthRequired("尚未登录或登录已失效，请重新登录：fieldsync login")
+        return str(token)
+
+    def _renew_upload_token(self, old: str) -> None:
+        # As in _call: another process may have refreshed already.
+        if self.store.get("access_token") == old:
+            self._refresh()
+
+    def _upload_one(self, sender: TusSender, row: dict[str, Any], report: UploadReport,
+                    progress: dict[str, int]) -> None:
+        media_id, sha, size = row["media_id"], row["sha256"], row["size"]
+        path = self.store.vault_path(sha)
+        if not path.is_file():
+            self._upload_failed(row, report, "vault-missing", "本机证据库中找不到该文件，无法上传")
+            return
+        held = self._media_on_server(media_id, sha)
+        if held is not None:
+            self._upload_done(row, held, already=True)
+            report.already += 1
+            return
+        self.store.update_upload(media_id, self._now(), status="uploading", attempts=row["attempts"] + 1)
+        metadata = {"sha256": sha, "filename": row["file_name"] or sha,
+                    "filetype": row["content_type"] or "application/octet-stream", "media_id": media_id}
+        server_url = str(self.store.get("server_url") or "")
+        job = UploadJob(path, size, sha, metadata, key=f"tablet|{server_url}|media:{media_id}|sha256:{sha}|{size}")
+
+        def on_offset(offset: int) -> None:
+            self.store.update_upload(media_id, self._now(), upload_offset=offset)
+            self._report("upload", progress["base"] + offset, progress["total"])
+
+        def on_resume(offset: int) -> None:
+            if offset:
+                report.resumed += 1
+
+        try:
+            report.bytes_sent += sender.send(job, on_offset=on_offset, on_resume=on_resume)
+        except UploadUnauthorized as exc:
+            self._end_session("token-invalid", exc.reason)
+        except UploadError as exc:
+            if not exc.permanent:
+                self.store.update_upload(media_id, self._now(), error_code=exc.code, error_reason=exc.reason)
+                raise
+            reason = exc.reason
+            if exc.code == "hash-mismatch":
+                actual, _ = sha256_file(path)
+                if actual != sha:
+                    reason = (f"本机证据库中的文件已损坏：其 SHA-256 为 {actual}，与采集时的 {sha} 不符。"
+                              "文件未被服务器接收，请联系管理员")
+                else:
+                    reason = (f"服务器收到的文件与采集时的 SHA-256 不符（{exc.reason}）。不会自动重试；"
+                              "网络恢复正常后可执行 fieldsync upload --retry-failed 重新上传")
+            self._upload_failed(row, report, exc.code, reason)
+            return
+        report.uploaded += 1
+        try:
+            confirmed = self._media_on_server(media_id, sha)
+        except ServerUnavailable:
+            confirmed = None  # the server accepted the last byte with the hash checked; confirm next time
+        self._upload_done(row, confirmed, already=False)
+
+    def _upload_done(self, row: dict[str, Any], media: dict[str, Any] | None, *, already: bool) -> None:
+        verification = media.get("verification") if media else None
+        status = verification.get("status") if isinstance(verification, dict) else None
+        now = self._now()
+        with self.store.transaction():
+            self.store.update_upload(row["media_id"], now, status="done", upload_offset=row["size"], error_code=None,
+                                     error_reason=None, already_held=int(already), verification=status, done_at=now)
+            self.store.mark_vault_uploaded(row["sha256"], now)
+
+    def _upload_failed(self, row: dict[str, Any], report: UploadReport, code: str, reason: str) -> None:
+        self.store.update_upload(row["media_id"], self._now(), status="failed", error_code=code, error_reason=reason)
+        report.failed.append(UploadFailure(row["media_id"], row["file_name"], row["sha256"], code, reason))
 
     # ---- sync ----------------------------------------------------------------------------------------
 
     def sync(self) -> SyncReport:
-        """Push, then pull, then (later) upload evidence."""
+        """Push, then pull, then upload the evidence files of acknowledged media records."""
         pushed = self.push()
         pulled = self.pull()
         return SyncReport(pushed, pulled, self.upload_media())

@@ -23,6 +23,11 @@ Tables:
   error and the server's answer.
 - ``vault``: evidence files by SHA-256.
 - ``conflicts``: this tablet's edits that the server stored as ``conflict``.
+- ``uploads``: one row per media record made here whose file goes to the
+  server: ``pending`` → ``uploading`` (with the offset the server confirmed)
+  → ``done``, or ``failed`` with the code and reason (not retried by itself).
+- ``tus_urls``: tuspy's URL storage (fingerprint → upload URL), so an
+  interrupted upload resumes after a restart.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REFERENCE_KINDS = {"task": "tasks", "check_item": "check_items", "enterprise": "enterprises",
                    "certificate": "certificates"}
 
@@ -103,6 +108,31 @@ CREATE TABLE IF NOT EXISTS vault (
     content_type TEXT,
     stored_at    TEXT NOT NULL,
     uploaded_at  TEXT
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    media_id      TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    file_name     TEXT,
+    content_type  TEXT,
+    status        TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending', 'uploading', 'done', 'failed')),
+    upload_offset INTEGER NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    error_code    TEXT,
+    error_reason  TEXT,
+    already_held  INTEGER NOT NULL DEFAULT 0,
+    verification  TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    done_at       TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_status ON uploads (status, created_at);
+CREATE TABLE IF NOT EXISTS tus_urls (
+    key        TEXT PRIMARY KEY,
+    url        TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conflicts (
     mutation_id  TEXT PRIMARY KEY REFERENCES outbox (id),
@@ -401,6 +431,12 @@ class Store:
             " ORDER BY seq LIMIT ?", (limit,))
         return [_mutation(r) for r in rows]
 
+    def acknowledged_media(self, user_id: str) -> list[MutationRow]:
+        """Media records this user made here that the server stored (applied, duplicate or conflict)."""
+        rows = self._conn.execute("SELECT * FROM outbox WHERE entity = 'media' AND op = 'upsert' AND status = 'done' "
+                                  "AND user_id = ? ORDER BY seq", (user_id,))
+        return [m for m in map(_mutation, rows) if "sha256" in m.fields]
+
     def count(self, status: str) -> int:
         return int(self._conn.execute("SELECT count(*) FROM outbox WHERE status = ?", (status,)).fetchone()[0])
 
@@ -443,6 +479,49 @@ class Store:
         if uploaded is not None:
             query += " WHERE uploaded_at IS NOT NULL" if uploaded else " WHERE uploaded_at IS NULL"
         return [dict(r) for r in self._conn.execute(query + " ORDER BY stored_at, sha256")]
+
+    def mark_vault_uploaded(self, sha256: str, now: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE vault SET uploaded_at = COALESCE(uploaded_at, ?) WHERE sha256 = ?", (now, sha256))
+
+    # ---- uploads -------------------------------------------------------------------------
+
+    def queue_upload(self, *, media_id: str, user_id: str, sha256: str, size: int, file_name: str | None,
+                     content_type: str | None, now: str) -> None:
+        """Queue a media record's file for upload (once; a queued or finished one stays as it is)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO uploads (media_id, user_id, sha256, size, file_name, content_type, created_at, "
+                         "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (media_id) DO NOTHING",
+                         (media_id, user_id, sha256, size, file_name, content_type, now, now))
+
+    def uploads(self, *, user_id: str | None = None, status: str | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(user_id)
+        if status is not None:
+            statuses = (status,) if isinstance(status, str) else status
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [dict(r) for r in self._conn.execute(f"SELECT * FROM uploads{where} ORDER BY created_at, media_id",
+                                                      params)]
+
+    def upload(self, media_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT * FROM uploads WHERE media_id = ?", (media_id,)).fetchone()
+        return None if row is None else dict(row)
+
+    _UPLOAD_COLUMNS = frozenset({"status", "upload_offset", "attempts", "error_code", "error_reason", "already_held",
+                                 "verification", "done_at"})
+
+    def update_upload(self, media_id: str, now: str, **changes: Any) -> None:
+        unknown = set(changes) - self._UPLOAD_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown upload columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE uploads SET {assignments}{', ' if changes else ''}updated_at = ? WHERE media_id = ?",
+                         (*changes.values(), now, media_id))
 
     # ---- conflicts -----------------------------------------------------------------------
 

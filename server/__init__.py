@@ -34,6 +34,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.directory.routes import blueprints as directory_blueprints
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
+    from server import uploads
+    from server.uploads.routes import blp as uploads_blp
+    from server.uploads.routes import media_blp
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
 
@@ -48,8 +51,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     errors.init_app(app)
     auth_service.init_app(app)
     api.register_blueprint(auth_blp)
-    for blp in [*directory_blueprints, tasks_blp, sync_blp]:
+    for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp]:
         api.register_blueprint(blp)
+    uploads.init_app(app)
     app.register_blueprint(health.bp)
     cli.init_app(app)
     app.extensions["inspect_once.queue"] = build_queue(app)

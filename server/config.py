@@ -32,6 +32,8 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_RATELIMIT_STORAGE_URI",
     "INSPECT_ONCE_VAR",
     "INSPECT_ONCE_SYNC_MAX_SKEW_SECONDS",
+    "INSPECT_ONCE_MAX_UPLOAD_BYTES",
+    "INSPECT_ONCE_UPLOAD_EXPIRY_HOURS",
 }
 
 
@@ -46,6 +48,8 @@ class ConfigError(click.ClickException, RuntimeError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str
+    var_dir: Path
+    redis_url: str | None
     media_root: Path
     secret_key: str
     jwt_signing_key: str
@@ -62,6 +66,8 @@ class Settings:
     login_address_rate_limit: str
     sync_max_skew_seconds: int
     ratelimit_storage_uri: str
+    max_upload_bytes: int
+    upload_expiry_hours: int
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -111,6 +117,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
 
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+
     secret_key = env.get("SECRET_KEY", "")
     jwt_key = env.get("JWT_SIGNING_KEY", "")
     relaxed = debug or testing
@@ -131,6 +141,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
 
     return Settings(
         database_url=database_url,
+        var_dir=root,
+        redis_url=redis_url,
         media_root=Path(env.get("MEDIA_ROOT") or root / "media").resolve(),
         secret_key=secret_key,
         jwt_signing_key=jwt_key,
@@ -147,6 +159,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         login_rate_limit=env.get("INSPECT_ONCE_LOGIN_RATE_LIMIT", "5 per minute"),
         login_address_rate_limit=env.get("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
         ratelimit_storage_uri=env.get("INSPECT_ONCE_RATELIMIT_STORAGE_URI", "memory://"),
+        max_upload_bytes=_int(env, "INSPECT_ONCE_MAX_UPLOAD_BYTES", 20 * 1024 ** 3, minimum=1),
+        upload_expiry_hours=_int(env, "INSPECT_ONCE_UPLOAD_EXPIRY_HOURS", 72, minimum=1),
     )
 
 
@@ -159,6 +173,11 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MAX_CONTENT_LENGTH": settings.max_content_length,
+        # Upload bodies are made durable in checkpoints as they stream in (docs/uploads.md).
+        "UPLOAD_CHECKPOINT_BYTES": 8 * 1024 * 1024,
+        "UPLOAD_CHECKPOINT_SECONDS": 5.0,
+        # A body that stops arriving for this long is cut off (what arrived is kept).
+        "UPLOAD_BODY_IDLE_SECONDS": 60.0,
         "API_TITLE": "Inspect Once",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -25,12 +25,15 @@ _DEFAULTS: dict[int, tuple[str, str]] = {
     404: ("not-found", "资源不存在"),
     405: ("method-not-allowed", "不支持该请求方法"),
     409: ("conflict", "与现有数据冲突"),
+    410: ("gone", "资源已不存在"),
     412: ("precondition-failed", "前置条件不满足"),
     413: ("payload-too-large", "请求体过大"),
     415: ("unsupported-media-type", "不支持的内容类型"),
     422: ("validation-failed", "提交的数据未通过校验"),
+    423: ("locked", "资源正被占用"),
     429: ("too-many-requests", "请求过于频繁，请稍后再试"),
     500: ("internal-error", "服务器内部错误"),
+    503: ("unavailable", "服务暂时不可用"),
 }
 
 

@@ -20,6 +20,8 @@ preload_app = True
 # gthread workers heartbeat from their main loop, so a long upload in a thread is not killed;
 # this bounds only a stuck worker.
 timeout = 120
+# One instance per machine is not a rule of ours: no control socket in the home directory.
+control_socket_disable = True
 graceful_timeout = 30
 keepalive = 15
 accesslog = "-"

@@ -29,6 +29,7 @@ class Permission(str, enum.Enum):
     MANAGE_DEVICES = "devices:manage"
     MANAGE_DEPARTMENTS = "departments:manage"
     UPLOAD_MEDIA = "media:upload"
+    READ_MEDIA = "media:read"                  # stored evidence files and their verification
     READ_TASKS = "tasks:read"
     MANAGE_TASKS = "tasks:manage"
     SYNC = "sync"                              # push and pull as a tablet
@@ -49,6 +50,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_DEVICES: frozenset({"head", "admin"}),
     Permission.MANAGE_DEPARTMENTS: frozenset({"admin"}),
     Permission.UPLOAD_MEDIA: frozenset({"inspector", "device"}),
+    Permission.READ_MEDIA: ALL_USER_ROLES | {"device"},
     Permission.READ_TASKS: ALL_USER_ROLES,
     Permission.MANAGE_TASKS: frozenset({"supervisor", "head", "admin"}),
     Permission.SYNC: frozenset({"inspector"}),
@@ -60,8 +62,12 @@ GRANTS: dict[Permission, frozenset[str]] = {
 DEPARTMENT_SCOPED = frozenset({
     Permission.MANAGE_CHECK_ITEMS, Permission.READ_PEOPLE, Permission.MANAGE_PEOPLE,
     Permission.CHANGE_CERTIFICATE_STATUS, Permission.READ_DEVICES, Permission.MANAGE_DEVICES,
-    Permission.UPLOAD_MEDIA, Permission.SYNC,
+    Permission.UPLOAD_MEDIA, Permission.READ_MEDIA, Permission.SYNC,
 })
+
+# Device tokens are accepted only where a device has business: uploading its
+# recordings and checking that the server holds them before deleting its copy.
+DEVICE_PERMISSIONS = frozenset({Permission.UPLOAD_MEDIA, Permission.READ_MEDIA})
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def requires(permission: Permission) -> Callable[[F], F]:
             from server.auth.service import principal_from_token
 
             principal = principal_from_token(current_app.config["SETTINGS"], _bearer_token(),
-                                             allow_device=permission == Permission.UPLOAD_MEDIA)
+                                             allow_device=permission in DEVICE_PERMISSIONS)
             if not can(principal, permission):
                 raise Problem(403, "forbidden", "您的角色无权执行此操作")
             g.principal = principal

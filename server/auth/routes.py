@@ -50,7 +50,7 @@ def logout(body: dict[str, str]) -> None:
 @blp.alt_response(401, description="Unknown device or wrong secret")
 @blp.alt_response(429, description="Too many failed attempts")
 def device_token(body: dict[str, str]) -> Any:
-    """Exchange device credentials for a token that may only upload"""
+    """Exchange device credentials for a token that may only upload and look up media"""
     return service.device_token(_settings(), body["device_id"], body["device_secret"], request.remote_addr or "unknown")
 
 

@@ -459,3 +459,20 @@ def list_conflicts(principal: Principal, task_id: uuid.UUID) -> list[SyncConflic
     return list(db.session.scalars(select(SyncConflict).where(SyncConflict.task_id == task_id)
                                    .order_by(SyncConflict.detected_at)))
 
+
+@dataclass(frozen=True)
+class SyncedMedia:
+    """A synced ``media`` record as other capabilities may read it (uploads check files against it)."""
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    department_id: uuid.UUID
+    fields: dict[str, Any]
+
+
+def synced_media(media_id: uuid.UUID) -> SyncedMedia | None:
+    """The live (not deleted) synced media record with this id, or None."""
+    entity = db.session.get(SyncedEntity, media_id)
+    if entity is None or entity.kind != "media" or entity.deleted:
+        return None
+    return SyncedMedia(entity.id, entity.task_id, entity.department_id, dict(entity.fields))

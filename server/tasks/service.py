@@ -99,3 +99,9 @@ def close_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
 
 def member_task_ids(user_id: uuid.UUID) -> list[uuid.UUID]:
     return list(db.session.scalars(select(TaskMember.task_id).where(TaskMember.user_id == user_id)))
+
+
+def is_task_member(task_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether the user is on the task's team."""
+    return db.session.scalar(select(TaskMember.id).where(TaskMember.task_id == task_id,
+                                                         TaskMember.user_id == user_id).limit(1)) is not None

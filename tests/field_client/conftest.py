@@ -1,18 +1,143 @@
-"""Tablets against the real server: a transport that goes through the Flask test client."""
+"""Tablets against the real server: a transport that goes through the Flask test client.
+
+Uploads speak tus through ``requests`` (tuspy), so they need HTTP: tablets on a
+``FlaskTransport`` get a ``requests`` session whose adapter calls the same app
+in-process (``wsgi_session``), and ``live_server`` serves the app on
+127.0.0.1 for tests that want real sockets (and subprocesses).
+"""
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from requests.structures import CaseInsensitiveDict
+from werkzeug.serving import make_server
 
 from field_client.engine import FieldClient
 from field_client.transport import Response, TransportError
 from tests.conftest import PASSWORD
 
 SERVER = "http://inspect-once.test"
+
+
+def stored_files_with(app: Flask, sha256: str) -> list[Path]:
+    """Files under MEDIA_ROOT whose content has this SHA-256 (wherever the server keeps them)."""
+    root = app.config["SETTINGS"].media_root
+    found = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+            if digest.hexdigest() == sha256:
+                found.append(path)
+    return found
+
+
+class WSGIAdapter(requests.adapters.BaseAdapter):
+    """A ``requests`` adapter that hands each request to a Flask app in-process."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__()
+        self.app = app
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        parts = urlsplit(request.url or "")
+        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in ("content-length", "host")]
+        answer = self.app.test_client().open(parts.path, method=request.method, query_string=parts.query,
+                                             headers=headers, data=body)
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.headers = CaseInsensitiveDict(dict(answer.headers))
+        response._content = answer.get_data()
+        response.url = request.url or ""
+        response.request = request
+        response.reason = answer.status.partition(" ")[2]
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def wsgi_session(app: Flask, base: str = SERVER) -> requests.Session:
+    session = RecordingSession()
+    session.mount(base, WSGIAdapter(app))
+    return session
+
+
+class RecordingSession(requests.Session):
+    """Records every request it sends.
+
+    ``cut(request)`` returning True drops that request before it leaves (the
+    server never sees it); ``lose(request)`` returning True sends it and then
+    drops the answer (the server did the work, the client never hears).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, CaseInsensitiveDict[str], int]] = []
+        self.cut: Callable[[requests.PreparedRequest], bool] | None = None
+        self.lose: Callable[[requests.PreparedRequest], bool] | None = None
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        body = request.body or b""
+        self.sent.append((request.method or "", request.url or "", CaseInsensitiveDict(request.headers), len(body)))
+        if self.cut is not None and self.cut(request):
+            raise requests.ConnectionError("connection cut (test)")
+        answer = super().send(request, **kwargs)
+        if self.lose is not None and self.lose(request):
+            answer.close()
+            raise requests.ConnectionError("answer lost (test)")
+        return answer
+
+    def of(self, method: str) -> list[tuple[str, CaseInsensitiveDict[str], int]]:
+        return [(url, headers, size) for m, url, headers, size in self.sent if m == method]
+
+    def patches(self) -> list[tuple[int, int]]:
+        """(Upload-Offset, body bytes) of every PATCH sent."""
+        return [(int(headers["Upload-Offset"]), size) for _, headers, size in self.of("PATCH")]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+    slow_patch: float = 0.0  # seconds each PATCH waits before the app sees it (to catch uploads midway)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app on 127.0.0.1:<free port>, threaded, for requests-based clients and subprocesses."""
+    live = LiveServer("", app)
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") == "PATCH" and live.slow_patch:
+            threading.Event().wait(live.slow_patch)
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    live.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield live
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 class FlaskTransport:
@@ -67,6 +192,7 @@ def tablet(app: Flask, tmp_path: Path) -> Iterator[Callable[..., FieldClient]]:
     def make(username: str, device: str, *, login: bool = True, name: str | None = None,
              transport: FlaskTransport | None = None, **options: Any) -> FieldClient:
         options.setdefault("sleep", lambda seconds: None)
+        options.setdefault("http_session", wsgi_session(app))
         client = FieldClient(tmp_path / (name or device) / "field.db", transport or FlaskTransport(app), **options)
         made.append(client)
         if login:

@@ -59,7 +59,8 @@ def test_inspect_offline_sync_and_the_teammate_sees_it(world: World, tablet: Tab
     transport.offline = False
     report = market.sync()
     assert report.push.applied == 6 and report.push.conflict == 0 and report.push.rejected == []
-    assert report.uploads.waiting == 1 and not report.uploads.implemented
+    assert report.uploads.uploaded == 1 and report.uploads.waiting == 0 and report.uploads.failed == []
+    assert market.status().uploads_waiting == 0
     assert {e.kind for e in _server_entities()} == {"inspection", "media", "finding", "signature"}
     (finding,) = _server_entities("finding")
     assert finding.fields["result"] == "compliant" and finding.fields["evidence"] == [licence]

@@ -15,7 +15,34 @@ import pytest
 from tests.conftest import World, assert_problem
 
 
-def _ids(world: World) -> dict[str, str]:
+def _device_headers(client, world: World, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    created = world.devices[name]
+    token = client.post("/api/v1/auth/device-token",
+                        json={"device_id": created.device.id, "device_secret": created.secret}).get_json()
+    return {"Authorization": "Bearer " + token["access_token"]}
+
+
+def _ecology_upload_and_media(client, world: World) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """An unfinished upload and a stored media record, both sent by ecology's docking station."""
+    import base64
+    import hashlib
+
+    headers = {**_device_headers(client, world, "e-dock"), **TUS}
+    ids = []
+    for data, body in ((b"segment-1", b""), (b"segment-2", b"segment-2")):
+        meta = "sha256 " + base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
+        response = client.post("/api/v1/uploads/", data=body, headers={
+            **headers, "Upload-Length": str(len(data)), "Upload-Metadata": meta,
+            "Content-Type": "application/offset+octet-stream"})
+        assert response.status_code == 201, response.get_data(as_text=True)
+        ids.append(response.headers["Location"].rsplit("/", 1)[1])
+    found = client.get("/api/v1/media", query_string={"sha256": hashlib.sha256(b"segment-2").hexdigest()},
+                       headers=headers).get_json()["items"]
+    return ids[0], found[0]["id"]
+
+
+def _ids(world: World, client=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
     return {
         "department": str(world.ecology.id),
         "check_item": str(world.check_items["e-permit"].id),
@@ -24,7 +51,13 @@ def _ids(world: World) -> dict[str, str]:
         "certificate": str(world.people["e-insp"].certificates[0].id),
         "device": world.devices["e-dock"].device.id,
         "task": str(world.task.id),
+        "upload": upload,
+        "media": media,
     }
+
+
+# tus requests carry the protocol version; other endpoints ignore it.
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 # (method, path template, body, actor, expected status); every object belongs to 生态环境局 (ecology).
@@ -60,22 +93,44 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("POST", "/api/v1/tasks/{task}/close", None, "m-insp", 403),
     ("POST", "/api/v1/tasks/{task}/close", None, "e-head", 403),
     ("POST", "/api/v1/tasks/{task}/close", None, "m-sup", 200),
+    # Media and uploads sent by ecology's docking station ("device:" actors use a device token).
+    ("GET", "/api/v1/media/{media}", None, "m-insp", 404),
+    ("GET", "/api/v1/media/{media}", None, "m-head", 404),
+    ("GET", "/api/v1/media/{media}", None, "device:m-cam", 404),
+    ("GET", "/api/v1/media/{media}", None, "e-insp", 200),
+    ("GET", "/api/v1/media/{media}", None, "device:e-dock", 200),
+    ("GET", "/api/v1/media/{media}", None, "admin", 200),
+    ("DELETE", "/api/v1/uploads/{upload}", None, "m-insp", 404),
+    ("DELETE", "/api/v1/uploads/{upload}", None, "device:m-cam", 404),
+    ("DELETE", "/api/v1/uploads/{upload}", None, "admin", 403),  # the role does not upload at all
+    ("DELETE", "/api/v1/uploads/{upload}", None, "e-sup", 403),
+    ("DELETE", "/api/v1/uploads/{upload}", None, "e-insp", 403),
+    ("DELETE", "/api/v1/uploads/{upload}", None, "device:e-dock", 204),
 ]
 
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,
                          ids=[f"{m} {t} as {a}" for m, t, _, a, _ in CASES])
 def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str, expected: int) -> None:
-    url = template.format(**_ids(world))
+    needs_media = "{upload}" in template or "{media}" in template
+    url = template.format(**_ids(world, client if needs_media else None))
     read_url = url.removesuffix("/status").removesuffix("/close")
-    before = client.get(read_url, headers=auth.headers("admin")).get_json()
-    response = client.open(url, method=method, json=body, headers=auth.headers(actor))
+
+    def read() -> Any:
+        if read_url.startswith("/api/v1/uploads/"):  # a tus upload is read with HEAD, as its owner
+            answer = client.head(read_url, headers={**_device_headers(client, world, "e-dock"), **TUS})
+            return answer.status_code, answer.headers.get("Upload-Offset")
+        return client.get(read_url, headers=auth.headers("admin")).get_json()
+
+    before = read()
+    headers = _device_headers(client, world, actor[7:]) if actor.startswith("device:") else auth.headers(actor)
+    response = client.open(url, method=method, json=body, headers={**headers, **TUS})
     if expected >= 400:
         assert_problem(response, expected)
         # A refused change leaves the object as it was.
-        assert client.get(read_url, headers=auth.headers("admin")).get_json() == before
+        assert read() == before
     else:
-        assert response.status_code == expected, response.get_json()
+        assert response.status_code == expected, response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("template", sorted({t for _, t, _, _, _ in CASES}))
@@ -83,7 +138,10 @@ def test_unknown_ids_answer_404(client, world: World, auth, template: str) -> No
     ids = {k: (str(uuid.uuid4()) if k != "device" else "NO-SUCH-DEVICE") for k in _ids(world)}
     method = "POST" if template.endswith(("/status", "/close")) else "GET"
     body = {"status": "suspended", "reason": "r"} if method == "POST" else None
-    assert_problem(client.open(template.format(**ids), method=method, json=body, headers=auth.headers("admin")), 404)
+    headers = auth.headers("admin")
+    if template.startswith("/api/v1/uploads/"):  # tus: no GET; only the uploader may touch an upload
+        method, headers = "DELETE", {**_device_headers(client, world, "e-dock"), **TUS}
+    assert_problem(client.open(template.format(**ids), method=method, json=body, headers=headers), 404)
 
 
 def test_listings_are_scoped_to_the_department(client, world: World, auth) -> None:

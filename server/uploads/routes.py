@@ -1,0 +1,264 @@
+"""tus 1.0.0 endpoints for evidence uploads, and media look-ups (docs/uploads.md).
+
+The tus routes parse headers (``tus.py``), call one service function and
+build the tus answer; the body reaches the service as blocks read from the
+WSGI stream, never as a whole.
+"""
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any, Callable, Iterator, Mapping
+
+from flask import Response, current_app, request, url_for
+from flask.views import MethodView
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+
+from server.api import BEARER, Blueprint
+from server.auth.policy import Permission, current_principal, requires
+from server.uploads import schemas as s
+from server.uploads import service, tus
+from server.uploads.service import BodyTooLarge, BodyTruncated, UploadView
+from server.uploads.storage import BLOCK_SIZE
+
+blp = Blueprint("uploads", __name__, url_prefix="/api/v1/uploads",
+                description="Resumable evidence uploads, tus 1.0.0 (docs/uploads.md)")
+media_blp = Blueprint("media", __name__, url_prefix="/api/v1/media",
+                      description="Stored evidence files and their verification")
+
+
+@blp.before_request
+def _check_tus_version() -> None:
+    if request.method != "OPTIONS":
+        tus.check_version(request.headers.get("Tus-Resumable"))
+
+
+@blp.after_request
+def _tus_resumable(response: Response) -> Response:
+    response.headers["Tus-Resumable"] = tus.TUS_VERSION
+    return response
+
+
+READ_SIZE = 64 * 1024
+
+
+class RequestBody:
+    """The request body as blocks of at most ``BLOCK_SIZE`` bytes, straight from the WSGI stream."""
+
+    def __init__(self) -> None:
+        self.content_length: int | None = request.content_length
+
+    def blocks(self, limit: int) -> Iterator[bytes]:
+        # The app-wide MAX_CONTENT_LENGTH is meant for JSON; an upload's body
+        # may be as long as the room left in the upload, and no longer. One
+        # byte of slack: werkzeug refuses a read *after* its maximum (the read
+        # that finds the end of a body of exactly that size, under servers
+        # that terminate the input stream, like gunicorn); the count below
+        # refuses the excess itself.
+        request.max_content_length = limit + 1
+        try:
+            stream = request.stream
+        except RequestEntityTooLarge:
+            raise BodyTooLarge() from None
+        restore = self._idle_timeout()
+        # Small reads gathered into full blocks: a read that fails (a reset,
+        # the idle timeout) loses at most what it was waiting for, and what
+        # came before it is handed over before the body is declared cut short.
+        block = bytearray()
+        received = 0
+        cut = False
+        try:
+            while self.content_length is None or received < self.content_length:
+                try:
+                    piece = stream.read(READ_SIZE)
+                except RequestEntityTooLarge:
+                    raise BodyTooLarge() from None
+                except (ClientDisconnected, OSError, ValueError):
+                    cut = True
+                    break
+                if not piece:
+                    break
+                received += len(piece)
+                if received > limit:
+                    raise BodyTooLarge()
+                block += piece
+                if len(block) >= BLOCK_SIZE:
+                    yield bytes(block)
+                    block.clear()
+            if block:
+                yield bytes(block)
+            if cut or (self.content_length is not None and received < self.content_length):
+                raise BodyTruncated()
+        finally:
+            restore()
+
+    @staticmethod
+    def _idle_timeout() -> Callable[[], None]:
+        """Give up on a body that stops arriving (a tablet that changed networks leaves a half-open
+        connection behind): what arrived is kept and the upload's lock is released, so the client's
+        resumed PATCH is not refused as locked for as long as the dead connection would last."""
+        sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+        seconds = current_app.config.get("UPLOAD_BODY_IDLE_SECONDS")
+        if sock is None or not seconds or not hasattr(sock, "settimeout"):
+            return lambda: None
+        try:
+            previous = sock.gettimeout()
+            sock.settimeout(float(seconds))
+        except OSError:
+            return lambda: None
+
+        def restore() -> None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
+
+        return restore
+
+
+def _answer(status: int, view: UploadView | None = None, headers: Mapping[str, str] | None = None) -> Response:
+    response = current_app.response_class(status=status)
+    del response.headers["Content-Type"]  # tus answers carry no body
+    if view is not None:
+        response.headers["Upload-Offset"] = str(view.offset)
+        if view.expires_at is not None:
+            response.headers["Upload-Expires"] = tus.http_date(view.expires_at)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+def _header(name: str, description: str, *, required: bool = False, **schema: Any) -> dict[str, Any]:
+    return {"in": "header", "name": name, "required": required, "description": description,
+            "schema": {"type": "string", **schema}}
+
+
+TUS_RESUMABLE = _header("Tus-Resumable", "The protocol version", required=True, enum=[tus.TUS_VERSION])
+BINARY_BODY = {"content": {tus.OFFSET_OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}}}
+_TUS_ERRORS = ((401, "Not authenticated"), (403, "Your role does not upload, or the upload or record is not yours"),
+               (412, "Tus-Resumable missing or not 1.0.0"))
+
+
+def _documented(fn: Any) -> Any:
+    for status, text in _TUS_ERRORS:
+        fn = blp.alt_response(status, description=text)(fn)
+    return fn
+
+
+@blp.route("/")
+class Uploads(MethodView):
+    @blp.doc(summary="Server capabilities (tus discovery; no token needed)", parameters=[
+        _header("Tus-Resumable", "May be sent; discovery answers whatever the version", enum=[tus.TUS_VERSION])])
+    @blp.response(204, description="Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm")
+    def options(self) -> Response:
+        """tus discovery"""
+        ctx = service.uploads()
+        return _answer(204, headers={"Tus-Version": tus.TUS_VERSION, "Tus-Extension": ",".join(ctx.extensions),
+                                     "Tus-Max-Size": str(ctx.max_upload_bytes),
+                                     "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUM_ALGORITHMS)})
+
+    @requires(Permission.UPLOAD_MEDIA)
+    @blp.doc(security=BEARER, parameters=[
+        TUS_RESUMABLE,
+        _header("Upload-Length", "Size of the whole file in bytes", required=True, pattern="^[0-9]{1,20}$"),
+        _header("Upload-Metadata", "Comma-separated `key base64(value)`: sha256 (required), filename, filetype, "
+                                   "media_id (tablets), device_id, capture_start"),
+        _header("Upload-Checksum", "`sha1|sha256 base64(digest)` of this request's body (creation-with-upload)"),
+    ], requestBody={**BINARY_BODY, "required": False,
+                    "description": "Optional first bytes of the file (creation-with-upload)"})
+    @blp.response(201, description="Created; Location is the upload's URL, Upload-Offset what was stored")
+    @blp.alt_response(400, description="Malformed tus headers or metadata")
+    @blp.alt_response(413, description="Upload-Length above the server's maximum")
+    @blp.alt_response(415, description="A body that is not application/offset+octet-stream")
+    @blp.alt_response(422, description="Invalid metadata: sha256, media record, device")
+    @blp.alt_response(460, description="Checksum of the body or hash of the whole file does not match")
+    @_documented
+    def post(self) -> Response:
+        """Create an upload (tus creation, creation-with-upload)"""
+        length = tus.parse_length(request.headers.get("Upload-Length"), request.headers.get("Upload-Defer-Length"))
+        # creation-with-upload: the first bytes come with the creation, typed as a PATCH body is.
+        with_body = request.mimetype == tus.OFFSET_OCTET_STREAM
+        if not with_body and request.content_length:
+            tus.check_content_type(request.headers.get("Content-Type"))
+        checksum = tus.parse_checksum(request.headers.get("Upload-Checksum")) if with_body else None
+        view = service.create_upload(current_principal(), length, request.headers.get("Upload-Metadata"),
+                                     RequestBody() if with_body else None, checksum)
+        return _answer(201, view, {"Location": url_for("uploads.UploadItem", upload_id=view.id)})
+
+
+@blp.route("/<uuid:upload_id>")
+class UploadItem(MethodView):
+    @requires(Permission.UPLOAD_MEDIA)
+    @blp.doc(security=BEARER, parameters=[TUS_RESUMABLE])
+    @blp.response(200, description="Upload-Offset (durable), Upload-Length, Upload-Metadata, Upload-Expires")
+    @blp.alt_response(404, description="No such upload, or another department's")
+    @blp.alt_response(410, description="Terminated, expired or quarantined")
+    @blp.alt_response(423, description="Being finished by another request")
+    @_documented
+    def head(self, upload_id: uuid.UUID) -> Response:
+        """The upload's durable offset"""
+        view = service.upload_state(current_principal(), upload_id)
+        headers = {"Upload-Length": str(view.length)}
+        if view.metadata_header:
+            headers["Upload-Metadata"] = view.metadata_header
+        return _answer(200, view, headers)
+
+    @requires(Permission.UPLOAD_MEDIA)
+    @blp.doc(security=BEARER, parameters=[
+        TUS_RESUMABLE,
+        _header("Upload-Offset", "Where these bytes go: the current offset", required=True, pattern="^[0-9]{1,20}$"),
+        _header("Upload-Checksum", "`sha1|sha256 base64(digest)` of this request's body"),
+    ], requestBody={**BINARY_BODY, "required": True})
+    @blp.response(204, description="Stored; Upload-Offset is the new durable offset")
+    @blp.alt_response(400, description="Malformed headers, or a body cut short (Upload-Offset tells what was kept)")
+    @blp.alt_response(404, description="No such upload, or another department's")
+    @blp.alt_response(409, description="Upload-Offset is not the current offset")
+    @blp.alt_response(410, description="Terminated, expired or quarantined")
+    @blp.alt_response(413, description="More bytes than the upload has room for; nothing kept")
+    @blp.alt_response(415, description="Content-Type is not application/offset+octet-stream")
+    @blp.alt_response(423, description="Another PATCH of this upload is in progress")
+    @blp.alt_response(460, description="checksum-mismatch (this PATCH dropped) or hash-mismatch (file quarantined)")
+    @_documented
+    def patch(self, upload_id: uuid.UUID) -> Response:
+        """Append bytes at the current offset"""
+        tus.check_content_type(request.headers.get("Content-Type"))
+        offset = tus.parse_offset(request.headers.get("Upload-Offset"))
+        checksum = tus.parse_checksum(request.headers.get("Upload-Checksum"))
+        view = service.append(current_principal(), upload_id, offset, RequestBody(), checksum)
+        return _answer(204, view)
+
+    @requires(Permission.UPLOAD_MEDIA)
+    @blp.doc(security=BEARER, parameters=[TUS_RESUMABLE])
+    @blp.response(204, description="Terminated; the partial bytes are deleted")
+    @blp.alt_response(404, description="No such upload, or another department's")
+    @blp.alt_response(409, description="Already complete: stored evidence is not deleted this way")
+    @blp.alt_response(410, description="Already terminated, expired or quarantined")
+    @blp.alt_response(423, description="A PATCH of this upload is in progress")
+    @_documented
+    def delete(self, upload_id: uuid.UUID) -> Response:
+        """Terminate an unfinished upload (tus termination)"""
+        service.terminate(current_principal(), upload_id)
+        return _answer(204)
+
+
+@media_blp.route("")
+class MediaByHash(MethodView):
+    @requires(Permission.READ_MEDIA)
+    @media_blp.doc(security=BEARER)
+    @media_blp.arguments(s.MediaQuery, location="query")
+    @media_blp.response(200, s.MediaList)
+    @media_blp.alt_response(401, description="Not authenticated")
+    @media_blp.alt_response(422, description="sha256 missing or not 64 hex digits")
+    def get(self, query: dict[str, Any]) -> Any:
+        """Media with this SHA-256 that you may see"""
+        return {"items": service.find_media(current_principal(), query["sha256"])}
+
+
+@media_blp.route("/<uuid:media_id>")
+class MediaItem(MethodView):
+    @requires(Permission.READ_MEDIA)
+    @media_blp.doc(security=BEARER)
+    @media_blp.response(200, s.MediaSchema)
+    @media_blp.alt_response(401, description="Not authenticated")
+    @media_blp.alt_response(404, description="Not found or another department's")
+    def get(self, media_id: uuid.UUID) -> Any:
+        """A stored evidence file and its verification"""
+        return service.get_media(current_principal(), media_id)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import marshmallow as ma
+
+from server.directory.schemas import DEVICE_ID
+from server.schemas import StrictSchema
+
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class UploadMetadata(StrictSchema):
+    """The decoded ``Upload-Metadata`` of a creation request (docs/uploads.md).
+
+    Keys this server does not use are ignored: stock tus clients add their own
+    (``name``, ``relativePath`` …).
+    """
+
+    class Meta(StrictSchema.Meta):
+        unknown = ma.EXCLUDE
+
+    sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(SHA256_HEX, error="应为64位十六进制 SHA-256"))
+    filename = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=255))
+    filetype = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=100))
+    media_id = ma.fields.UUID(load_default=None)
+    device_id = ma.fields.String(load_default=None, validate=ma.validate.Regexp(DEVICE_ID, error="不是有效的设备编号"))
+    capture_start = ma.fields.AwareDateTime(load_default=None, format="iso")
+
+    @ma.post_load
+    def _normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["sha256"] = data["sha256"].lower()
+        return data
+
+
+class VerificationSchema(ma.Schema):
+    status = ma.fields.String(metadata={"description": "pending | verified | failed | needs_review"})
+    reasons = ma.fields.List(ma.fields.Raw())
+
+
+class MediaSchema(ma.Schema):
+    id = ma.fields.UUID(metadata={"description": "For tablet uploads, the synced media record's id"})
+    sha256 = ma.fields.String()
+    size = ma.fields.Integer()
+    content_type = ma.fields.String(allow_none=True)
+    file_name = ma.fields.String(allow_none=True)
+    device_id = ma.fields.String(allow_none=True)
+    capture_start = ma.fields.AwareDateTime(allow_none=True)
+    uploaded_at = ma.fields.AwareDateTime()
+    department_id = ma.fields.UUID()
+    task_id = ma.fields.UUID(allow_none=True)
+    verification = ma.fields.Nested(VerificationSchema)
+
+
+class MediaQuery(StrictSchema):
+    sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(SHA256_HEX, error="应为64位十六进制 SHA-256"))
+
+
+class MediaList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(MediaSchema))

@@ -1,0 +1,180 @@
+"""The local media store on its own: content addressing, durable offsets, the order of fsyncs."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from server.uploads import storage
+from server.uploads.locking import FileUploadLocker, UploadLocked
+from server.uploads.storage import (LocalMediaStore, OffsetMismatch, StorageError, UnknownObject, UnknownPartial)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalMediaStore:
+    return LocalMediaStore(tmp_path / "media")
+
+
+def test_put_is_content_addressed_and_stored_once(store: LocalMediaStore) -> None:
+    data = os.urandom(3 * storage.BLOCK_SIZE + 17)
+    first = store.put(iter([data[:1000], data[1000:]]))
+    again = store.put(iter([data]))
+    assert first == again
+    assert first.sha256 == sha(data) and first.size == len(data)
+    assert first.key == f"{first.sha256[:2]}/{first.sha256[2:4]}/{first.sha256}"
+    assert (store.root / "objects" / first.key).is_file()
+    assert [p for p in (store.root / "objects").rglob("*") if p.is_file()] == [store.root / "objects" / first.key]
+    assert not list((store.root / "tmp").iterdir())
+
+
+def test_read_a_range_stat_and_delete(store: LocalMediaStore) -> None:
+    data = os.urandom(2 * storage.BLOCK_SIZE + 5)
+    stored = store.put(iter([data]))
+    assert b"".join(store.read(stored.key)) == data
+    assert b"".join(store.read(stored.key, 10, storage.BLOCK_SIZE + 20)) == data[10:storage.BLOCK_SIZE + 20]
+    assert max(len(b) for b in store.read(stored.key)) <= storage.BLOCK_SIZE
+    assert store.stat(stored.key) == stored
+    store.delete(stored.key)
+    store.delete(stored.key)  # idempotent
+    assert store.stat(stored.key) is None
+    with pytest.raises(UnknownObject):
+        store.read(stored.key)
+
+
+def test_keys_never_leave_the_store(store: LocalMediaStore) -> None:
+    for key in ("../../etc/passwd", "ab/cd/../../x", "/etc/passwd", ""):
+        with pytest.raises(UnknownObject):
+            store.read(key)
+        assert store.stat(key) is None
+        with pytest.raises(UnknownPartial):
+            store.partial(key)
+
+
+def test_a_partial_upload_becomes_durable_only_on_commit(store: LocalMediaStore) -> None:
+    data = os.urandom(1000)
+    part = store.create_partial(len(data))
+    assert len(part.key) == 32 and part.offset == 0 and part.length == 1000
+    with store.append(part.key, 0) as writer:
+        writer.write(data[:300])
+        assert store.partial(part.key).offset == 0
+        assert writer.commit() == 300
+        writer.write(data[300:400])
+        writer.discard()
+        assert writer.offset == writer.durable_offset == 300
+        writer.write(data[300:500])
+        # leaving without a commit drops what was not committed
+    assert store.partial(part.key).offset == 300
+    with pytest.raises(OffsetMismatch) as mismatch:
+        with store.append(part.key, 200):
+            pass
+    assert mismatch.value.durable_offset == 300
+    with store.append(part.key, 300) as writer:
+        writer.write(data[300:])
+        with pytest.raises(ValueError):
+            writer.write(b"x")  # never past the length
+        writer.commit()
+    assert b"".join(store.read_partial(part.key, 1000)) == data
+
+
+def test_bytes_past_the_durable_offset_do_not_count(store: LocalMediaStore) -> None:
+    """A crash between writing data and recording the offset leaves a tail; the next append drops it."""
+    data = os.urandom(600)
+    part = store.create_partial(600)
+    with store.append(part.key, 0) as writer:
+        writer.write(data[:200])
+        writer.commit()
+    with open(store.root / "uploads" / part.key / "data", "ab") as handle:
+        handle.write(b"garbage that was never recorded")
+    assert store.partial(part.key).offset == 200
+    with store.append(part.key, 200) as writer:
+        writer.write(data[200:])
+        writer.commit()
+    stored = store.finish_partial(part.key, sha(data))
+    assert b"".join(store.read(stored.key)) == data
+
+
+def test_commit_fsyncs_data_then_offset_record_then_directory(store: LocalMediaStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    part = store.create_partial(10)
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "replace", replace)
+    directory = str(store.root / "uploads" / part.key)
+    with store.append(part.key, 0) as writer:
+        writer.write(b"0123456789")
+        writer.commit()
+    assert events == [("fsync", f"{directory}/data"), ("fsync", f"{directory}/offset.tmp"),
+                      ("replace", f"{directory}/offset"), ("fsync", directory)]
+
+
+def test_finishing_twice_or_identical_content_keeps_one_object(store: LocalMediaStore) -> None:
+    data = os.urandom(5000)
+    parts = [store.create_partial(len(data)) for _ in range(2)]
+    for part in parts:
+        with store.append(part.key, 0) as writer:
+            writer.write(data)
+            writer.commit()
+    first = store.finish_partial(parts[0].key, sha(data))
+    assert store.finish_partial(parts[0].key, sha(data)) == first  # repeatable after a crash
+    assert store.finish_partial(parts[1].key, sha(data)) == first
+    for part in parts:
+        store.remove_partial(part.key)
+        store.remove_partial(part.key)
+        with pytest.raises(UnknownPartial):
+            store.partial(part.key)
+    assert b"".join(store.read(first.key)) == data
+    assert list(store.iter_partials()) == []
+
+
+def test_quarantine_keeps_the_bytes_aside_with_the_reason(store: LocalMediaStore) -> None:
+    part = store.create_partial(4)
+    with store.append(part.key, 0) as writer:
+        writer.write(b"abcd")
+        writer.commit()
+    where = store.quarantine_partial(part.key, {"declared_sha256": "0" * 64})
+    assert where == f"quarantine/{part.key}"
+    assert (store.root / where / "data").read_bytes() == b"abcd"
+    assert '"declared_sha256"' in (store.root / where / "reason.json").read_text()
+    with pytest.raises(UnknownPartial):
+        store.partial(part.key)
+    assert not list((store.root / "objects").rglob("*"))
+
+
+def test_backend_failures_are_one_storage_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    broken = LocalMediaStore(blocked / "media")
+    with pytest.raises(StorageError) as failure:
+        broken.create_partial(10)
+    assert isinstance(failure.value.__cause__, OSError)
+    with pytest.raises(StorageError):
+        broken.put(iter([b"x"]))
+
+
+def test_the_file_lock_excludes_threads_of_one_process_too(tmp_path: Path) -> None:
+    locker = FileUploadLocker(tmp_path / "locks")
+    name = "a" * 32
+    with locker.hold(name):
+        with pytest.raises(UploadLocked):
+            locker.acquire(name)
+    lock = locker.acquire(name)
+    lock.release()
+    lock.release()
+    locker.forget(name)
+    with pytest.raises(ValueError):
+        locker.acquire("../../etc/passwd")
