@@ -39,6 +39,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.uploads.routes import media_blp
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
+    from server import verification
+    from server.verification import models as _verification_models  # noqa: F401 - tables for migrations
 
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
@@ -57,6 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     app.register_blueprint(health.bp)
     cli.init_app(app)
     app.extensions["inspect_once.queue"] = build_queue(app)
+    verification.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app

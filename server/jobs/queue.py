@@ -28,6 +28,7 @@ JobFunction = Callable[..., None]
 
 class JobQueue(Protocol):
     def register(self, name: str, function: JobFunction, *, retries: int, retry_delay: int) -> None: ...
+    def periodic(self, name: str, *, every_minutes: int) -> None: ...
     def enqueue(self, name: str, **kwargs: Any) -> None: ...
     def run_worker(self, workers: int) -> None: ...
     def run_pending(self) -> int: ...
@@ -60,6 +61,18 @@ class HueyQueue:
         run.__name__ = name
         # retry_backoff doubles the delay on each retry: 10 s, 20 s, 40 s ...
         self._tasks[name] = self.huey.task(retries=retries, retry_delay=retry_delay, retry_backoff=2, name=name)(run)
+
+    def periodic(self, name: str, *, every_minutes: int) -> None:
+        """Run the registered job ``name`` every few minutes while a worker runs."""
+        from huey import crontab
+
+        task = self._tasks[name]
+
+        def tick() -> None:
+            task()
+
+        tick.__name__ = f"{name}-every-{every_minutes}m"
+        self.huey.periodic_task(crontab(minute=f"*/{every_minutes}"), name=tick.__name__)(tick)
 
     def enqueue(self, name: str, **kwargs: Any) -> None:
         self._tasks[name](**kwargs)

@@ -536,15 +536,17 @@ def _record_media(row: Upload, stored: StoredObject, now: datetime) -> Media:
 def on_media_stored(media: Media) -> None:
     """A file was stored and its media record made: where verification starts.
 
-    Today this only records the verification as pending, with no reasons.
-    Issue 5 enqueues the verification job here (probe, integrity, continuity
-    of the recording …; ``server.jobs.queue.enqueue_after_commit``, so the
-    worker finds the committed row), which later sets ``verified``,
-    ``failed`` or ``needs_review`` with its reasons.
+    The verification is pending until a worker has run ``media.verify_file``
+    on it; the job is enqueued only when this request commits, so the worker
+    finds the committed row.
     """
+    from server.jobs.queue import enqueue_after_commit
+    from server.verification.jobs import VERIFY_MEDIA
+
     media.verification_status = VerificationStatus.PENDING
     media.verification_reasons = []
     db.session.flush()
+    enqueue_after_commit(VERIFY_MEDIA, media_id=str(media.id))
 
 
 # ---- termination (DELETE) ---------------------------------------------------------------

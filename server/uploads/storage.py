@@ -329,6 +329,10 @@ class LocalMediaStore(MediaStore, ExpiringStore):
             raise ValueError("not a lowercase hex SHA-256")
         return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
+    def local_path(self, key: str) -> Path:
+        """The object's file on this machine (analysers read it in place)."""
+        return self._object_path(key)
+
     def _object_path(self, key: str) -> Path:
         if not _OBJECT_KEY.match(key):
             raise UnknownObject(key)

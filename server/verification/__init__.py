@@ -1,0 +1,14 @@
+"""Evidence verification in background workers: each stored file is checked by ``media.verify_file``."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from server.jobs.queue import current_queue
+    from server.verification import jobs
+
+    queue = current_queue(app)
+    queue.register(jobs.VERIFY_MEDIA, jobs.verify_media_job, retries=5, retry_delay=30)
+    queue.register(jobs.SWEEP, jobs.sweep_job, retries=0, retry_delay=0)
+    queue.periodic(jobs.SWEEP, every_minutes=5)

@@ -1,0 +1,92 @@
+"""Verification rules: what a run records, and which files need a (new) run."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import and_, or_, select
+
+from server.db_types import utcnow
+from server.extensions import db
+from server.uploads.models import Media, MediaObject, VerificationStatus
+from server.uploads.storage import MediaStore
+from server.verification.models import VerificationReport
+
+# A run that started this long ago and never finished died with its worker.
+STALE_RUN = timedelta(minutes=30)
+# A stored file with no run at all after this long lost its job (enqueue failed).
+UNQUEUED = timedelta(minutes=2)
+
+
+def start_run(media_id: uuid.UUID) -> VerificationReport | None:
+    """Note that a run begins (so a dead worker's run can be found); None if the media is gone."""
+    media = db.session.get(Media, media_id)
+    if media is None:
+        return None
+    report = db.session.get(VerificationReport, media_id)
+    if report is None:
+        report = VerificationReport(media_id=media_id, attempts=0)
+        db.session.add(report)
+    report.attempts += 1
+    report.started_at = utcnow()
+    db.session.flush()
+    return report
+
+
+@contextlib.contextmanager
+def local_file(store: MediaStore, key: str) -> Iterator[Path | None]:
+    """A path to the stored object: the store's own file when it has one, else a temporary copy."""
+    local = getattr(store, "local_path", None)
+    if local is not None:
+        path = local(key)
+        yield path if path.exists() else None
+        return
+    if store.stat(key) is None:
+        yield None
+        return
+    with tempfile.NamedTemporaryFile(prefix="verify-", delete=False) as handle:
+        for block in store.read(key):
+            handle.write(block)
+    try:
+        yield Path(handle.name)
+    finally:
+        os.unlink(handle.name)
+
+
+def record_result(media_id: uuid.UUID, result: dict[str, Any]) -> None:
+    """Store a finished run and show its verdict on the media record."""
+    media = db.session.get(Media, media_id)
+    report = db.session.get(VerificationReport, media_id)
+    if media is None or report is None:
+        return
+    report.status = result["status"]
+    report.reasons = result["reasons"]
+    report.measurements = result.get("measurements") or {}
+    report.detections = result.get("detections") or []
+    report.analyser = result.get("analyser")
+    report.finished_at = utcnow()
+    media.verification_status = VerificationStatus(result["status"])
+    media.verification_reasons = [{"code": r["code"], "severity": r["severity"], "message": r["message"]}
+                                  for r in result["reasons"]]
+    db.session.flush()
+
+
+def object_key_of(media: Media) -> tuple[str, str] | None:
+    stored = db.session.get(MediaObject, media.sha256)
+    return (stored.backend, stored.key) if stored else None
+
+
+def media_needing_a_run(now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """Pending files whose run never started (lost job) or started long ago and never finished (dead worker)."""
+    never = and_(VerificationReport.media_id.is_(None), Media.uploaded_at < now - UNQUEUED)
+    died = and_(VerificationReport.started_at < now - STALE_RUN,
+                or_(VerificationReport.finished_at.is_(None), VerificationReport.finished_at < VerificationReport.started_at))
+    query = (select(Media.id).outerjoin(VerificationReport, VerificationReport.media_id == Media.id)
+             .where(Media.verification_status == VerificationStatus.PENDING, or_(never, died))
+             .order_by(Media.uploaded_at).limit(limit))
+    return list(db.session.scalars(query))
