@@ -150,7 +150,8 @@ def curl_single_patch(base: str, headers: dict[str, str], path: Path, sha: str) 
     start = time.perf_counter()
     result = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", *auth,
                              "-H", "Upload-Offset: 0", "-H", "Content-Type: application/offset+octet-stream",
-                             "--data-binary", f"@{path}", location], check=True, capture_output=True, text=True)
+                             "-H", "Expect:", "--upload-file", str(path), location],  # -T streams the file
+                            check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.stdout != "204":
         raise SystemExit(f"curl PATCH answered {result.stdout}")

@@ -39,7 +39,11 @@ def _tus_resumable(response: Response) -> Response:
     return response
 
 
-READ_SIZE = 64 * 1024
+# Reads start small and double while the body flows, up to 1 MiB: large reads keep
+# the per-byte overhead of the Python stream layers low, small first reads keep what
+# a connection that stalls early has already sent (a failed read loses its bytes).
+FIRST_READ = 64 * 1024
+LARGEST_READ = 1024 * 1024
 
 
 class RequestBody:
@@ -67,10 +71,12 @@ class RequestBody:
         block = bytearray()
         received = 0
         cut = False
+        read_size = FIRST_READ
         try:
             while self.content_length is None or received < self.content_length:
                 try:
-                    piece = stream.read(READ_SIZE)
+                    # Never past the current block: a full block is written as soon as it is in.
+                    piece = stream.read(min(read_size, BLOCK_SIZE - len(block)))
                 except RequestEntityTooLarge:
                     raise BodyTooLarge() from None
                 except (ClientDisconnected, OSError, ValueError):
@@ -78,6 +84,8 @@ class RequestBody:
                     break
                 if not piece:
                     break
+                if len(piece) >= read_size:
+                    read_size = min(read_size * 2, LARGEST_READ)
                 received += len(piece)
                 if received > limit:
                     raise BodyTooLarge()

@@ -377,7 +377,9 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
     part = _partial(ctx, up)
     if offset != part.offset:
         raise _offset_mismatch(offset, part.offset)
-    running = _running_digest(ctx, up, offset)
+    # Another worker process may hold this upload's running hash; then the
+    # whole file is hashed once at the end rather than its prefix at every PATCH.
+    running = _running_digest(ctx, up, offset, required=False)
     new_offset, running = _receive(ctx, up, offset, body, checksum, running)
     if new_offset == up.length:
         _finalize(ctx, up, running)
@@ -385,11 +387,13 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
     return _view(ctx, up, new_offset, utcnow())
 
 
-def _running_digest(ctx: Uploads, up: _Snapshot, offset: int) -> Any:
-    """The SHA-256 of the durable bytes ``[0, offset)``: from memory, or read once from the store."""
+def _running_digest(ctx: Uploads, up: _Snapshot, offset: int, *, required: bool = True) -> Any:
+    """The SHA-256 of the durable bytes ``[0, offset)``: from memory, or (if ``required``) read once from the store."""
     known = ctx.digests.get(up.key, offset)
     if known is not None:
         return known
+    if not required:
+        return None
     digest = hashlib.sha256()
     hashed = 0
     for block in ctx.store.read_partial(up.storage_key, offset):
@@ -421,7 +425,7 @@ def _receive(ctx: Uploads, up: _Snapshot, offset: int, body: Body, checksum: tus
 
 def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, checksum: tus.Checksum | None,
             running: Any, remaining: int) -> tuple[int, Any]:
-    committed = running.copy()  # the hash of [0, writer.durable_offset)
+    committed = running.copy() if running is not None else None  # the hash of [0, writer.durable_offset)
     this_patch = checksum.new() if checksum is not None else None
     # A PATCH with its own checksum is all or nothing, so it cannot be made
     # durable piecemeal; nor can a chunked one, which might turn out too long.
@@ -430,46 +434,55 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
     try:
         for block in body.blocks(remaining):
             writer.write(block)
-            running.update(block)
+            if running is not None:
+                running.update(block)
             if this_patch is not None:
                 this_patch.update(block)
             if checkpoints:
                 pending += len(block)
                 if pending >= ctx.checkpoint_bytes or time.monotonic() - since >= ctx.checkpoint_seconds:
                     durable = writer.commit()
-                    committed = running.copy()
-                    ctx.digests.put(up.key, durable, running.copy())
+                    if running is not None:
+                        committed = running.copy()
+                        ctx.digests.put(up.key, durable, running.copy())
                     pending, since = 0, time.monotonic()
     except BodyTooLarge:
         writer.discard()
-        ctx.digests.put(up.key, writer.durable_offset, committed)
+        _remember(ctx, up, writer.durable_offset, committed)
         raise Problem(413, "upload-length-exceeded", f"数据超过该上传剩余的 {remaining} 字节，本次数据未保存",
                       title="数据超出上传长度", headers={"Upload-Offset": str(writer.durable_offset)}) from None
     except BodyTruncated:
         if this_patch is not None:
             writer.discard()  # cannot be checked, so cannot be kept
-            ctx.digests.put(up.key, writer.durable_offset, committed)
+            _remember(ctx, up, writer.durable_offset, committed)
         else:
             durable = writer.commit()
-            ctx.digests.put(up.key, durable, running.copy())
+            _remember(ctx, up, durable, running)
         kept = writer.durable_offset
         raise Problem(400, "body-truncated", f"请求体不完整（连接中断或少于 Content-Length）；已保存到第 {kept} 字节，请从该处续传",
                       title="请求体不完整", headers={"Upload-Offset": str(kept)}, extra={"offset": kept}) from None
     if this_patch is not None and checksum is not None and this_patch.digest() != checksum.digest:
         writer.discard()
-        ctx.digests.put(up.key, writer.durable_offset, committed)
+        _remember(ctx, up, writer.durable_offset, committed)
         raise Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch",
                       f"本次数据与 Upload-Checksum（{checksum.algorithm}）不符，已丢弃，请从第 {writer.durable_offset} 字节重传",
                       title="校验和不符", headers={"Upload-Offset": str(writer.durable_offset)})
     durable = writer.commit()
-    ctx.digests.put(up.key, durable, running.copy())
+    _remember(ctx, up, durable, running)
     return durable, running
+
+
+def _remember(ctx: Uploads, up: _Snapshot, offset: int, digest: Any) -> None:
+    if digest is not None:
+        ctx.digests.put(up.key, offset, digest.copy())
 
 
 # ---- the end of an upload ---------------------------------------------------------------
 
 def _finalize(ctx: Uploads, up: _Snapshot, running: Any) -> None:
     """Every byte is durable: store the file if its SHA-256 is the declared one, else quarantine it."""
+    if running is None:  # the PATCHes went through several processes: hash the file once
+        running = _running_digest(ctx, up, up.length)
     digest = running.hexdigest()
     row = db.session.get(Upload, up.id)
     assert row is not None

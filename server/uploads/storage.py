@@ -248,9 +248,16 @@ def _mkdirs_durably(path: Path) -> None:
         _fsync_dir(directory.parent)
 
 
+def _offset_record(offset: int) -> bytes:
+    # Fixed width, so a new record overwrites the old one in place with one
+    # write far smaller than a disk sector: it is either wholly old or wholly new.
+    return f"{offset:020d}\n".encode()
+
+
 class _LocalWriter(PartialWriter):
-    def __init__(self, fd: int, directory: Path, start: int, length: int) -> None:
+    def __init__(self, fd: int, offset_fd: int, directory: Path, start: int, length: int) -> None:
         self._fd = fd
+        self._offset_fd = offset_fd
         self._directory = directory
         self._durable = start
         self._offset = start
@@ -276,10 +283,13 @@ class _LocalWriter(PartialWriter):
         if self._offset == self._durable:
             return self._durable
         # The order is what makes a reported offset true after a crash: the
-        # data first, then the record that says how much of it counts, then
-        # the directory entry of that record.
-        os.fsync(self._fd)
-        _write_durably(self._directory / "offset", f"{self._offset}\n".encode())
+        # data first, then the record that says how much of it counts (the
+        # record's directory entry has been durable since the upload was made).
+        os.fdatasync(self._fd)
+        record = _offset_record(self._offset)
+        if os.pwrite(self._offset_fd, record, 0) != len(record):
+            raise OSError("short write of the offset record")
+        os.fdatasync(self._offset_fd)
         self._durable = self._offset
         return self._durable
 
@@ -296,7 +306,7 @@ class LocalMediaStore(MediaStore, ExpiringStore):
 
         objects/ab/cd/<sha256>        complete files, read-only, one per content
         uploads/<key>/data            a partial upload's bytes (may run past the durable offset after a crash)
-        uploads/<key>/offset          the durable offset, replaced atomically
+        uploads/<key>/offset          the durable offset: a fixed-width record rewritten in place
         uploads/<key>/info.json       length and creation time
         quarantine/<key>/…            partial uploads whose hash did not match, with reason.json
         tmp/                          work in progress (creation, put)
@@ -472,7 +482,7 @@ class LocalMediaStore(MediaStore, ExpiringStore):
             os.fsync(fd)
         finally:
             os.close(fd)
-        _write_durably(building / "offset", b"0\n")
+        _write_durably(building / "offset", _offset_record(0))
         # The upload appears whole or not at all.
         os.rename(building, self._uploads / key)
         _fsync_dir(self._uploads)
@@ -502,14 +512,22 @@ class LocalMediaStore(MediaStore, ExpiringStore):
         directory = self._partial_dir(key)
         try:
             fd = os.open(directory / "data", os.O_WRONLY)
-            # Bytes past the durable offset (a crash mid-write) do not count: drop them.
-            os.ftruncate(fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
         except FileNotFoundError:
             raise UnknownPartial(key) from None
         except OSError as exc:
             raise StorageError(f"append: {exc.strerror or exc}") from exc
-        writer = _LocalWriter(fd, directory, offset, state.length)
+        try:
+            offset_fd = os.open(directory / "offset", os.O_WRONLY)
+            # Bytes past the durable offset (a crash mid-write) do not count: drop them.
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except FileNotFoundError:
+            os.close(fd)
+            raise UnknownPartial(key) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StorageError(f"append: {exc.strerror or exc}") from exc
+        writer = _LocalWriter(fd, offset_fd, directory, offset, state.length)
         try:
             yield writer
         finally:
@@ -517,6 +535,7 @@ class LocalMediaStore(MediaStore, ExpiringStore):
                 writer.discard()
             finally:
                 os.close(fd)
+                os.close(offset_fd)
 
     def read_partial(self, key: str, end: int) -> Iterator[bytes]:
         return self._read_file(self._partial_dir(key) / "data", 0, end, UnknownPartial(key))

@@ -99,27 +99,29 @@ def test_bytes_past_the_durable_offset_do_not_count(store: LocalMediaStore) -> N
     assert b"".join(store.read(stored.key)) == data
 
 
-def test_commit_fsyncs_data_then_offset_record_then_directory(store: LocalMediaStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_syncs_the_data_before_the_offset_record(store: LocalMediaStore, monkeypatch: pytest.MonkeyPatch) -> None:
     part = store.create_partial(10)
     events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
+    real_sync, real_pwrite = os.fdatasync, os.pwrite
 
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
+    def fdatasync(fd: int) -> None:
+        events.append(("sync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_sync(fd)
 
-    def replace(src: str | Path, dst: str | Path) -> None:
-        events.append(("replace", str(dst)))
-        real_replace(src, dst)
+    def pwrite(fd: int, data: bytes, position: int) -> int:
+        events.append(("write", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_pwrite(fd, data, position)
 
-    monkeypatch.setattr(storage.os, "fsync", fsync)
-    monkeypatch.setattr(storage.os, "replace", replace)
+    monkeypatch.setattr(storage.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(storage.os, "pwrite", pwrite)
     directory = str(store.root / "uploads" / part.key)
     with store.append(part.key, 0) as writer:
         writer.write(b"0123456789")
         writer.commit()
-    assert events == [("fsync", f"{directory}/data"), ("fsync", f"{directory}/offset.tmp"),
-                      ("replace", f"{directory}/offset"), ("fsync", directory)]
+    assert events == [("sync", f"{directory}/data"), ("write", f"{directory}/offset"), ("sync", f"{directory}/offset")]
+    assert store.partial(part.key).offset == 10
+    # The record is rewritten in place, always the same size.
+    assert (store.root / "uploads" / part.key / "offset").read_bytes() == b"00000000000000000010\n"
 
 
 def test_finishing_twice_or_identical_content_keeps_one_object(store: LocalMediaStore) -> None:
