@@ -44,6 +44,8 @@ from typing import Any, Callable, Iterator, Mapping, TextIO
 
 import requests
 
+from field_client import durable
+from field_client.durable import DurableTransactions
 from field_client.transport import HttpTransport, Response, Transport, TransportError
 from field_client.uploads import (DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT, HASH_BLOCK, TUS_URLS_SCHEMA, UPLOADS_PATH,
                                   SQLiteURLStorage, TusSender, UploadError, UploadJob, UploadUnauthorized,
@@ -131,7 +133,7 @@ def parse_segment(name: str, tz: timezone) -> Segment | None:
 
 # ---- the state database -----------------------------------------------------------------
 
-class DockState:
+class DockState(DurableTransactions):
     """The dock's SQLite state; every change is one durable transaction."""
 
     def __init__(self, path: Path) -> None:
@@ -139,15 +141,12 @@ class DockState:
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists()
         try:
-            self._conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            self._conn = durable.connect(path)
         except sqlite3.Error as exc:
             raise DockError(f"无法打开状态库 {path}：{exc}") from exc
-        self._conn.row_factory = sqlite3.Row
         self._depth = 0
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
+            durable.set_durable_pragmas(self._conn)
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version > STATE_VERSION:
                 raise DockError(f"状态库 {path} 由更新版本的 fieldsync 创建，请升级 fieldsync")
@@ -170,25 +169,6 @@ class DockState:
     def close(self) -> None:
         self._conn.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self._conn
-            finally:
-                self._depth -= 1
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self._conn
-        except BaseException:
-            self._depth = 0
-            self._conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._conn.execute("COMMIT")
 
     def find(self, path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
         row = self._conn.execute("SELECT * FROM files WHERE path = ? AND size = ? AND mtime_ns = ?",

@@ -39,6 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from field_client import durable
+from field_client.durable import DurableTransactions
+
 SCHEMA_VERSION = 2
 REFERENCE_KINDS = {"task": "tasks", "check_item": "check_items", "enterprise": "enterprises",
                    "certificate": "certificates"}
@@ -216,7 +219,7 @@ def _mutation(row: sqlite3.Row) -> MutationRow:
                        row["updated_at"])
 
 
-class Store:
+class Store(DurableTransactions):
     """The local SQLite store. Use ``with store.transaction():`` around every change."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -225,21 +228,16 @@ class Store:
         self.vault_dir = self.path.with_name(self.path.name + ".vault")
         fresh = not self.path.exists()
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a
-            # "transaction" here is exactly what reaches the disk together.
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._conn = durable.connect(self.path)
         except sqlite3.Error as exc:
             raise StoreError(f"无法打开本地数据库 {self.path}：{exc}") from exc
         if fresh:
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)  # it holds tokens
-        self._conn.row_factory = sqlite3.Row
         self._depth = 0
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
+            durable.set_durable_pragmas(self._conn)
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
@@ -265,31 +263,6 @@ class Store:
 
     # ---- transactions ----------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable change. Nested calls join the outer transaction.
-
-        ``BEGIN IMMEDIATE`` takes the write lock up front, so a second process
-        on the same file (the app capturing while ``fieldsync sync`` runs)
-        waits instead of failing half-way.
-        """
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self._conn
-            finally:
-                self._depth -= 1
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self._conn
-        except BaseException:
-            self._depth = 0
-            self._conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
