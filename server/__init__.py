@@ -45,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
     db.init_app(app)
+    app.extensions["inspect_once.queue"] = build_queue(app)
     with app.app_context():
         configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
@@ -58,7 +59,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     uploads.init_app(app)
     app.register_blueprint(health.bp)
     cli.init_app(app)
-    app.extensions["inspect_once.queue"] = build_queue(app)
     verification.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)

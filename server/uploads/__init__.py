@@ -7,6 +7,8 @@ from flask import Flask, Response
 
 from server.uploads.storage import StorageError
 
+EXPIRE_JOB = "expire-uploads"
+
 
 def init_app(app: Flask) -> None:
     """Build the media store, the upload locker and the digest cache; register the operator command."""
@@ -38,3 +40,10 @@ def init_app(app: Flask) -> None:
 
     app.register_error_handler(StorageError, storage_unavailable)
     app.cli.add_command(expire_uploads_command)
+
+    from server.jobs.queue import current_queue
+    from server.uploads.expiry import expire_job
+
+    queue = current_queue(app)
+    queue.register(EXPIRE_JOB, expire_job, retries=0, retry_delay=0)
+    queue.periodic(EXPIRE_JOB, every_minutes=60)

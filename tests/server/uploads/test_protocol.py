@@ -638,3 +638,28 @@ def test_upload_limits_come_from_the_environment(tmp_path) -> None:
     for name, value in (("INSPECT_ONCE_MAX_UPLOAD_BYTES", "0"), ("INSPECT_ONCE_UPLOAD_EXPIRY_HOURS", "soon")):
         with pytest.raises(Exception, match=name):
             create_app({"TESTING": True}, env={"INSPECT_ONCE_VAR": str(tmp_path), name: value})
+
+
+def test_the_worker_expires_abandoned_uploads_too(client, world: World, auth, app) -> None:
+    import os
+    from datetime import timedelta
+
+    from server.db_types import utcnow
+    from server.jobs.queue import current_queue
+    from server.uploads import EXPIRE_JOB
+
+    data = footage(2000)
+    url, headers, _ = new_upload(client, auth, world, data)
+    assert patch(client, url, headers, 0, data[:500]).status_code == 204
+    upload = db.session.scalars(select(Upload)).one()
+    long_ago = utcnow() - timedelta(hours=73)
+    upload.created_at = long_ago
+    os.utime(media_root(app) / "uploads" / upload.storage_key / "offset", (long_ago.timestamp(), long_ago.timestamp()))
+    db.session.commit()
+    queue = current_queue(app)
+    queue.enqueue(EXPIRE_JOB)
+    assert queue.run_pending() == 1
+    assert not (media_root(app) / "uploads" / upload.storage_key).exists()
+    db.session.expire_all()
+    assert db.session.get(Upload, upload.id).status.value == "expired"
+    assert head(client, url, headers).status_code in (404, 410)

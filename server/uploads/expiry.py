@@ -1,0 +1,53 @@
+"""Removing abandoned partial uploads: run by ``expire-uploads`` and hourly by the worker."""
+from __future__ import annotations
+
+from typing import Callable
+
+from server.db_types import utcnow
+from server.extensions import db
+from server.uploads import service
+from server.uploads.locking import UploadLocked
+
+
+def expire_abandoned(say: Callable[[str], None]) -> int:
+    """Expire uploads not written to for the configured time and remove leftover bytes; returns how many.
+
+    Commits as it goes: each upload's refusal is recorded before its bytes are
+    removed, so a failure half-way leaves nothing that the next run cannot finish.
+    """
+    now = utcnow()
+    removed = 0
+    try:
+        for upload in service.find_expired(now):
+            db.session.rollback()
+            try:
+                with service.holding(upload.id):
+                    if not service.expire(upload.id, now):
+                        continue
+                    db.session.commit()
+                    service.remove_partial_bytes(upload.storage_key, upload.id)
+            except UploadLocked:
+                say(f"skipped upload {upload.id}: a request is writing to it")
+                continue
+            removed += 1
+            say(f"expired upload {upload.id}: {upload.offset}/{upload.length} bytes, "
+                f"last written {upload.last_write:%Y-%m-%d %H:%M:%S}Z")
+        for part, reason in service.leftover_partials(now):
+            service.remove_partial_bytes(part.key)
+            removed += 1
+            say(f"removed leftover partial upload {part.key} ({reason}; {part.offset}/{part.length} bytes)")
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return removed
+
+
+def expire_job() -> None:
+    """The worker's hourly run; what it removes goes to the log."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    count = expire_abandoned(log.info)
+    if count:
+        log.info("%d partial upload(s) removed", count)
