@@ -17,7 +17,6 @@ import argparse
 import base64
 import hashlib
 import os
-import shutil
 import signal
 import socket
 import subprocess

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, ContextManager, Mapping
+from typing import IO, Any, Callable, ContextManager
 from urllib.parse import urljoin
 
 import requests

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, event, select, update
+from sqlalchemy import BigInteger, Integer, event, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from server.extensions import db
@@ -40,10 +40,6 @@ def reserve(session: Session, count: int) -> int:
         connection.execute(ChangeCounter.__table__.insert().values(id=1, value=count))
         return 1
     return int(row[0]) - count + 1
-
-
-def current(session: Session) -> int:
-    return int(session.scalar(select(ChangeCounter.value).where(ChangeCounter.id == 1)) or 0)
 
 
 @event.listens_for(Session, "before_flush")

@@ -137,8 +137,6 @@ def handle_http_exception(error: HTTPException) -> Response:
         slug, title, detail = "malformed-json", "请求体不是有效的 JSON", "请求体不是有效的 JSON 文档"
     elif errors and status == 422:
         detail = detail or "以下字段有误：" + "，".join(sorted(k or "_body" for k in errors))
-    if status == 429:
-        detail = "登录尝试过于频繁，请稍后再试" if error.description and "limit" in str(error.description).lower() else detail
     if isinstance(error, InternalServerError):
         detail = None
     elif detail is None and error.description and status != 500:
