@@ -56,7 +56,7 @@ def _parse_day(value: str | None, name: str) -> date | None:
 @click.command("init-db")
 def init_db_command() -> None:
     """Create or upgrade the database schema to the newest migration."""
-    upgrade(directory=current_app.extensions["migrate"].directory)
+    upgrade(directory=current_app.extensions["migrate"].directory, revision="heads")
     click.echo("database schema is up to date")
 
 

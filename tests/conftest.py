@@ -56,7 +56,7 @@ def _build_app(database_url: str, var: Path, extra: dict[str, Any] | None = None
 def _migrate(app: Flask) -> None:
     from flask_migrate import upgrade
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
+        upgrade(directory=app.extensions["migrate"].directory, revision="heads")
         db.engine.dispose()
 
 
