@@ -245,15 +245,23 @@ def change_certificate_status(principal: Principal, certificate: Certificate, st
     return certificate
 
 
-def certificate_valid_on(certificate: Certificate, day: date) -> bool:
-    """Was the certificate in force on ``day``? Uses the status history, not today's status."""
-    if not certificate.valid_from <= day <= certificate.valid_until:
-        return False
+def certificate_status_on(certificate: Certificate, day: date) -> str:
+    """The certificate's standing on ``day`` from its status history, not today's status:
+    ``valid``, ``suspended``, ``revoked``, ``expired`` or ``not-yet-valid``."""
+    if day < certificate.valid_from:
+        return "not-yet-valid"
+    if day > certificate.valid_until:
+        return "expired"
     status = CertificateStatus.VALID
     for change in certificate.history:  # ordered by time
         if change.changed_at.date() <= day:
             status = change.status
-    return status == CertificateStatus.VALID
+    return status.value
+
+
+def certificate_valid_on(certificate: Certificate, day: date) -> bool:
+    """Was the certificate in force on ``day``?"""
+    return certificate_status_on(certificate, day) == "valid"
 
 
 # ---- devices -----------------------------------------------------------------

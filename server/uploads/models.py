@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db_types import UTCDateTime, new_uuid, string_enum, utcnow
 from server.extensions import db
@@ -96,9 +96,19 @@ class Media(db.Model):
         string_enum(VerificationStatus, "verification_status"), default=VerificationStatus.PENDING)
     verification_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
+    # The full analysis (server.verification); the verdict above is copied from it.
+    report: Mapped[Any] = relationship("VerificationReport", uselist=False, viewonly=True,
+                                       primaryjoin="Media.id == foreign(VerificationReport.media_id)")
+
     @property
     def verification(self) -> dict[str, Any]:
-        return {"status": self.verification_status.value, "reasons": list(self.verification_reasons or [])}
+        verdict: dict[str, Any] = {"status": self.verification_status.value,
+                                   "reasons": list(self.verification_reasons or [])}
+        report = self.report
+        if report is not None and report.finished_at is not None and report.status is not None:
+            verdict.update(measurements=report.measurements or {}, detections=report.detections or [],
+                           analyser=report.analyser, verified_at=report.finished_at)
+        return verdict
 
 
 Index("ix_media_device_sha256", Media.device_id, Media.sha256)

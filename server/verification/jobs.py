@@ -13,14 +13,15 @@ from flask import current_app
 
 from server.db_types import utcnow
 from server.extensions import db
-from server.jobs.queue import current_queue
+from server.jobs.queue import current_queue, enqueue_after_commit
 from server.uploads.models import Media
 from server.uploads.service import uploads
-from server.verification import service
+from server.verification import inspections, service
 
 log = logging.getLogger(__name__)
 
 VERIFY_MEDIA = "verify-media"
+ASSESS_INSPECTION = "assess-inspection"
 SWEEP = "verification-sweep"
 
 
@@ -46,10 +47,26 @@ def verify_media_job(media_id: str) -> None:
                 report = verify_file(path, expected_sha256=media.sha256, filename=media.file_name)
                 result = report.to_dict()
     service.record_result(identifier, result)
+    for inspection_id in inspections.inspections_touching_media(identifier):
+        enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))
     log.info("verified media %s: %s", media_id, result["status"])
+
+
+def assess_inspection_job(inspection_id: str) -> None:
+    flags = inspections.assess_inspection(uuid.UUID(inspection_id))
+    if flags is not None:
+        log.info("assessed inspection %s: %d flag(s)", inspection_id, len(flags))
 
 
 def sweep_job() -> None:
     queue = current_queue(current_app)
     for media_id in service.media_needing_a_run(utcnow()):
         queue.enqueue(VERIFY_MEDIA, media_id=str(media_id))
+    for inspection_id in inspections.inspections_needing_assessment():
+        queue.enqueue(ASSESS_INSPECTION, inspection_id=str(inspection_id))
+
+
+def on_inspections_changed(inspection_ids: set[uuid.UUID]) -> None:
+    """Records of these inspections were synced: re-assess each once the push commits."""
+    for inspection_id in sorted(inspection_ids, key=str):
+        enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))

@@ -1,0 +1,268 @@
+"""What a supervisor must look at on an inspection record: the rules, on plain facts.
+
+The service (``server.verification.inspections``) gathers the facts of one
+inspection from the database — its window, its team and their certificates,
+its evidence with each file's verification report — and ``assess`` turns them
+into flags. Nothing here touches the database, so every rule is tested on
+hand-made facts.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from media.continuity import Segment, window_coverage
+
+#: The inspection day is the day in the office's time zone, not in UTC.
+OFFICE_TIMEZONE = ZoneInfo("Asia/Shanghai")
+#: A record first reaching the server this long after the visit ended was synced unusually late.
+LATE_SYNC_AFTER = timedelta(hours=48)
+#: Between bodycam segments, differences up to this many seconds are clock jitter, not gaps.
+GAP_TOLERANCE_SECONDS = 2.0
+
+FLAG_LABELS: dict[str, str] = {
+    "certificate-missing": "未见亮证",
+    "certificate-unreadable": "执法证无法识别",
+    "certificate-not-own": "出示的不是检查组成员本人的执法证",
+    "certificate-invalid": "执法证在检查当日无效",
+    "footage-missing": "采取强制措施但无执法记录仪视频",
+    "recording-gap": "执法记录仪录像不连续",
+    "lens-covered": "镜头被遮挡",
+    "hash-mismatch": "文件哈希值与采集时不一致",
+    "media-failed": "证据文件损坏或无法解码",
+    "evidence-missing": "证据文件尚未上传",
+    "late-sync": "记录同步过晚",
+    "merge-conflict": "多人编辑冲突",
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: str
+    severity: str  # "error" | "warning"
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    media_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """A certificate read off the evidence (by its number) as the directory knows it."""
+
+    number: str
+    holder_id: uuid.UUID
+    holder_name: str
+    status_on_day: str  # valid | suspended | revoked | expired | not-yet-valid
+
+
+@dataclass(frozen=True)
+class MemberFacts:
+    user_id: uuid.UUID
+    name: str
+    certificate_numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A certificate QR text read in a file, seconds from the file's start (None for a photo)."""
+
+    text: str
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class EvidenceFacts:
+    """One file of the inspection's evidence and what its verification found."""
+
+    media_id: uuid.UUID | None  # None: the tablet synced the record but the file has not arrived
+    source: str  # "record" | "bodycam"
+    status: str  # pending | verified | failed | needs_review | missing | quarantined
+    kind: str | None = None  # video | photo | audio (from the probe)
+    proves: str | None = None
+    start: datetime | None = None
+    duration: float | None = None
+    device_id: str | None = None
+    reason_codes: tuple[str, ...] = ()
+    sightings: tuple[Sighting, ...] = ()
+    unreadable_code: bool = False
+    covered: tuple[tuple[float | None, float | None], ...] = ()
+    name: str | None = None
+
+    @property
+    def end(self) -> datetime | None:
+        if self.start is None or self.duration is None:
+            return None
+        return self.start + timedelta(seconds=self.duration)
+
+    @property
+    def usable(self) -> bool:
+        """Whether what the analysis saw in it can be relied on."""
+        return self.status in ("verified", "needs_review")
+
+
+@dataclass(frozen=True)
+class InspectionFacts:
+    inspection_id: uuid.UUID
+    started_at: datetime | None
+    ended_at: datetime | None
+    first_received_at: datetime
+    members: tuple[MemberFacts, ...]
+    certificates: dict[str, CertificateFacts]  # QR text -> certificate, for the texts the directory knows
+    coercive_measures: int
+    evidence: tuple[EvidenceFacts, ...]
+    conflicts: int = 0
+    late_after: timedelta = LATE_SYNC_AFTER
+    gap_tolerance: float = GAP_TOLERANCE_SECONDS
+
+
+def inspection_day(started_at: datetime | None) -> date | None:
+    """The calendar day of the visit where the office is."""
+    return started_at.astimezone(OFFICE_TIMEZONE).date() if started_at else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat() if moment else None
+
+
+def _at(evidence: EvidenceFacts, offset: float | None) -> str | None:
+    if evidence.start is None or offset is None:
+        return None
+    return _iso(evidence.start + timedelta(seconds=offset))
+
+
+def _certificate_flags(facts: InspectionFacts) -> list[Flag]:
+    flags: list[Flag] = []
+    usable = [e for e in facts.evidence if e.usable]
+    waiting = any(e.status in ("pending", "missing") for e in facts.evidence)
+    team = {m.user_id for m in facts.members}
+    shown: set[uuid.UUID] = set()
+    reported: set[str] = set()
+    for evidence in usable:
+        for sighting in evidence.sightings:
+            known = facts.certificates.get(sighting.text)
+            seen = {"number": sighting.text, "start": _at(evidence, sighting.start), "end": _at(evidence, sighting.end)}
+            if known is None or known.holder_id not in team:
+                if sighting.text not in reported:
+                    reported.add(sighting.text)
+                    holder = f"（持证人：{known.holder_name}）" if known else "（系统中无此证件）"
+                    flags.append(Flag("certificate-not-own", "error",
+                                      f"识别到的执法证 {sighting.text}{holder}不属于检查组成员", seen, evidence.media_id))
+                continue
+            shown.add(known.holder_id)
+            if known.status_on_day != "valid" and sighting.text not in reported:
+                reported.add(sighting.text)
+                flags.append(Flag("certificate-invalid", "error",
+                                  f"{known.holder_name} 的执法证 {known.number} 在检查当日无效（{_STATUS_WORDS[known.status_on_day]}）",
+                                  {**seen, "status": known.status_on_day, "user_id": str(known.holder_id)},
+                                  evidence.media_id))
+    unreadable = [e for e in usable if e.unreadable_code]
+    for member in facts.members:
+        if member.user_id in shown:
+            continue
+        who = {"user_id": str(member.user_id), "name": member.name}
+        if not member.certificate_numbers:
+            flags.append(Flag("certificate-invalid", "error", f"{member.name} 没有执法证记录，不能参加执法检查",
+                              {**who, "status": "none"}))
+        elif unreadable:
+            flags.append(Flag("certificate-unreadable", "error",
+                              f"未能识别 {member.name} 的执法证：画面中的二维码无法读取",
+                              {**who, "media": [str(e.media_id) for e in unreadable]}, unreadable[0].media_id))
+        elif not waiting:
+            flags.append(Flag("certificate-missing", "error", f"证据中未见 {member.name} 出示执法证", who))
+    return flags
+
+
+_STATUS_WORDS = {"valid": "有效", "suspended": "已暂扣", "revoked": "已吊销", "expired": "已过期",
+                 "not-yet-valid": "尚未生效"}
+
+
+def _overlaps_window(evidence: EvidenceFacts, facts: InspectionFacts) -> bool:
+    if facts.started_at is None or evidence.start is None or evidence.end is None:
+        return True  # cannot tell: do not claim it is missing
+    window_end = facts.ended_at or facts.started_at
+    return evidence.start <= window_end and evidence.end >= facts.started_at
+
+
+def _footage_flags(facts: InspectionFacts) -> list[Flag]:
+    if not facts.coercive_measures:
+        return []
+    videos = [e for e in facts.evidence if e.kind == "video" and e.usable and _overlaps_window(e, facts)]
+    waiting = any(e.status in ("pending", "missing") for e in facts.evidence)
+    if videos or waiting:
+        return []
+    return [Flag("footage-missing", "error",
+                 f"采取了 {facts.coercive_measures} 项强制措施，但没有覆盖检查过程的执法记录仪视频",
+                 {"coercive_measures": facts.coercive_measures})]
+
+
+def _gap_flags(facts: InspectionFacts) -> list[Flag]:
+    if facts.started_at is None or facts.ended_at is None or facts.ended_at <= facts.started_at:
+        return []
+    by_device: dict[str, list[EvidenceFacts]] = {}
+    for evidence in facts.evidence:
+        if evidence.source == "bodycam" and evidence.device_id and evidence.start and evidence.duration is not None \
+                and evidence.status not in ("failed", "quarantined") and _overlaps_window(evidence, facts):
+            # A device with no footage in the window did not record this visit: that is
+            # footage-missing's business, not a gap.
+            by_device.setdefault(evidence.device_id, []).append(evidence)
+    flags = []
+    for device_id, segments in sorted(by_device.items()):
+        coverage = window_coverage(
+            [Segment.from_datetime(s.start, s.duration, s.name) for s in segments if s.start and s.duration is not None],
+            facts.started_at.timestamp(), facts.ended_at.timestamp(), tolerance=facts.gap_tolerance)
+        if not coverage.gaps:
+            continue
+        gaps = [{"start": _iso(datetime.fromtimestamp(g.start, timezone.utc)),
+                 "end": _iso(datetime.fromtimestamp(g.end, timezone.utc)),
+                 "seconds": round(g.duration, 1), "after": g.after, "before": g.before} for g in coverage.gaps]
+        missing = sum(g.duration for g in coverage.gaps)
+        flags.append(Flag("recording-gap", "warning",
+                          f"执法记录仪 {device_id} 在检查期间有 {len(gaps)} 处录像中断，共缺少 {missing:.0f} 秒",
+                          {"device_id": device_id, "gaps": gaps, "missing_seconds": round(missing, 1)}))
+    return flags
+
+
+def _file_flags(facts: InspectionFacts) -> list[Flag]:
+    flags = []
+    for evidence in facts.evidence:
+        label = evidence.name or (str(evidence.media_id) if evidence.media_id else "证据")
+        if evidence.status == "quarantined" or "hash-mismatch" in evidence.reason_codes:
+            flags.append(Flag("hash-mismatch", "error",
+                              f"{label} 的内容与采集时记录的 SHA-256 不一致，可能被改动", {"name": label},
+                              evidence.media_id))
+        elif evidence.status == "failed":
+            flags.append(Flag("media-failed", "error", f"{label} 未通过完整性校验（{'、'.join(evidence.reason_codes)}）",
+                              {"name": label, "reasons": list(evidence.reason_codes)}, evidence.media_id))
+        elif evidence.status == "missing":
+            flags.append(Flag("evidence-missing", "warning", f"{label} 的记录已同步，但文件尚未上传", {"name": label}))
+        if evidence.usable and evidence.covered:
+            intervals = [{"start": _at(evidence, start), "end": _at(evidence, end), "offset_start": start,
+                          "offset_end": end} for start, end in evidence.covered]
+            flags.append(Flag("lens-covered", "warning", f"{label} 中有 {len(intervals)} 段画面疑似镜头被遮挡",
+                              {"name": label, "intervals": intervals}, evidence.media_id))
+    return flags
+
+
+def _sync_flags(facts: InspectionFacts) -> list[Flag]:
+    flags = []
+    ended = facts.ended_at or facts.started_at
+    if ended is not None and facts.first_received_at - ended > facts.late_after:
+        hours = (facts.first_received_at - ended).total_seconds() / 3600
+        flags.append(Flag("late-sync", "warning", f"检查结束 {hours:.0f} 小时后记录才首次同步到服务器",
+                          {"hours": round(hours, 1), "ended_at": _iso(ended),
+                           "first_received_at": _iso(facts.first_received_at)}))
+    if facts.conflicts:
+        flags.append(Flag("merge-conflict", "warning", f"检查记录有 {facts.conflicts} 处多人同时修改的冲突，请核对",
+                          {"conflicts": facts.conflicts}))
+    return flags
+
+
+def assess(facts: InspectionFacts) -> list[Flag]:
+    """Every flag the inspection deserves, errors first, in a stable order."""
+    flags = (_certificate_flags(facts) + _footage_flags(facts) + _gap_flags(facts)
+             + _file_flags(facts) + _sync_flags(facts))
+    return sorted(flags, key=lambda f: (f.severity != "error", f.code, str(f.media_id or ""), str(f.details)))

@@ -1,0 +1,344 @@
+"""Assessing an inspection's evidence: attach its files, gather the facts, store the flags.
+
+An assessment is recomputed from scratch whenever something it depends on
+changes (the record is synced, a file's verification finishes, a bodycam
+segment arrives), so running it twice gives the same flags.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import and_, delete, exists, func, or_, select
+
+from server.auth.policy import Permission, Principal, can
+from server.db_types import utcnow
+from server.directory.models import Certificate, Device, DeviceKind, User
+from server.directory.service import certificate_status_on
+from server.errors import Problem
+from server.extensions import db
+from server.pagination import Page, keyset_page
+from server.sync.models import SyncConflict, SyncedEntity
+from server.tasks.models import InspectionTask, TaskMember
+from server.tasks.service import get_task
+from server.uploads.models import Media, Upload, UploadStatus
+from server.verification import flags as rules
+from server.verification.models import InspectionAssessment, InspectionFlag, InspectionMedia, VerificationReport
+
+# A bodycam segment is looked for this far before an inspection starts (a long segment may begin earlier).
+SEGMENT_LOOKBACK = timedelta(hours=2)
+# An inspection not yet ended is taken to last at most this long for attaching footage.
+OPEN_WINDOW = timedelta(hours=12)
+
+
+def _inspection(inspection_id: uuid.UUID) -> SyncedEntity | None:
+    entity = db.session.get(SyncedEntity, inspection_id)
+    if entity is None or entity.kind != "inspection" or entity.deleted:
+        return None
+    return entity
+
+
+def _moment(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else None
+
+
+def _window(inspection: SyncedEntity) -> tuple[datetime | None, datetime | None]:
+    started = _moment(inspection.fields.get("started_at"))
+    ended = _moment(inspection.fields.get("ended_at"))
+    return started, ended
+
+
+def _duration(report: VerificationReport | None) -> float | None:
+    if report is None or not report.measurements:
+        return None
+    value = report.measurements.get("duration")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _bodycam_segments(task_id: uuid.UUID, started: datetime, ended: datetime) -> list[uuid.UUID]:
+    """Media from bodycams assigned to the task's team whose recording overlaps [started, ended]."""
+    candidates = db.session.execute(
+        select(Media.id, Media.capture_start, VerificationReport.measurements)
+        .join(Device, Device.id == Media.device_id)
+        .join(TaskMember, and_(TaskMember.user_id == Device.inspector_id, TaskMember.task_id == task_id))
+        .outerjoin(VerificationReport, VerificationReport.media_id == Media.id)
+        .where(Device.kind != DeviceKind.TABLET, Media.capture_start.is_not(None),
+               Media.capture_start >= started - SEGMENT_LOOKBACK, Media.capture_start <= ended))
+    found = []
+    for media_id, capture_start, measurements in candidates:
+        duration = (measurements or {}).get("duration")
+        # Until verification measured it, a segment counts from its start only.
+        end = capture_start + timedelta(seconds=float(duration)) if isinstance(duration, (int, float)) else capture_start
+        if end >= started and capture_start <= ended:
+            found.append(media_id)
+    return found
+
+
+def attach_evidence(inspection: SyncedEntity) -> dict[uuid.UUID, str]:
+    """Link the inspection to the media its record names and to overlapping bodycam segments."""
+    recorded = set(db.session.scalars(
+        select(Media.id).join(SyncedEntity, SyncedEntity.id == Media.id)
+        .where(SyncedEntity.inspection_id == inspection.id, SyncedEntity.kind == "media",
+               SyncedEntity.deleted.is_(False))))
+    wanted = {media_id: "record" for media_id in recorded}
+    started, ended = _window(inspection)
+    if started is not None:
+        end = ended if ended and ended >= started else started + OPEN_WINDOW
+        for media_id in _bodycam_segments(inspection.task_id, started, end):
+            wanted.setdefault(media_id, "bodycam")
+    existing = {link.media_id: link for link in db.session.scalars(
+        select(InspectionMedia).where(InspectionMedia.inspection_id == inspection.id))}
+    for media_id, link in existing.items():
+        if wanted.get(media_id) != link.source:
+            db.session.delete(link)
+    db.session.flush()
+    now = utcnow()
+    for media_id, source in wanted.items():
+        if existing.get(media_id) is None or existing[media_id].source != source:
+            db.session.add(InspectionMedia(inspection_id=inspection.id, media_id=media_id, task_id=inspection.task_id,
+                                           source=source, attached_at=now))
+    db.session.flush()
+    return wanted
+
+
+def _sightings(report: VerificationReport | None) -> tuple[tuple[rules.Sighting, ...], bool, tuple[Any, ...]]:
+    sightings, unreadable, covered = [], False, []
+    for detection in (report.detections if report else None) or []:
+        kind = detection.get("kind")
+        if kind == "certificate" and detection.get("text"):
+            sightings.append(rules.Sighting(str(detection["text"]).strip(), detection.get("start"), detection.get("end")))
+        elif kind == "unreadable-code":
+            unreadable = True
+        elif kind == "lens-covered":
+            covered.append((detection.get("start"), detection.get("end")))
+    return tuple(sightings), unreadable, tuple(covered)
+
+
+def _evidence(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> list[rules.EvidenceFacts]:
+    media = {m.id: m for m in db.session.scalars(select(Media).where(Media.id.in_(links)))} if links else {}
+    reports = {r.media_id: r for r in db.session.scalars(
+        select(VerificationReport).where(VerificationReport.media_id.in_(links)))} if links else {}
+    entities = {e.id: e for e in db.session.scalars(
+        select(SyncedEntity).where(SyncedEntity.inspection_id == inspection.id, SyncedEntity.kind == "media",
+                                   SyncedEntity.deleted.is_(False)))}
+    quarantined = set(db.session.scalars(
+        select(Upload.media_id).where(Upload.media_id.in_(entities), Upload.status == UploadStatus.QUARANTINED))) \
+        if entities else set()
+    found = []
+    for media_id, source in sorted(links.items(), key=lambda item: str(item[0])):
+        row, report = media[media_id], reports.get(media_id)
+        entity = entities.get(media_id)
+        fields = entity.fields if entity else {}
+        sightings, unreadable, covered = _sightings(report)
+        measurements = (report.measurements if report else None) or {}
+        found.append(rules.EvidenceFacts(
+            media_id=media_id, source=source, status=row.verification_status.value,
+            kind=measurements.get("kind"), proves=fields.get("proves"),
+            start=row.capture_start or _moment(fields.get("capture_start")) or _moment(measurements.get("creation_time")),
+            duration=_duration(report), device_id=row.device_id,
+            reason_codes=tuple(r.get("code", "") for r in row.verification_reasons or []),
+            sightings=sightings, unreadable_code=unreadable, covered=covered,
+            name=row.file_name or fields.get("file_name")))
+    for entity_id, entity in sorted(entities.items(), key=lambda item: str(item[0])):
+        if entity_id not in media:  # synced, but the file never completed
+            found.append(rules.EvidenceFacts(
+                media_id=None, source="record", status="quarantined" if entity_id in quarantined else "missing",
+                proves=entity.fields.get("proves"), name=entity.fields.get("file_name") or str(entity_id)))
+    return found
+
+
+def _members(task_id: uuid.UUID) -> tuple[rules.MemberFacts, ...]:
+    rows = db.session.execute(
+        select(User.id, User.full_name, User.username).join(TaskMember, TaskMember.user_id == User.id)
+        .where(TaskMember.task_id == task_id).order_by(User.username))
+    numbers: dict[uuid.UUID, list[str]] = {}
+    for holder_id, number in db.session.execute(
+            select(Certificate.holder_id, Certificate.number)
+            .join(TaskMember, TaskMember.user_id == Certificate.holder_id).where(TaskMember.task_id == task_id)):
+        numbers.setdefault(holder_id, []).append(number)
+    return tuple(rules.MemberFacts(user_id, name or username, tuple(sorted(numbers.get(user_id, []))))
+                 for user_id, name, username in rows)
+
+
+def _certificates(texts: Iterable[str], started: datetime | None) -> dict[str, rules.CertificateFacts]:
+    texts = set(texts)
+    if not texts:
+        return {}
+    day = rules.inspection_day(started) or utcnow().astimezone(rules.OFFICE_TIMEZONE).date()
+    known = {}
+    for certificate in db.session.scalars(select(Certificate).where(Certificate.number.in_(texts))):
+        holder = certificate.holder
+        known[certificate.number] = rules.CertificateFacts(
+            number=certificate.number, holder_id=certificate.holder_id,
+            holder_name=holder.full_name or holder.username, status_on_day=certificate_status_on(certificate, day))
+    return known
+
+
+def _conflicts(inspection_id: uuid.UUID) -> int:
+    children = select(SyncedEntity.id).where(SyncedEntity.inspection_id == inspection_id)
+    return db.session.scalar(select(func.count()).select_from(SyncConflict).where(
+        or_(SyncConflict.entity_id == inspection_id, SyncConflict.entity_id.in_(children)))) or 0
+
+
+def gather_facts(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> rules.InspectionFacts:
+    started, ended = _window(inspection)
+    evidence = _evidence(inspection, links)
+    return rules.InspectionFacts(
+        inspection_id=inspection.id, started_at=started, ended_at=ended,
+        first_received_at=inspection.first_received_at, members=_members(inspection.task_id),
+        certificates=_certificates((s.text for e in evidence for s in e.sightings), started),
+        coercive_measures=len(inspection.fields.get("coercive_measures") or []),
+        evidence=tuple(evidence), conflicts=_conflicts(inspection.id))
+
+
+def assess_inspection(inspection_id: uuid.UUID) -> list[InspectionFlag] | None:
+    """Re-assess one inspection and store its flags; None if it no longer exists."""
+    inspection = _inspection(inspection_id)
+    if inspection is None:
+        return None
+    links = attach_evidence(inspection)
+    facts = gather_facts(inspection, links)
+    found = rules.assess(facts)
+    now = utcnow()
+    db.session.execute(delete(InspectionFlag).where(InspectionFlag.inspection_id == inspection.id))
+    stored = [InspectionFlag(inspection_id=inspection.id, task_id=inspection.task_id, code=flag.code,
+                             severity=flag.severity, message=flag.message, details=flag.details,
+                             media_id=flag.media_id, raised_at=now) for flag in found]
+    db.session.add_all(stored)
+    assessment = db.session.get(InspectionAssessment, inspection.id)
+    if assessment is None:
+        assessment = InspectionAssessment(inspection_id=inspection.id, task_id=inspection.task_id)
+        db.session.add(assessment)
+    assessment.assessed_at = now
+    assessment.errors = sum(1 for f in found if f.severity == "error")
+    assessment.warnings = len(found) - assessment.errors
+    assessment.pending_media = sum(1 for e in facts.evidence if e.status == "pending")
+    db.session.flush()
+    return stored
+
+
+def inspections_touching_media(media_id: uuid.UUID) -> list[uuid.UUID]:
+    """Inspections whose assessment may change now that this file's verification is known."""
+    found = set(db.session.scalars(select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media_id)))
+    entity = db.session.get(SyncedEntity, media_id)
+    if entity is not None and entity.inspection_id is not None:
+        found.add(entity.inspection_id)
+    media = db.session.get(Media, media_id)
+    if media is not None and media.device_id and media.capture_start:
+        device = db.session.get(Device, media.device_id)
+        if device is not None and device.inspector_id is not None:
+            # Inspections of the wearer's tasks that might cover the segment; the assessment decides.
+            candidates = db.session.scalars(
+                select(SyncedEntity).join(TaskMember, TaskMember.task_id == SyncedEntity.task_id)
+                .where(TaskMember.user_id == device.inspector_id, SyncedEntity.kind == "inspection",
+                       SyncedEntity.deleted.is_(False)))
+            for inspection in candidates:
+                started, ended = _window(inspection)
+                if started is None:
+                    continue
+                end = ended if ended and ended >= started else started + OPEN_WINDOW
+                if started - SEGMENT_LOOKBACK <= media.capture_start <= end:
+                    found.add(inspection.id)
+    return sorted(found, key=str)
+
+
+def inspections_needing_assessment(limit: int = 200) -> list[uuid.UUID]:
+    """Inspections never assessed, or changed (themselves, a child record, a file's report) since."""
+    child_changed = exists().where(SyncedEntity.inspection_id == InspectionAssessment.inspection_id,
+                                   SyncedEntity.updated_at > InspectionAssessment.assessed_at)
+    report_changed = exists().where(InspectionMedia.inspection_id == InspectionAssessment.inspection_id,
+                                    VerificationReport.media_id == InspectionMedia.media_id,
+                                    VerificationReport.finished_at > InspectionAssessment.assessed_at)
+    inspection = SyncedEntity.__table__.alias("inspection")
+    query = (select(inspection.c.id)
+             .outerjoin(InspectionAssessment, InspectionAssessment.inspection_id == inspection.c.id)
+             .where(inspection.c.kind == "inspection", inspection.c.deleted.is_(False),
+                    or_(InspectionAssessment.inspection_id.is_(None),
+                        inspection.c.updated_at > InspectionAssessment.assessed_at,
+                        child_changed, report_changed))
+             .order_by(inspection.c.updated_at).limit(limit))
+    return list(db.session.scalars(query))
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AssessmentView:
+    inspection_id: uuid.UUID
+    task_id: uuid.UUID
+    assessed_at: datetime | None
+    errors: int
+    warnings: int
+    pending_media: int
+    flags: list[InspectionFlag]
+    evidence: list[dict[str, Any]]
+
+
+def _visible_inspection(principal: Principal, inspection_id: uuid.UUID) -> SyncedEntity:
+    inspection = _inspection(inspection_id)
+    if inspection is None or not can(principal, Permission.READ_TASKS):
+        raise Problem(404, "not-found", "检查记录不存在")
+    try:
+        get_task(principal, inspection.task_id)
+    except Problem:
+        raise Problem(404, "not-found", "检查记录不存在") from None
+    return inspection
+
+
+def get_assessment(principal: Principal, inspection_id: uuid.UUID) -> AssessmentView:
+    """An inspection's flags and evidence, for the team and the offices of its departments."""
+    inspection = _visible_inspection(principal, inspection_id)
+    assessment = db.session.get(InspectionAssessment, inspection.id)
+    stored = list(db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id == inspection.id)
+                                     .order_by(InspectionFlag.severity, InspectionFlag.code, InspectionFlag.id)))
+    rows = db.session.execute(
+        select(InspectionMedia.source, Media).join(Media, Media.id == InspectionMedia.media_id)
+        .where(InspectionMedia.inspection_id == inspection.id).order_by(Media.capture_start, Media.id))
+    evidence = [{"media_id": media.id, "source": source, "sha256": media.sha256, "size": media.size,
+                 "file_name": media.file_name, "content_type": media.content_type, "device_id": media.device_id,
+                 "capture_start": media.capture_start, "verification": media.verification}
+                for source, media in rows]
+    return AssessmentView(inspection.id, inspection.task_id, assessment.assessed_at if assessment else None,
+                          assessment.errors if assessment else 0, assessment.warnings if assessment else 0,
+                          assessment.pending_media if assessment else 0, stored, evidence)
+
+
+def list_assessments(principal: Principal, flag: str | None, task_id: uuid.UUID | None,
+                     limit: int, after: str | None) -> Page[InspectionAssessment]:
+    """Assessed inspections the caller may see, optionally only those with a given flag."""
+    if not can(principal, Permission.READ_TASKS):
+        raise Problem(403, "forbidden", "无权查看检查记录")
+    query = select(InspectionAssessment)
+    if not principal.is_admin:
+        mine = exists().where(TaskMember.task_id == InspectionAssessment.task_id, TaskMember.user_id == principal.user_id)
+        if principal.role == "inspector":
+            query = query.where(mine)
+        else:
+            department = exists().where(TaskMember.task_id == InspectionAssessment.task_id,
+                                        TaskMember.department_id == principal.department_id)
+            lead = exists().where(InspectionTask.id == InspectionAssessment.task_id,
+                                  InspectionTask.department_id == principal.department_id)
+            query = query.where(or_(department, lead))
+    if flag is not None:
+        query = query.where(exists().where(InspectionFlag.inspection_id == InspectionAssessment.inspection_id,
+                                           InspectionFlag.code == flag))
+    if task_id is not None:
+        query = query.where(InspectionAssessment.task_id == task_id)
+    return keyset_page(query, InspectionAssessment.inspection_id, limit, after)
+
+
+def flags_of(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[InspectionFlag]]:
+    found: dict[uuid.UUID, list[InspectionFlag]] = {i: [] for i in inspection_ids}
+    if inspection_ids:
+        for flag in db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id.in_(inspection_ids))
+                                       .order_by(InspectionFlag.severity, InspectionFlag.code)):
+            found[flag.inspection_id].append(flag)
+    return found
