@@ -37,6 +37,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server import uploads
     from server.uploads.routes import blp as uploads_blp
     from server.uploads.routes import media_blp
+    from server import audit
+    from server.audit.routes import blp as audit_blp
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
     from server import verification
@@ -56,10 +58,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     api.register_blueprint(auth_blp)
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp]:
         api.register_blueprint(blp)
+    api.register_blueprint(audit_blp)
     uploads.init_app(app)
     app.register_blueprint(health.bp)
     cli.init_app(app)
     verification.init_app(app)
+    audit.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app

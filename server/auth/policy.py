@@ -34,6 +34,7 @@ class Permission(str, enum.Enum):
     MANAGE_TASKS = "tasks:manage"
     SYNC = "sync"                              # push and pull as a tablet
     READ_CONFLICTS = "sync:read_conflicts"
+    READ_AUDIT = "audit:read"                  # the audit log (own department's entries; admin all)
 
 
 ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
@@ -55,6 +56,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_TASKS: frozenset({"supervisor", "head", "admin"}),
     Permission.SYNC: frozenset({"inspector"}),
     Permission.READ_CONFLICTS: OFFICE,
+    Permission.READ_AUDIT: OFFICE,
 }
 
 # Permissions whose objects belong to a department: a non-admin only reaches
