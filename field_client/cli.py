@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     start = inspect_commands.add_parser("start", help="开始（或加入）一项任务的检查记录")
     start.add_argument("task", metavar="TASK_ID")
     start.add_argument("--place", help="检查地点")
-    start.add_argument("--new", action="store_true", help="即使已有进行中的检查记录也新建一份")
+    start.add_argument("--new", action="store_true", help="在本任务的检查记录上重新记下开始时间")
     show = inspect_commands.add_parser("show", help="查看检查记录")
     show.add_argument("inspection", metavar="INSPECTION")
 
@@ -475,7 +475,7 @@ def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO
         before = {i["id"] for i in client.inspections(task_id)}
         inspection_id = client.start_inspection(task_id, place=args.place, new=args.new)
         if inspection_id in before:
-            out.write(f"该任务已有进行中的检查记录，已加入：{inspection_id}\n（如需另建一份，加 --new）\n")
+            out.write(f"该任务已有进行中的检查记录，已加入：{inspection_id}\n（一个检查任务只有一份联合检查记录）\n")
         else:
             out.write(f"已开始检查：{inspection_id}\n")
         return 0

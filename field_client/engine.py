@@ -234,6 +234,15 @@ def _text(value: Any, name: str, limit: int) -> str:
     return value
 
 
+# The server's namespace for the one inspection record of a task (server/sync/entities.py).
+INSPECTION_NAMESPACE = uuid.UUID("6f1d3c2e-9b7a-5e40-8c21-4a0f3d9e7b15")
+
+
+def inspection_id_for(task_id: str) -> str:
+    """The id every tablet gives the task's inspection record."""
+    return str(uuid.uuid5(INSPECTION_NAMESPACE, str(uuid.UUID(task_id))))
+
+
 def display_name(path: Path) -> str:
     """A file's name as metadata: its last component, normalised, no path separators."""
     name = unicodedata.normalize("NFC", path.name).replace("/", "_").replace("\\", "_").replace("\x00", "")
@@ -575,22 +584,23 @@ class FieldClient:
     def start_inspection(self, task_id: str, place: str | None = None, *, new: bool = False) -> str:
         """Open the inspection record of a task; returns its id.
 
-        One visit, one record: if the task already has an open inspection here
-        (this tablet's or a teammate's, pulled), it is joined rather than a
-        second one started, unless ``new``.
+        One visit, one record: the id is derived from the task id, so every
+        tablet of the team — even offline — starts the same record and the
+        server merges their edits. If it is already here (ours or a teammate's,
+        pulled) it is joined; ``new`` stamps a fresh start on it instead.
         """
         task_id = _uuid(task_id, "检查任务")
         self._open_task(task_id)
         if place is not None:
             _text(place, "检查地点", 300)
-        if not new:
-            for row in self.store.entities("inspection", task_id=task_id):
-                if row.visible and (row.view_fields or {}).get("status", "open") == "open":
-                    return row.id
+        inspection_id = inspection_id_for(task_id)
+        row = self.store.entity(inspection_id)
+        if not new and row is not None and row.visible:
+            return inspection_id
         fields: dict[str, Any] = {"task_id": task_id, "started_at": self._now(), "status": "open"}
         if place is not None:
             fields["place"] = place
-        return self._mutate("inspection", str(uuid.uuid4()), fields, task_id=task_id)
+        return self._mutate("inspection", inspection_id, fields, task_id=task_id)
 
     def record_finding(self, inspection_id: str, check_item_id: str, result: str, note: str | None = None,
                        evidence: Iterable[str] = ()) -> str:

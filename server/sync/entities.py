@@ -34,6 +34,18 @@ def _nullable(validate: Validator) -> Validator:
     return check
 
 
+# One visit, one record: every tablet of the team derives the task's inspection
+# id from the task id, so tablets that start the inspection offline create the
+# same entity and the server merges their edits field by field. The field client
+# uses the same namespace (field_client/engine.py).
+INSPECTION_NAMESPACE = uuid.UUID("6f1d3c2e-9b7a-5e40-8c21-4a0f3d9e7b15")
+
+
+def inspection_id_for(task_id: uuid.UUID) -> uuid.UUID:
+    """The id of the task's one (joint) inspection record."""
+    return uuid.uuid5(INSPECTION_NAMESPACE, str(task_id))
+
+
 @functools.lru_cache(maxsize=8192)
 def parse_uuid(value: str) -> uuid.UUID:
     """uuid.UUID, remembered: a batch names the same inspection and check items hundreds of times."""

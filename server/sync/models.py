@@ -31,6 +31,11 @@ class SyncedEntity(ChangeTracked, db.Model):
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     clocks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     field_versions: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    # Per field written by more than one device: each device's latest write,
+    # ``{field: {node: [value, hlc]}}``. A function of the set of writes, not of
+    # their arrival order, so the joint record shows the same disagreements
+    # whatever order the team synced in (docs/sync.md).
+    contenders: Mapped[dict[str, dict[str, list[Any]]] | None] = mapped_column(JSON, default=dict)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=0)
     first_received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -24,7 +24,7 @@ from server.directory.models import Certificate, CheckItem, Device, DeviceKind, 
 from server.errors import Problem
 from server.extensions import db
 from server.sync import hlc as hlc_stamps
-from server.sync.entities import ENTITY_KINDS, FieldError, clean_fields, parse_uuid
+from server.sync.entities import ENTITY_KINDS, FieldError, clean_fields, inspection_id_for, parse_uuid
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
 
@@ -69,6 +69,7 @@ class EntityState:
     fields: dict[str, Any]
     clocks: dict[str, str]
     field_versions: dict[str, int]
+    contenders: dict[str, dict[str, list[Any]]] | None
     deleted: bool
     version: int
     first_received_at: datetime
@@ -84,7 +85,7 @@ class EntityState:
 
 
 _ENTITY_COLUMNS = ("id", "kind", "task_id", "inspection_id", "department_id", "created_by_id", "fields", "clocks",
-                   "field_versions", "deleted", "version", "first_received_at", "last_received_at", "updated_at")
+                   "field_versions", "contenders", "deleted", "version", "first_received_at", "last_received_at", "updated_at")
 
 
 @dataclass
@@ -242,6 +243,11 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
     task, department_id = _authorize(batch, kind.name, entity, fields)
     if task.status != TaskStatus.DISPATCHED:
         raise Rejected("task-closed", "检查任务已关闭，不能再修改其记录")
+    if entity is None and kind.name == "inspection":
+        expected = inspection_id_for(task.id)
+        if mutation["entity_id"] != expected:
+            raise Rejected("inspection-id", f"每个检查任务只有一份联合检查记录，其编号应为 {expected}；请更新执法终端后重新开始检查")
+        department_id = task.department_id  # the shared record belongs to the lead department, whoever started it
 
     if entity is None:
         entity = _create(batch, mutation, kind.name, task, department_id, fields)
@@ -285,7 +291,7 @@ def _create(batch: _Batch, mutation: dict[str, Any], kind: str, task: Inspection
         id=mutation["entity_id"], kind=kind, task_id=task.id, inspection_id=inspection_id, department_id=department_id,
         created_by_id=batch.principal.user_id,  # type: ignore[arg-type]
         fields=fields, clocks={name: mutation["hlc"] for name in fields},
-        field_versions={name: 1 for name in fields}, deleted=False, version=1,
+        field_versions={name: 1 for name in fields}, contenders={}, deleted=False, version=1,
         first_received_at=batch.now, last_received_at=batch.now, updated_at=batch.now, is_new=True)
     batch.entities[entity.id] = entity
     return entity
@@ -298,6 +304,8 @@ def _update(batch: _Batch, mutation: dict[str, Any], entity: EntityState, fields
     base = mutation["base_version"]
     version = entity.version + 1
     values, clocks, versions = dict(entity.fields), dict(entity.clocks), dict(entity.field_versions)
+    contenders = dict(entity.contenders or {})
+    node = _node(stamp)
     conflicted = False
     if deleting:
         if clocks.get("_deleted") is None or stamp > clocks["_deleted"]:
@@ -305,8 +313,13 @@ def _update(batch: _Batch, mutation: dict[str, Any], entity: EntityState, fields
         entity.deleted = True
     for name, value in fields.items():
         current_clock = clocks.get(name)
-        # Concurrent: the field changed after the version this edit was based on.
-        concurrent = versions.get(name, 0) > base and values.get(name) != value
+        current_node = _node(current_clock) if current_clock else node
+        # Concurrent: the field changed after the version this edit was based on,
+        # by another device (a tablet has always seen its own earlier edits).
+        seen = versions.get(name, 0) <= base
+        concurrent = not seen and current_node != node and values.get(name) != value
+        _contend(contenders, name, node, value, stamp, current=(current_node, values.get(name), current_clock),
+                 resolves=seen and current_node != node)
         if current_clock is None or stamp > current_clock:
             if concurrent:
                 _record_conflict(batch, entity, mutation, name, kept=(value, stamp), lost=(values.get(name), current_clock))
@@ -316,10 +329,39 @@ def _update(batch: _Batch, mutation: dict[str, Any], entity: EntityState, fields
             _record_conflict(batch, entity, mutation, name, kept=(values.get(name), current_clock), lost=(value, stamp))
             conflicted = True
     entity.fields, entity.clocks, entity.field_versions = values, clocks, versions
+    entity.contenders = contenders
     entity.version = version
     entity.last_received_at = entity.updated_at = batch.now
     entity.changed = True
     return ("conflict" if conflicted else "applied"), version
+
+
+def _node(stamp: str) -> str:
+    return stamp.split("-", 2)[2]
+
+
+def _contend(contenders: dict[str, dict[str, list[Any]]], name: str, node: str, value: Any, stamp: str, *,
+             current: tuple[str, Any, str | None], resolves: bool) -> None:
+    """Keep each device's latest write of a field once a second device writes it.
+
+    Until then the field's own value and clock are its sole writer's latest.
+    ``resolves``: the writer had seen the current value (another device's), so
+    the older writes it replaced are settled, not contenders.
+    """
+    current_node, current_value, current_clock = current
+    per_node = contenders.get(name)
+    if per_node is None:
+        if current_clock is None or current_node == node:
+            return
+        per_node = {current_node: [current_value, current_clock]}
+    else:
+        per_node = dict(per_node)
+    if resolves and current_clock is not None:
+        per_node = {n: w for n, w in per_node.items() if n == node or w[1] > current_clock}
+    mine = per_node.get(node)
+    if mine is None or stamp > mine[1]:
+        per_node[node] = [value, stamp]
+    contenders[name] = per_node
 
 
 def _record_conflict(batch: _Batch, entity: EntityState, mutation: dict[str, Any], name: str,

@@ -58,5 +58,8 @@ class TaskCheckItem(db.Model):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inspection_task.id"), index=True)
     check_item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("check_item.id"))
+    # Check items of a task sharing a group are one question asked once (declared
+    # equivalent in a joint plan); the joint record merges their findings.
+    equivalence_group: Mapped[str | None] = mapped_column(String(64))
 
     task: Mapped[InspectionTask] = relationship(back_populates="check_items")

@@ -20,7 +20,11 @@ def _field_error(field: str, message: str, status: int = 422) -> Problem:
 
 
 def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask:
-    """Dispatch a visit to one enterprise by a team (inspectors of one or more departments)."""
+    """Dispatch a visit to one enterprise by a team (inspectors of one or more departments).
+
+    ``data`` may carry ``equivalence_groups``: ``{check_item_id: group}`` for
+    check items that ask the same question (the team answers them once).
+    """
     authorize_object(principal, Permission.MANAGE_TASKS, None)
     if data["window_end"] <= data["window_start"]:
         raise _field_error("window_end", "结束时间应晚于开始时间")
@@ -49,10 +53,29 @@ def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask
                           window_start=data["window_start"], window_end=data["window_end"],
                           status=TaskStatus.DISPATCHED, created_by_id=principal.user_id, note=data.get("note"))
     task.members = [TaskMember(user_id=u.id, department_id=u.department_id) for u in (members[i] for i in member_ids)]
-    task.check_items = [TaskCheckItem(check_item_id=i) for i in item_ids]
+    groups = _equivalence_groups(data.get("equivalence_groups") or {}, item_ids)
+    task.check_items = [TaskCheckItem(check_item_id=i, equivalence_group=groups.get(i)) for i in item_ids]
     db.session.add(task)
     db.session.flush()
     return task
+
+
+def _equivalence_groups(groups: Mapping[uuid.UUID, str | None], item_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Check the optional ``{check_item_id: group}`` declaring items of the task that are one question."""
+    cleaned: dict[uuid.UUID, str] = {}
+    for item_id, group in groups.items():
+        if item_id not in item_ids:
+            raise _field_error("equivalence_groups", f"检查事项 {item_id} 不在本任务的检查事项中")
+        if group is None:
+            continue
+        if not isinstance(group, str) or not 0 < len(group) <= 64:
+            raise _field_error("equivalence_groups", "等同事项分组名应为 1–64 个字符")
+        cleaned[item_id] = group
+    return cleaned
+
+
+# What an inspector sees: a task waiting for approval, or rejected, is not the team's yet.
+TEAM_VISIBLE = (TaskStatus.DISPATCHED, TaskStatus.CLOSED, TaskStatus.CANCELLED)
 
 
 def _participates(principal: Principal, task: InspectionTask) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.extensions import db
+from server.sync.entities import inspection_id_for
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from tests.conftest import World, assert_problem
 
@@ -38,7 +39,9 @@ def counts() -> tuple[int, int, int]:
 
 
 def new_inspection(world: World, device: str = "SCJG-TAB1", **fields: Any) -> dict[str, Any]:
-    return mutation("inspection", str(uuid.uuid4()), {"task_id": str(world.task.id), "place": "厂区", **fields}, device)
+    """The task's one inspection record, as a tablet starts it."""
+    return mutation("inspection", str(inspection_id_for(world.task.id)),
+                    {"task_id": str(world.task.id), "place": "厂区", **fields}, device)
 
 
 def test_a_whole_inspection_is_applied_in_one_batch(client, world: World, auth) -> None:

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
+from server.sync.entities import inspection_id_for
 from server.uploads.service import uploads
 from tests.conftest import AuthActions, World
 
@@ -59,7 +60,7 @@ def push_media(client: FlaskClient, auth: AuthActions, world: World, data: bytes
                tablet: str = "SCJG-TAB1", **fields: Any) -> SyncedMedia:
     """A tablet pushes an inspection and a media record for ``data`` (as the field client does before uploading)."""
     headers = auth.headers(user)
-    inspection_id, media_id = str(uuid.uuid4()), str(uuid.uuid4())
+    inspection_id, media_id = str(inspection_id_for(world.task.id)), str(uuid.uuid4())
     mutations = [
         {"id": str(uuid.uuid4()), "entity": "inspection", "entity_id": inspection_id, "op": "upsert", "base_version": 0,
          "hlc": _hlc(tablet), "fields": {"task_id": str(world.task.id), "place": "厂区"}},
