@@ -43,6 +43,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.jobs.queue import build_queue
     from server import verification
     from server.verification import models as _verification_models  # noqa: F401 - tables for migrations
+    from server import planning
+    from server.planning.routes import blueprints as planning_blueprints
 
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
@@ -56,6 +58,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     errors.init_app(app)
     auth_service.init_app(app)
     api.register_blueprint(auth_blp)
+    for blp in planning_blueprints:
+        api.register_blueprint(blp)
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp]:
         api.register_blueprint(blp)
     api.register_blueprint(audit_blp)
@@ -63,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     app.register_blueprint(health.bp)
     cli.init_app(app)
     verification.init_app(app)
+    planning.init_app(app)
     audit.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)

@@ -34,6 +34,15 @@ class Permission(str, enum.Enum):
     MANAGE_TASKS = "tasks:manage"
     SYNC = "sync"                              # push and pull as a tablet
     READ_CONFLICTS = "sync:read_conflicts"
+    READ_PLANS = "plans:read"                  # spot-check plans, joint plans and draws of every department
+    MANAGE_PLANS = "plans:manage"              # a department's own spot-check plans
+    MANAGE_JOINT_PLANS = "joint_plans:manage"  # merge plans, as the lead department
+    RUN_DRAWS = "draws:run"
+    APPROVE_TASKS = "tasks:approve"            # a head approves dispatching a task for their department
+    DECLARE_CONFLICTS = "conflicts_of_interest:declare"
+    REQUEST_FREQUENCY_OVERRIDE = "frequency_overrides:request"
+    APPROVE_FREQUENCY_OVERRIDE = "frequency_overrides:approve"
+    MANAGE_FREQUENCY_RULE = "frequency_rule:manage"
     READ_AUDIT = "audit:read"                  # the audit log (own department's entries; admin all)
 
 
@@ -56,6 +65,16 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_TASKS: frozenset({"supervisor", "head", "admin"}),
     Permission.SYNC: frozenset({"inspector"}),
     Permission.READ_CONFLICTS: OFFICE,
+    Permission.READ_PLANS: OFFICE,
+    Permission.MANAGE_PLANS: frozenset({"supervisor", "head", "admin"}),
+    Permission.MANAGE_JOINT_PLANS: frozenset({"supervisor", "head", "admin"}),
+    Permission.RUN_DRAWS: frozenset({"supervisor", "head", "admin"}),
+    # Heads only: dispatch needs the head of every participating department, not an administrator.
+    Permission.APPROVE_TASKS: frozenset({"head"}),
+    Permission.DECLARE_CONFLICTS: ALL_USER_ROLES,
+    Permission.REQUEST_FREQUENCY_OVERRIDE: frozenset({"supervisor", "head", "admin"}),
+    Permission.APPROVE_FREQUENCY_OVERRIDE: frozenset({"head"}),
+    Permission.MANAGE_FREQUENCY_RULE: frozenset({"admin"}),
     Permission.READ_AUDIT: OFFICE,
 }
 
@@ -65,6 +84,8 @@ DEPARTMENT_SCOPED = frozenset({
     Permission.MANAGE_CHECK_ITEMS, Permission.READ_PEOPLE, Permission.MANAGE_PEOPLE,
     Permission.CHANGE_CERTIFICATE_STATUS, Permission.READ_DEVICES, Permission.MANAGE_DEVICES,
     Permission.UPLOAD_MEDIA, Permission.READ_MEDIA, Permission.SYNC,
+    # Plans are read across departments (to merge them); each is written and overridden by its own.
+    Permission.MANAGE_PLANS, Permission.REQUEST_FREQUENCY_OVERRIDE, Permission.APPROVE_FREQUENCY_OVERRIDE,
 })
 
 # Device tokens are accepted only where a device has business: uploading its

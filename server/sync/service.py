@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from server import changefeed
 from server.auth.policy import Permission, Principal, authorize_object
@@ -241,6 +241,8 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
         raise Rejected(exc.code, str(exc)) from None
 
     task, department_id = _authorize(batch, kind.name, entity, fields)
+    if task.status in (TaskStatus.PENDING_APPROVAL, TaskStatus.REJECTED):
+        raise Rejected("task-not-dispatched", "检查任务尚未经各参与部门负责人批准派发，不能提交检查记录")
     if task.status != TaskStatus.DISPATCHED:
         raise Rejected("task-closed", "检查任务已关闭，不能再修改其记录")
     if entity is None and kind.name == "inspection":
@@ -374,6 +376,8 @@ def _record_conflict(batch: _Batch, entity: EntityState, mutation: dict[str, Any
 
 # ---- pull ----------------------------------------------------------------------
 
+_TEAM_VISIBLE = (TaskStatus.DISPATCHED, TaskStatus.CLOSED, TaskStatus.CANCELLED)
+
 CURSOR_PREFIX = "v1:"
 
 
@@ -432,7 +436,7 @@ def _task_change(task: InspectionTask) -> Change:
                        "address": enterprise.address},
         "team": team, "check_item_ids": [str(i.check_item_id) for i in task.check_items],
     }
-    op = "delete" if task.status == TaskStatus.CANCELLED else "upsert"
+    op = "upsert" if task.status in (TaskStatus.DISPATCHED, TaskStatus.CLOSED) else "delete"
     return Change(task.change_seq, "task", str(task.id), op, task.change_seq, fields, task.created_at)
 
 
@@ -471,7 +475,12 @@ def pull(principal: Principal, cursor: str | None, limit: int) -> PullPage:
     """Everything the caller may see that changed after ``cursor``, oldest first."""
     after = decode_cursor(cursor)
     user_id = principal.user_id
-    task_ids = list(db.session.scalars(select(TaskMember.task_id).where(TaskMember.user_id == user_id)))
+    # A task reaches its team once dispatched (every participating head approved); one
+    # sent back to approval after that reaches it again, as a removal.
+    task_ids = list(db.session.scalars(
+        select(TaskMember.task_id).join(InspectionTask, InspectionTask.id == TaskMember.task_id).where(
+            TaskMember.user_id == user_id,
+            or_(InspectionTask.status.in_(_TEAM_VISIBLE), InspectionTask.dispatched_at.is_not(None)))))
     teammates = select(TaskMember.user_id).where(TaskMember.task_id.in_(task_ids)).scalar_subquery()
     enterprises = select(InspectionTask.enterprise_id).where(InspectionTask.id.in_(task_ids)).scalar_subquery()
     sources = [

@@ -15,6 +15,8 @@ from server.extensions import db
 
 
 class TaskStatus(str, enum.Enum):
+    PENDING_APPROVAL = "pending_approval"  # waits for the head of every participating department
+    REJECTED = "rejected"                  # a head refused: never dispatched
     DISPATCHED = "dispatched"
     CLOSED = "closed"
     CANCELLED = "cancelled"
@@ -32,6 +34,8 @@ class InspectionTask(ChangeTracked, db.Model):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the team first received it; a task folded back to approval afterwards still reaches tablets as a removal.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str | None] = mapped_column(Text)
 
     enterprise: Mapped[Enterprise] = relationship()

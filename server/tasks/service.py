@@ -20,7 +20,12 @@ def _field_error(field: str, message: str, status: int = 422) -> Problem:
 
 
 def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask:
-    """Dispatch a visit to one enterprise by a team (inspectors of one or more departments).
+    """Plan a visit to one enterprise by a team (inspectors of one or more departments).
+
+    It is dispatched once the head of every participating department approved:
+    at once when its creator is the head of its only department, or the
+    operator. A request for an enterprise that another department visits soon
+    is folded into that visit, and the answer is that task.
 
     ``data`` may carry ``equivalence_groups``: ``{check_item_id: group}`` for
     check items that ask the same question (the team answers them once).
@@ -49,15 +54,15 @@ def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask
         item = items.get(item_id)
         if item is None or not item.active or item.department_id not in departments:
             raise _field_error("check_item_ids", f"检查事项 {item_id} 不存在、已停用或不属于检查组的部门")
-    task = InspectionTask(title=data["title"], enterprise_id=enterprise.id, department_id=lead,
-                          window_start=data["window_start"], window_end=data["window_end"],
-                          status=TaskStatus.DISPATCHED, created_by_id=principal.user_id, note=data.get("note"))
-    task.members = [TaskMember(user_id=u.id, department_id=u.department_id) for u in (members[i] for i in member_ids)]
+    # The frequency cap, folding into another department's visit and approval are planning's rules.
+    from server.planning.service import schedule_visit
+
     groups = _equivalence_groups(data.get("equivalence_groups") or {}, item_ids)
-    task.check_items = [TaskCheckItem(check_item_id=i, equivalence_group=groups.get(i)) for i in item_ids]
-    db.session.add(task)
-    db.session.flush()
-    return task
+    visit = schedule_visit(principal, title=data["title"], enterprise_id=enterprise.id, lead_department_id=lead,
+                           window_start=data["window_start"], window_end=data["window_end"],
+                           members=[members[i] for i in member_ids], check_item_ids=item_ids,
+                           equivalence=groups, note=data.get("note"))
+    return visit.task
 
 
 def _equivalence_groups(groups: Mapping[uuid.UUID, str | None], item_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -81,6 +86,8 @@ TEAM_VISIBLE = (TaskStatus.DISPATCHED, TaskStatus.CLOSED, TaskStatus.CANCELLED)
 def _participates(principal: Principal, task: InspectionTask) -> bool:
     if principal.is_admin:
         return True
+    if principal.role == "inspector" and task.status not in TEAM_VISIBLE:
+        return False
     if principal.user_id is not None and any(m.user_id == principal.user_id for m in task.members):
         return True
     return principal.role != "inspector" and (
@@ -99,7 +106,7 @@ def list_tasks(principal: Principal, limit: int, after: str | None) -> Page[Insp
     if not principal.is_admin:
         mine = exists().where(TaskMember.task_id == InspectionTask.id, TaskMember.user_id == principal.user_id)
         if principal.role == "inspector":
-            query = query.where(mine)
+            query = query.where(mine, InspectionTask.status.in_(TEAM_VISIBLE))
         else:
             department = exists().where(TaskMember.task_id == InspectionTask.id,
                                         TaskMember.department_id == principal.department_id)
