@@ -34,6 +34,8 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_SYNC_MAX_SKEW_SECONDS",
     "INSPECT_ONCE_MAX_UPLOAD_BYTES",
     "INSPECT_ONCE_UPLOAD_EXPIRY_HOURS",
+    "INSPECT_ONCE_REVIEW_IDLE_MINUTES",
+    "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS",
 }
 
 
@@ -68,6 +70,9 @@ class Settings:
     ratelimit_storage_uri: str
     max_upload_bytes: int
     upload_expiry_hours: int
+    review_idle_minutes: int = 30  # the review app logs a browser off after this long without a request
+    # A verification run not finished this long after it started is taken to have died with its worker.
+    verification_lease_seconds: int = 1800
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -161,6 +166,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         ratelimit_storage_uri=env.get("INSPECT_ONCE_RATELIMIT_STORAGE_URI", "memory://"),
         max_upload_bytes=_int(env, "INSPECT_ONCE_MAX_UPLOAD_BYTES", 20 * 1024 ** 3, minimum=1),
         upload_expiry_hours=_int(env, "INSPECT_ONCE_UPLOAD_EXPIRY_HOURS", 72, minimum=1),
+        review_idle_minutes=_int(env, "INSPECT_ONCE_REVIEW_IDLE_MINUTES", 30, minimum=1),
+        verification_lease_seconds=_int(env, "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS", 1800, minimum=1),
     )
 
 
@@ -188,4 +195,5 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
         "OPENAPI_REDOC_PATH": None,
         "JSON_SORT_KEYS": False,
+        "REVIEW_IDLE_MINUTES": settings.review_idle_minutes,
     }

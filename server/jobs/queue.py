@@ -29,6 +29,7 @@ JobFunction = Callable[..., None]
 class JobQueue(Protocol):
     def register(self, name: str, function: JobFunction, *, retries: int, retry_delay: int) -> None: ...
     def periodic(self, name: str, *, every_minutes: int) -> None: ...
+    def on_start(self, name: str) -> None: ...
     def enqueue(self, name: str, **kwargs: Any) -> None: ...
     def run_worker(self, workers: int) -> None: ...
     def run_pending(self) -> int: ...
@@ -43,6 +44,7 @@ class HueyQueue:
 
     def __post_init__(self) -> None:
         self._tasks: dict[str, Any] = {}
+        self._at_start: list[str] = []
 
     def register(self, name: str, function: JobFunction, *, retries: int = 5, retry_delay: int = 10) -> None:
         app = self.app
@@ -77,7 +79,13 @@ class HueyQueue:
     def enqueue(self, name: str, **kwargs: Any) -> None:
         self._tasks[name](**kwargs)
 
+    def on_start(self, name: str) -> None:
+        """Queue the registered job ``name`` whenever a worker starts (e.g. to pick up a dead worker's runs)."""
+        self._at_start.append(name)
+
     def run_worker(self, workers: int) -> None:
+        for name in self._at_start:
+            self.enqueue(name)
         self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
 
     def run_pending(self) -> int:

@@ -164,7 +164,19 @@ def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], 
     batch = _load_batch(principal, device_id, mutations, max_skew)
     results = [_apply(batch, m) for m in mutations]
     _write(batch)
+    _announce(batch)
     return results
+
+
+def _announce(batch: _Batch) -> None:
+    """Inspections whose records changed get their evidence re-assessed after the push commits."""
+    from server.verification.jobs import on_inspections_changed
+
+    touched = {e.id if e.kind == "inspection" else e.inspection_id
+               for e in batch.entities.values() if e.is_new or e.changed}
+    touched.discard(None)
+    if touched:
+        on_inspections_changed(touched)  # type: ignore[arg-type]
 
 
 def _write(batch: _Batch) -> None:

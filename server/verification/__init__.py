@@ -13,3 +13,4 @@ def init_app(app: Flask) -> None:
     queue.register(jobs.ASSESS_INSPECTION, jobs.assess_inspection_job, retries=3, retry_delay=30)
     queue.register(jobs.SWEEP, jobs.sweep_job, retries=0, retry_delay=0)
     queue.periodic(jobs.SWEEP, every_minutes=5)
+    queue.on_start(jobs.SWEEP)  # a restarted worker takes up at once what a killed one left

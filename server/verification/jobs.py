@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from flask import current_app
 
@@ -25,12 +26,16 @@ ASSESS_INSPECTION = "assess-inspection"
 SWEEP = "verification-sweep"
 
 
+def _lease() -> timedelta:
+    return timedelta(seconds=current_app.config["SETTINGS"].verification_lease_seconds)
+
+
 def verify_media_job(media_id: str) -> None:
     from media import verify_file
 
     identifier = uuid.UUID(media_id)
-    if service.start_run(identifier) is None:
-        return
+    if service.start_run(identifier, lease=_lease()) is None:
+        return  # done already, or running elsewhere: a job runs once however often it is queued
     db.session.commit()
     media = db.session.get(Media, identifier)
     assert media is not None
@@ -60,7 +65,7 @@ def assess_inspection_job(inspection_id: str) -> None:
 
 def sweep_job() -> None:
     queue = current_queue(current_app)
-    for media_id in service.media_needing_a_run(utcnow()):
+    for media_id in service.media_needing_a_run(utcnow(), lease=_lease()):
         queue.enqueue(VERIFY_MEDIA, media_id=str(media_id))
     for inspection_id in inspections.inspections_needing_assessment():
         queue.enqueue(ASSESS_INSPECTION, inspection_id=str(inspection_id))

@@ -17,23 +17,28 @@ from server.uploads.models import Media, MediaObject, VerificationStatus
 from server.uploads.storage import MediaStore
 from server.verification.models import VerificationReport
 
-# A run that started this long ago and never finished died with its worker.
+# A run that started this long ago and never finished died with its worker (the default lease).
 STALE_RUN = timedelta(minutes=30)
 # A stored file with no run at all after this long lost its job (enqueue failed).
 UNQUEUED = timedelta(minutes=2)
 
 
-def start_run(media_id: uuid.UUID) -> VerificationReport | None:
-    """Note that a run begins (so a dead worker's run can be found); None if the media is gone."""
+def start_run(media_id: uuid.UUID, lease: timedelta = STALE_RUN) -> VerificationReport | None:
+    """Claim the file's run (so a dead worker's run can be found), or None when there is nothing to
+    do: the media is gone, its verdict is already in, or another worker's run is under way."""
     media = db.session.get(Media, media_id)
-    if media is None:
+    if media is None or media.verification_status != VerificationStatus.PENDING:
         return None
-    report = db.session.get(VerificationReport, media_id)
+    now = utcnow()
+    report = db.session.get(VerificationReport, media_id, with_for_update=True)
     if report is None:
         report = VerificationReport(media_id=media_id, attempts=0)
         db.session.add(report)
+    elif report.started_at is not None and report.started_at > now - lease and (
+            report.finished_at is None or report.finished_at < report.started_at):
+        return None
     report.attempts += 1
-    report.started_at = utcnow()
+    report.started_at = now
     db.session.flush()
     return report
 
@@ -81,10 +86,11 @@ def object_key_of(media: Media) -> tuple[str, str] | None:
     return (stored.backend, stored.key) if stored else None
 
 
-def media_needing_a_run(now: datetime, limit: int = 500) -> list[uuid.UUID]:
-    """Pending files whose run never started (lost job) or started long ago and never finished (dead worker)."""
+def media_needing_a_run(now: datetime, limit: int = 500, lease: timedelta = STALE_RUN) -> list[uuid.UUID]:
+    """Pending files whose run never started (lost job) or started longer than ``lease`` ago and
+    never finished (dead worker)."""
     never = and_(VerificationReport.media_id.is_(None), Media.uploaded_at < now - UNQUEUED)
-    died = and_(VerificationReport.started_at < now - STALE_RUN,
+    died = and_(VerificationReport.started_at < now - lease,
                 or_(VerificationReport.finished_at.is_(None), VerificationReport.finished_at < VerificationReport.started_at))
     query = (select(Media.id).outerjoin(VerificationReport, VerificationReport.media_id == Media.id)
              .where(Media.verification_status == VerificationStatus.PENDING, or_(never, died))

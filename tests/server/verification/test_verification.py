@@ -50,7 +50,9 @@ def test_a_stored_recording_is_verified_by_the_worker(app, client, auth, world: 
     assert verification_of(client, auth, media_id)["status"] == "pending"
     assert current_queue(app).run_pending() >= 1
     verdict = verification_of(client, auth, media_id)
-    assert verdict == {"status": "verified", "reasons": []}
+    assert verdict["status"] == "verified" and verdict["reasons"] == []
+    assert verdict["measurements"]["kind"] == "video" and verdict["measurements"]["duration"] == 2.0
+    assert verdict["detections"] == [] and verdict["analyser"] and verdict["verified_at"]
     report = db.session.get(VerificationReport, uuid.UUID(media_id))
     assert report.measurements and report.finished_at and report.analyser
 
@@ -64,16 +66,26 @@ def test_a_file_that_is_not_media_fails_with_its_reason(app, client, auth, world
     assert all(r["message"] for r in verdict["reasons"])  # said in words a supervisor reads
 
 
-def test_running_a_job_twice_replaces_the_report(app, client, auth, world: World, clip: bytes) -> None:
+def test_a_job_queued_twice_runs_once(app, client, auth, world: World, clip: bytes) -> None:
     media_id = upload(client, auth, world, clip, "clip.mp4")
     queue = current_queue(app)
+    queue.enqueue(VERIFY_MEDIA, media_id=media_id)  # e.g. a sweep that raced the upload's own job
     queue.run_pending()
-    queue.enqueue(VERIFY_MEDIA, media_id=media_id)
+    queue.enqueue(VERIFY_MEDIA, media_id=media_id)  # and one after the verdict is in
     queue.run_pending()
     assert db.session.scalar(select(func.count()).select_from(VerificationReport)) == 1
     report = db.session.get(VerificationReport, uuid.UUID(media_id))
     db.session.refresh(report)
-    assert report.attempts == 2 and report.status == "verified"
+    assert report.attempts == 1 and report.status == "verified"
+
+
+def test_a_run_under_way_elsewhere_is_not_started_again(app, client, auth, world: World, clip: bytes) -> None:
+    media_id = upload(client, auth, world, clip, "clip.mp4")
+    current_queue(app).huey.flush()
+    assert service.start_run(uuid.UUID(media_id)) is not None  # another worker claims it
+    db.session.commit()
+    assert service.start_run(uuid.UUID(media_id)) is None
+    assert service.start_run(uuid.UUID(media_id), lease=timedelta(0)) is not None  # its lease ran out
 
 
 def test_a_run_whose_worker_died_is_found_and_run_again(app, client, auth, world: World, clip: bytes) -> None:
