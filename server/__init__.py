@@ -42,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
     from server import verification
+    from server import review
     from server.verification import models as _verification_models  # noqa: F401 - tables for migrations
     from server import planning
     from server.planning.routes import blueprints as planning_blueprints
@@ -67,6 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     app.register_blueprint(health.bp)
     cli.init_app(app)
     verification.init_app(app)
+    review.init_app(app)
     planning.init_app(app)
     audit.init_app(app)
     _refuse_unstorable_path_values(app)

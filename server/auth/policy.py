@@ -44,6 +44,9 @@ class Permission(str, enum.Enum):
     APPROVE_FREQUENCY_OVERRIDE = "frequency_overrides:approve"
     MANAGE_FREQUENCY_RULE = "frequency_rule:manage"
     READ_AUDIT = "audit:read"                  # the audit log (own department's entries; admin all)
+    USE_REVIEW = "review:use"                # the supervisors' web app under /review/
+    DECIDE_REVIEW = "review:decide"          # approve an inspection record or return it
+    LEGAL_SIGNOFF = "review:legal_signoff"   # 法制审核 of records that need it
 
 
 ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
@@ -76,6 +79,9 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.APPROVE_FREQUENCY_OVERRIDE: frozenset({"head"}),
     Permission.MANAGE_FREQUENCY_RULE: frozenset({"admin"}),
     Permission.READ_AUDIT: OFFICE,
+    Permission.USE_REVIEW: OFFICE,
+    Permission.DECIDE_REVIEW: frozenset({"supervisor", "head", "admin"}),
+    Permission.LEGAL_SIGNOFF: frozenset({"legal_reviewer", "admin"}),
 }
 
 # Permissions whose objects belong to a department: a non-admin only reaches

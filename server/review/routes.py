@@ -1,0 +1,307 @@
+"""The review app's pages: log-on, the work queue, an inspection, decisions, footage, approvals."""
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import date, datetime
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
+                   send_file, session, url_for)
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from server import transaction
+from server.auth.policy import Permission, can
+from server.errors import Problem
+from server.review import integrations, service
+from server.review.models import DecisionKind
+from server.review.sessions import LogOnRefused, log_off, log_on, principal_of, resume
+
+bp = Blueprint("review", __name__, url_prefix="/review", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+F = TypeVar("F", bound=Callable[..., Any])
+TOKEN = "review_token"
+LANGUAGES = ("zh", "en")
+
+
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def office(permission: Permission = Permission.USE_REVIEW) -> Callable[[F], F]:
+    """Page decorator: a live review session whose role holds ``permission``; otherwise to the log-on page."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = session.get(TOKEN)
+            user = resume(token, current_app.config["REVIEW_IDLE_TIMEOUT"]) if isinstance(token, str) else None
+            if user is None:
+                if token is not None:
+                    session.pop(TOKEN, None)
+                    flash(_("Your session has ended. Please log in again."), "info")
+                if request.method == "GET" and request.endpoint not in ("review.stream", "review.contact_sheet"):
+                    return redirect(url_for("review.login", next=request.full_path.rstrip("?")))
+                abort(401)
+            g.review_user = user
+            g.principal = principal_of(user)
+            if not can(g.principal, permission):
+                raise Problem(403, "forbidden", "您的角色无权执行此操作")
+            return view(*args, **kwargs)
+
+        wrapper._required_permission = permission  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+@bp.before_request
+def protect_forms() -> None:
+    # Every form in the app carries the token; the JSON API (bearer tokens) is not CSRF-checked.
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        current_app.extensions["csrf"].protect()
+
+
+@bp.after_request
+def confidential(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' data:; media-src 'self'; object-src 'none'; "
+                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "review.static":
+        response.headers.setdefault("Cache-Control", "no-store")  # footage and records stay off shared caches
+    return response
+
+
+def _error_text(status: int) -> str:
+    texts = {400: _("The request was not valid."), 401: _("Please log in."), 403: _("You may not do this."),
+             404: _("Not found, or not visible to you.")}
+    return texts.get(status, _("The request failed."))
+
+
+@bp.errorhandler(HTTPException)
+def error_page(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    if isinstance(error, Problem) and error.detail:
+        message = error.detail
+    elif getattr(error, "name", "") == "CSRF Error" or "CSRF" in (error.description or ""):
+        message = _("The form has expired or is not valid. Reload the page and try again.")
+    else:
+        message = _error_text(status)
+    return render_template("review/error.html", status=status, message=message), status
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/review/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("review.queue")
+
+
+# ---- log-on ----------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "GET":
+        return render_template("review/login.html", next=request.args.get("next", ""))
+    username = (request.form.get("username") or "").strip()[:64]
+    password = request.form.get("password") or ""
+    try:
+        opened = log_on(username, password, _client_address())
+    except LogOnRefused as refused:
+        transaction.keep_writes_despite_error()  # the failure stays on the audit record
+        messages = {"invalid-credentials": _("Wrong user name or password."),
+                    "role-not-allowed": _("This app is for office staff only. Inspectors use the tablet app.")}
+        return render_template("review/login.html", next=request.form.get("next", ""), username=username,
+                               error=messages.get(refused.message, refused.message)), refused.status
+    language = session.get("lang")
+    session.clear()  # a fresh session (and CSRF token) at every log-on
+    g.pop("csrf_token", None)  # Flask-WTF caches the token of this request in g
+    if language:
+        session["lang"] = language
+    session[TOKEN] = opened.token
+    return redirect(_safe_next(request.form.get("next")), 303)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    token = session.pop(TOKEN, None)
+    if isinstance(token, str):
+        log_off(token)
+    flash(_("You have logged out."), "info")
+    return redirect(url_for("review.login"), 303)
+
+
+@bp.post("/language")
+def language() -> Any:
+    chosen = request.form.get("lang")
+    if chosen in LANGUAGES:
+        session["lang"] = chosen
+    return redirect(_safe_next(request.form.get("next")), 303)
+
+
+# ---- the work queue --------------------------------------------------------------------------
+
+def _date(name: str) -> date | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Problem(400, "bad-request", _("Not a date (YYYY-MM-DD): %(value)s", value=raw[:40])) from None
+
+
+def _filters() -> service.QueueFilters:
+    department = request.args.get("department", "").strip()
+    status = request.args.get("status", service.ReviewStatus.OPEN)
+    if status not in service.STATUSES:
+        raise Problem(400, "bad-request", _("Unknown status."))
+    page = request.args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 100000:
+        raise Problem(400, "bad-request", _("Unknown page."))
+    try:
+        department_id = uuid.UUID(department) if department else None
+    except ValueError:
+        raise Problem(400, "bad-request", _("Unknown department.")) from None
+    flag = request.args.get("flag", "").strip()[:40] or None
+    return service.QueueFilters(department_id=department_id, date_from=_date("from"), date_to=_date("to"),
+                                flag=flag, status=status, page=int(page))
+
+
+@bp.get("/")
+@office()
+def queue() -> Any:
+    filters = _filters()
+    found = service.work_queue(g.principal, filters)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template("review/queue.html", queue=found, filters=filters, args=args,
+                           departments=service.departments_for_filter(g.principal),
+                           statuses=service.STATUSES, flag_labels=integrations.flag_labels(),
+                           flags_available=integrations.flag_model() is not None)
+
+
+# ---- an inspection ---------------------------------------------------------------------------
+
+def _inspection_id(value: str) -> uuid.UUID:
+    return service.parse_uuid(value)
+
+
+def _denied(action: str, object_type: str, object_id: str) -> None:
+    """A refused look at a record or its footage is itself on the record."""
+    transaction.keep_writes_despite_error()
+    integrations.audit(action, object_type=object_type, object_id=object_id, outcome="denied", actor=g.principal)
+
+
+@bp.get("/inspections/<inspection_id>")
+@office()
+def inspection(inspection_id: str) -> Any:
+    try:
+        view = service.inspection_view(g.principal, _inspection_id(inspection_id))
+    except Problem:
+        _denied("inspection.view", "inspection", inspection_id)
+        raise
+    integrations.audit("inspection.view", object_type="inspection", object_id=view.inspection.id, actor=g.principal)
+    videos = [m for m in view.media if m.is_video]
+    wanted = request.args.get("media")
+    playing = next((m for m in videos if str(m.media.id) == wanted), videos[0] if videos else None)
+    try:
+        start_at = max(0.0, float(request.args.get("t", "0")))
+    except ValueError:
+        start_at = 0.0
+    return render_template("review/inspection.html", view=view, playing=playing, start_at=start_at,
+                           flag_labels=integrations.flag_labels(), audit_entries=_audit_entries(view),
+                           can_decide=can(g.principal, Permission.DECIDE_REVIEW),
+                           can_sign=can(g.principal, Permission.LEGAL_SIGNOFF))
+
+
+def _audit_entries(view: service.InspectionView) -> list[Any] | None:
+    """The audit log's entries on this record and its footage, newest first (None without an audit reader)."""
+    list_entries = integrations.optional("server.audit.service", "list_entries")
+    if list_entries is None or not can(g.principal, Permission.READ_AUDIT):
+        return None
+    objects = [("inspection", view.inspection.id)] + [("media", m.media.id) for m in view.media]
+    entries = [entry for object_type, object_id in objects for entry in list_entries(
+        g.principal, {"object_type": object_type, "object_id": str(object_id)}, 50, None).items]
+    return sorted(entries, key=lambda e: e.seq, reverse=True)[:100]
+
+
+@bp.post("/inspections/<inspection_id>/decisions")
+@office()
+def decide(inspection_id: str) -> Any:
+    identifier = _inspection_id(inspection_id)
+    try:
+        kind = DecisionKind(request.form.get("kind", ""))
+    except ValueError:
+        raise Problem(400, "bad-request", _("Unknown decision.")) from None
+    service.decide(g.principal, identifier, kind, request.form.get("comment"))
+    flash({DecisionKind.APPROVE: _("Approved."), DecisionKind.RETURN: _("Returned with your comments."),
+           DecisionKind.LEGAL_SIGNOFF: _("Legal review signed off.")}[kind], "success")
+    return redirect(url_for("review.inspection", inspection_id=identifier) + "#decisions", 303)
+
+
+# ---- footage ---------------------------------------------------------------------------------
+
+def _media(media_id: str, action: str) -> Any:
+    try:
+        return service.get_media_for_review(g.principal, service.parse_uuid(media_id))
+    except Problem:
+        _denied(action, "media", media_id)
+        raise
+
+
+@bp.get("/media/<media_id>/stream")
+@office()
+def stream(media_id: str) -> Any:
+    media = _media(media_id, "media.stream")
+    respond = integrations.media_response()
+    if respond is None:
+        raise Problem(503, "unavailable", "视频流服务尚未启用")
+    range_header = request.headers.get("Range")
+    integrations.audit("media.stream", object_type="media", object_id=media.id,
+                       details={"range": range_header}, actor=g.principal)
+    return respond(media, range_header)
+
+
+@bp.get("/media/<media_id>/contact-sheet.jpg")
+@office()
+def contact_sheet(media_id: str) -> Any:
+    media = _media(media_id, "media.contact_sheet")
+    path = service.contact_sheet(media)
+    if path is None:
+        raise Problem(404, "not-found", "无法为该文件生成联系表")
+    integrations.audit("media.contact_sheet", object_type="media", object_id=media.id, actor=g.principal)
+    return send_file(path, mimetype="image/jpeg", max_age=0)
+
+
+# ---- dispatch approvals (heads) --------------------------------------------------------------
+
+@bp.get("/approvals")
+@office()
+def approvals() -> Any:
+    pending = service.pending_dispatches(g.principal)
+    return render_template("review/approvals.html", pending=pending)
+
+
+@bp.post("/approvals/<task_id>")
+@office()
+def decide_dispatch(task_id: str) -> Any:
+    action = request.form.get("action")
+    if action not in ("approve", "reject"):
+        raise Problem(400, "bad-request", _("Unknown decision."))
+    service.record_dispatch_decision(g.principal, service.parse_uuid(task_id), action == "approve",
+                                     request.form.get("reason"))
+    flash(_("Dispatch approved.") if action == "approve" else _("Dispatch rejected."), "success")
+    return redirect(url_for("review.approvals"), 303)
+
+
+def local_time(value: datetime | str | None, with_seconds: bool = True) -> str:
+    """A time as the city reads it (UTC+8)."""
+    if isinstance(value, str):
+        value = service.parse_time(value)
+    if value is None:
+        return "—"
+    return value.astimezone(service.CST).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
