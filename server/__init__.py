@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.auth.routes import blp as auth_blp
     from server import changefeed  # noqa: F401 - registers the change-sequence hook
     from server.directory.routes import blueprints as directory_blueprints
+    from server.joint.routes import blp as joint_blp
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
     from server import uploads
@@ -59,6 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     errors.init_app(app)
     auth_service.init_app(app)
     api.register_blueprint(auth_blp)
+    api.register_blueprint(joint_blp)
     for blp in planning_blueprints:
         api.register_blueprint(blp)
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp]:

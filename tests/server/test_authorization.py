@@ -93,6 +93,15 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("POST", "/api/v1/tasks/{task}/close", None, "m-insp", 403),
     ("POST", "/api/v1/tasks/{task}/close", None, "e-head", 403),
     ("POST", "/api/v1/tasks/{task}/close", None, "m-sup", 200),
+    # The joint record and report: the team and the participating departments' offices only.
+    ("GET", "/api/v1/tasks/{task}/joint-record", None, "e-insp2", 404),
+    ("GET", "/api/v1/tasks/{task}/joint-record", None, "device:e-dock", 401),  # not a device's business
+    ("GET", "/api/v1/tasks/{task}/joint-record", None, "e-insp", 200),
+    ("GET", "/api/v1/tasks/{task}/joint-record", None, "e-head", 200),
+    ("GET", "/api/v1/tasks/{task}/joint-report.html", None, "e-insp2", 404),
+    ("GET", "/api/v1/tasks/{task}/joint-report.html", None, "m-sup", 200),
+    ("GET", "/api/v1/tasks/{task}/joint-report.pdf", None, "e-insp2", 404),
+    ("GET", "/api/v1/tasks/{task}/joint-report.pdf", None, "m-insp", 200),
     # Media and uploads sent by ecology's docking station ("device:" actors use a device token).
     ("GET", "/api/v1/media/{media}", None, "m-insp", 404),
     ("GET", "/api/v1/media/{media}", None, "m-head", 404),

@@ -1,0 +1,1 @@
+"""The joint inspection: one record per task merged from every department's tablets, and its report."""

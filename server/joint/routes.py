@@ -1,0 +1,69 @@
+"""The joint record of a task and its report, for the team and the participating offices."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import marshmallow as ma
+from flask import Response
+
+from server.api import BEARER, Blueprint
+from server.auth.policy import Permission, current_principal, requires
+from server.joint import report
+from server.joint.service import canonical_json, joint_record_for
+
+blp = Blueprint("joint", __name__, url_prefix="/api/v1/tasks",
+                description="The joint inspection record merged from the whole team, and its report")
+
+
+class JointRecordSchema(ma.Schema):
+    """The merged record (documentation; the body is the canonical record, keys sorted)."""
+
+    task = ma.fields.Dict()
+    enterprise = ma.fields.Dict()
+    departments = ma.fields.List(ma.fields.Dict())
+    team = ma.fields.List(ma.fields.Dict(), metadata={"description": "Members with department and certificate"})
+    inspection = ma.fields.Dict(metadata={"description": "Shared fields, each {value, clock}"})
+    findings = ma.fields.List(ma.fields.Dict(), metadata={"description": "Per department"})
+    merged_findings = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "One per question: equivalent check items merged, every department's attestation"})
+    soft_measures = ma.fields.List(ma.fields.Dict())
+    coercive_measures = ma.fields.List(ma.fields.Dict())
+    evidence = ma.fields.List(ma.fields.Dict())
+    signatures = ma.fields.List(ma.fields.Dict())
+    conflicts = ma.fields.List(ma.fields.Dict())
+    flags = ma.fields.List(ma.fields.Dict())
+
+
+@blp.get("/<uuid:task_id>/joint-record")
+@requires(Permission.READ_TASKS)
+@blp.doc(security=BEARER)
+@blp.response(200, JointRecordSchema)
+@blp.alt_response(404, description="Not found, or not on the team nor an office of a participating department")
+def joint_record(task_id: uuid.UUID) -> Any:
+    """The task's joint inspection record, the same whatever order the team synced in"""
+    record = joint_record_for(current_principal(), task_id)
+    return Response(canonical_json(record.to_dict()), mimetype="application/json")
+
+
+@blp.get("/<uuid:task_id>/joint-report.html")
+@requires(Permission.READ_TASKS)
+@blp.doc(security=BEARER)
+@blp.response(200, content_type="text/html", description="The joint report as an HTML page")
+@blp.alt_response(404, description="Not found, or not on the team nor an office of a participating department")
+def joint_report_html(task_id: uuid.UUID) -> Any:
+    """The joint report (HTML, Simplified Chinese)"""
+    record = joint_record_for(current_principal(), task_id)
+    return Response(report.render_html(record), mimetype="text/html")
+
+
+@blp.get("/<uuid:task_id>/joint-report.pdf")
+@requires(Permission.READ_TASKS)
+@blp.doc(security=BEARER)
+@blp.response(200, content_type="application/pdf", description="The joint report as PDF")
+@blp.alt_response(404, description="Not found, or not on the team nor an office of a participating department")
+def joint_report_pdf(task_id: uuid.UUID) -> Any:
+    """The joint report (PDF with embedded CJK font), for the enterprise and the file"""
+    record = joint_record_for(current_principal(), task_id)
+    return Response(report.render_pdf(record), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="joint-report-{task_id}.pdf"'})
