@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import World, assert_problem
+from tests.server.planning.factories import PLANNING_KEYS, ecology_planning_objects
 
 
 def _device_headers(client, world: World, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -41,8 +42,9 @@ def _ecology_upload_and_media(client, world: World) -> tuple[str, str]:  # type:
     return ids[0], found[0]["id"]
 
 
-def _ids(world: World, client=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _ids(world: World, client=None, planning: bool = False) -> dict[str, str]:  # type: ignore[no-untyped-def]
     upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
+    planned = ecology_planning_objects(world) if planning else dict.fromkeys(PLANNING_KEYS, "")
     return {
         "department": str(world.ecology.id),
         "check_item": str(world.check_items["e-permit"].id),
@@ -53,6 +55,7 @@ def _ids(world: World, client=None) -> dict[str, str]:  # type: ignore[no-untype
         "task": str(world.task.id),
         "upload": upload,
         "media": media,
+        **planned,
     }
 
 
@@ -115,15 +118,50 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("DELETE", "/api/v1/uploads/{upload}", None, "e-sup", 403),
     ("DELETE", "/api/v1/uploads/{upload}", None, "e-insp", 403),
     ("DELETE", "/api/v1/uploads/{upload}", None, "device:e-dock", 204),
+    # Planning: plans are read across departments, written by their own; the pending task is ecology-led,
+    # with market regulation taking part; the conflict is e-insp's, the override request e-sup's.
+    ("GET", "/api/v1/plans/{plan}", None, "m-insp", 403),
+    ("GET", "/api/v1/plans/{plan}", None, "m-sup", 200),
+    ("GET", "/api/v1/joint-plans/{joint_plan}", None, "e-insp", 403),
+    ("GET", "/api/v1/joint-plans/{joint_plan}", None, "m-sup", 200),
+    ("GET", "/api/v1/draws/{draw}", None, "e-insp", 403),
+    ("GET", "/api/v1/draws/{draw}", None, "m-head", 200),
+    ("GET", "/api/v1/draws/{draw}/verify", None, "e-insp", 403),
+    ("GET", "/api/v1/draws/{draw}/verify", None, "m-sup", 200),
+    ("POST", "/api/v1/tasks/{pending_task}/approve", None, "e-insp", 403),
+    ("POST", "/api/v1/tasks/{pending_task}/approve", None, "e-sup", 403),
+    ("POST", "/api/v1/tasks/{pending_task}/approve", None, "admin", 403),
+    ("POST", "/api/v1/tasks/{pending_task}/approve", None, "m-head", 200),
+    ("POST", "/api/v1/tasks/{pending_task}/approve", None, "e-head", 200),
+    ("POST", "/api/v1/tasks/{pending_task}/reject", {"reason": "r"}, "m-sup", 403),
+    ("POST", "/api/v1/tasks/{pending_task}/reject", {"reason": "r"}, "e-head", 200),
+    ("GET", "/api/v1/conflicts-of-interest/{conflict}", None, "m-head", 404),
+    ("GET", "/api/v1/conflicts-of-interest/{conflict}", None, "e-insp2", 404),
+    ("GET", "/api/v1/conflicts-of-interest/{conflict}", None, "e-insp", 200),
+    ("GET", "/api/v1/conflicts-of-interest/{conflict}", None, "e-head", 200),
+    ("GET", "/api/v1/frequency-overrides/{override}", None, "m-sup", 404),
+    ("GET", "/api/v1/frequency-overrides/{override}", None, "e-insp", 403),
+    ("GET", "/api/v1/frequency-overrides/{override}", None, "e-sup", 200),
+    ("POST", "/api/v1/frequency-overrides/{override}/approve", None, "m-head", 404),
+    ("POST", "/api/v1/frequency-overrides/{override}/approve", None, "e-sup", 403),
+    ("POST", "/api/v1/frequency-overrides/{override}/approve", None, "e-head", 200),
+    ("POST", "/api/v1/frequency-overrides/{override}/reject", {"reason": "r"}, "m-head", 404),
+    ("POST", "/api/v1/frequency-overrides/{override}/reject", {"reason": "r"}, "e-head", 200),
 ]
+
+# Path suffixes of actions: the object they act on is read at the path without them.
+ACTIONS = ("/status", "/close", "/approve", "/reject")
 
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,
                          ids=[f"{m} {t} as {a}" for m, t, _, a, _ in CASES])
 def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str, expected: int) -> None:
     needs_media = "{upload}" in template or "{media}" in template
-    url = template.format(**_ids(world, client if needs_media else None))
-    read_url = url.removesuffix("/status").removesuffix("/close")
+    needs_planning = any("{" + key + "}" in template for key in PLANNING_KEYS)
+    url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning))
+    read_url = url
+    for suffix in (*ACTIONS, "/verify"):
+        read_url = read_url.removesuffix(suffix)
 
     def read() -> Any:
         if read_url.startswith("/api/v1/uploads/"):  # a tus upload is read with HEAD, as its owner
@@ -145,8 +183,10 @@ def test_object_level_access(client, world: World, auth, method: str, template: 
 @pytest.mark.parametrize("template", sorted({t for _, t, _, _, _ in CASES}))
 def test_unknown_ids_answer_404(client, world: World, auth, template: str) -> None:
     ids = {k: (str(uuid.uuid4()) if k != "device" else "NO-SUCH-DEVICE") for k in _ids(world)}
-    method = "POST" if template.endswith(("/status", "/close")) else "GET"
-    body = {"status": "suspended", "reason": "r"} if method == "POST" else None
+    method = "POST" if template.endswith(ACTIONS) else "GET"
+    body = {"status": "suspended", "reason": "r"} if template.endswith("/status") else {"reason": "r"}
+    if method == "GET" or template.endswith(("/close", "/approve")):
+        body = None
     headers = auth.headers("admin")
     if template.startswith("/api/v1/uploads/"):  # tus: no GET; only the uploader may touch an upload
         method, headers = "DELETE", {**_device_headers(client, world, "e-dock"), **TUS}

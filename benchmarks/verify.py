@@ -1,12 +1,13 @@
 """Media verification speed and memory on a long 720p bodycam-like clip.
 
-    .venv/bin/python benchmarks/media_verify.py [--minutes 10] [--short-minutes 1]
+    .venv/bin/python benchmarks/verify.py [--minutes 5] [--short-minutes 1] [--repeat 3]
         [--height 720] [--fps 30] [--preset veryfast] [--bitrate 4M] [--workdir DIR]
 
 1. ffmpeg (Debian's) makes an H.264 + AAC clip of --minutes (testsrc2 with grain, a certificate QR
    code overlaid from 5 s to 15 s, --bitrate like a bodycam's), and a --short-minutes one the same
    way; both are cached in --workdir.
-2. Each measurement runs in a fresh process, so its peak RSS is its own:
+2. Each measurement runs --repeat times, each in a fresh process, so its peak RSS is its own
+   (times are medians, RSS the highest):
    a bare PyAV decode loop (threads on, nothing else), a bare OpenCV decode loop (cv2.grab), and
    `media.verify_file` (hash + probe + one strict decode pass with the QR and lens detectors).
 3. Prints the time of every stage, the ratio verification / bare decode, the real-time factor, and
@@ -90,18 +91,25 @@ def make_clip(path: Path, *, minutes: float, height: int, fps: int, preset: str,
     return path
 
 
-def measure(code: str, path: Path) -> dict:
-    """Run one measurement in a fresh interpreter."""
+def measure(code: str, path: Path, repeat: int) -> dict:
+    """Run one measurement ``repeat`` times, each in a fresh interpreter: median time, highest RSS."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([str(PYTHON), "-c", code, str(path)], check=True, capture_output=True,
-                          text=True, env=env, cwd=ROOT)
-    return json.loads(done.stdout)
+    runs = []
+    for _ in range(repeat):
+        done = subprocess.run([str(PYTHON), "-c", code, str(path)], check=True, capture_output=True,
+                              text=True, env=env, cwd=ROOT)
+        runs.append(json.loads(done.stdout))
+    runs.sort(key=lambda run: run["seconds"])
+    median = dict(runs[len(runs) // 2])
+    median["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    return median
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--short-minutes", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--preset", default="veryfast")
@@ -119,12 +127,12 @@ def main() -> None:
         print(f"preparing {name} …", file=sys.stderr, flush=True)
         clip = make_clip(args.workdir / name, minutes=minutes, height=args.height, fps=args.fps,
                          preset=args.preset, bitrate=args.bitrate)
-        pyav = measure(BARE_PYAV, clip)
-        cv2_ = measure(BARE_CV2, clip)
-        verified = measure(VERIFY, clip)
+        pyav = measure(BARE_PYAV, clip, args.repeat)
+        cv2_ = measure(BARE_CV2, clip, args.repeat)
+        verified = measure(VERIFY, clip, args.repeat)
         rows.append((minutes, clip, pyav, cv2_, verified))
 
-    print(f"\ncores: {os.cpu_count()}   clip: {args.height}p{args.fps} H.264 {args.preset} "
+    print(f"\ncores: {os.cpu_count()}   medians of {args.repeat} runs   clip: {args.height}p{args.fps} H.264 {args.preset} "
           f"{args.bitrate}bit/s + AAC, QR shown 5–15 s\n")
     header = (f"{'clip':>7} {'MB':>6} {'frames':>6} | {'bare PyAV':>9} {'bare cv2':>8} | "
               f"{'hash':>5} {'probe':>5} {'decode':>7} {'(qr)':>6} {'(lens)':>6} {'verify':>7} | "
