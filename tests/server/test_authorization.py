@@ -187,7 +187,8 @@ def test_unknown_ids_answer_404(client, world: World, auth, template: str) -> No
     body = {"status": "suspended", "reason": "r"} if template.endswith("/status") else {"reason": "r"}
     if method == "GET" or template.endswith(("/close", "/approve")):
         body = None
-    headers = auth.headers("admin")
+    # Approvals are the heads' alone, not even an administrator's.
+    headers = auth.headers("e-head" if template.endswith(("/approve", "/reject")) else "admin")
     if template.startswith("/api/v1/uploads/"):  # tus: no GET; only the uploader may touch an upload
         method, headers = "DELETE", {**_device_headers(client, world, "e-dock"), **TUS}
     assert_problem(client.open(template.format(**ids), method=method, json=body, headers=headers), 404)

@@ -77,3 +77,7 @@ def ecology_planning_objects(world: World) -> dict[str, str]:
     db.session.commit()
     return {"plan": str(ecology_plan.id), "joint_plan": str(joint.id), "draw": str(draw.id),
             "conflict": str(conflict.id), "override": str(override.id), "pending_task": draw.task_ids[0]}
+
+
+# The ids ecology_planning_objects hands out, by name (the authorization table's path parameters).
+PLANNING_KEYS = ("plan", "joint_plan", "draw", "conflict", "override", "pending_task")
