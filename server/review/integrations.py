@@ -45,7 +45,8 @@ def media_response() -> Any | None:
 
 
 def joint_record() -> Any | None:
-    return optional("server.joint.service", "joint_record")
+    """``joint_record_for(principal, task_id)``: the merged record of a task the caller takes part in."""
+    return optional("server.joint.service", "joint_record_for")
 
 
 def planning() -> Any | None:

@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
-                   send_file, session, url_for)
+                   session, url_for)
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -274,20 +274,20 @@ def contact_sheet(media_id: str) -> Any:
     if path is None:
         raise Problem(404, "not-found", "无法为该文件生成联系表")
     integrations.audit("media.contact_sheet", object_type="media", object_id=media.id, actor=g.principal)
-    return send_file(path, mimetype="image/jpeg", max_age=0)
+    return Response(path.read_bytes(), mimetype="image/jpeg")  # a small JPEG: no file handle left open
 
 
 # ---- dispatch approvals (heads) --------------------------------------------------------------
 
 @bp.get("/approvals")
-@office()
+@office(Permission.APPROVE_TASKS)
 def approvals() -> Any:
     pending = service.pending_dispatches(g.principal)
     return render_template("review/approvals.html", pending=pending)
 
 
 @bp.post("/approvals/<task_id>")
-@office()
+@office(Permission.APPROVE_TASKS)
 def decide_dispatch(task_id: str) -> Any:
     action = request.form.get("action")
     if action not in ("approve", "reject"):
@@ -298,10 +298,10 @@ def decide_dispatch(task_id: str) -> Any:
     return redirect(url_for("review.approvals"), 303)
 
 
-def local_time(value: datetime | str | None, with_seconds: bool = True) -> str:
+def local_time(value: Any, with_seconds: bool = True) -> str:
     """A time as the city reads it (UTC+8)."""
     if isinstance(value, str):
         value = service.parse_time(value)
-    if value is None:
+    if not isinstance(value, datetime):  # missing on the record (or undefined in the template)
         return "—"
     return value.astimezone(service.CST).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")

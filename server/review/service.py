@@ -429,10 +429,10 @@ def inspection_view(principal: Principal, inspection_id: uuid.UUID) -> Inspectio
 
 
 def _joint_dict(build: Any, principal: Principal, task: InspectionTask) -> dict[str, Any] | None:
-    """The joint-inspection package's merged record; its absence or refusal leaves the page without it."""
+    """The joint-inspection package's merged record (it checks the caller's access itself)."""
     try:
         record = build(principal, task.id)
-    except Problem:
+    except (Problem, LookupError):
         return None
     return record.to_dict() if record is not None else None
 

@@ -17,6 +17,7 @@ from server.auth.policy import SYSTEM
 from server.directory import service as directory
 from server.directory.credit_code import make_credit_code
 from server.extensions import db
+from server.sync.entities import inspection_id_for
 from server.sync.models import SyncedEntity
 from server.tasks.models import InspectionTask
 from server.tasks.service import create_task
@@ -82,7 +83,8 @@ class Scene:
 def build_scene(world: World, clip: bytes) -> Scene:
     people = world.people
     start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
-    joint = entity("inspection", world.task, world.market.id, people["m-insp"].id, {
+    joint = entity("inspection", world.task, world.market.id, people["m-insp"].id, entity_id=inspection_id_for(world.task.id),
+                   fields={
         "task_id": str(world.task.id), "place": "厂区一号车间", "started_at": start.isoformat(),
         "ended_at": (start + timedelta(seconds=CLIP_SECONDS + 10)).isoformat(), "representative": "张经理",
         "soft_measures": ["提醒规范公示营业执照"], "coercive_measures": [], "conclusion": "基本合规", "status": "finished"})

@@ -1,0 +1,154 @@
+"""The work queue, the inspection page, footage and who may see them."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from server.audit.models import AuditEntry
+from server.extensions import db
+from server.review.service import CST
+from tests.server.review.conftest import CERTIFICATE_AT, Scene
+
+
+def _rows(page: str) -> list[str]:
+    return re.findall(r'<tr data-testid="queue-row">.*?href="/review/inspections/([0-9a-f-]+)"', page, re.S)
+
+
+def _audit(action: str) -> list[AuditEntry]:
+    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))
+
+
+def test_a_supervisor_sees_own_and_joint_records_only(review_as, scene: Scene) -> None:
+    market = _rows(review_as("m-sup").get("/review/").get_data(as_text=True))
+    assert set(market) == {str(scene.joint.id), str(scene.coercive.id)}
+
+
+def test_the_other_departments_supervisor_sees_the_joint_record_they_took_part_in(review_as, scene: Scene) -> None:
+    ecology = _rows(review_as("e-sup").get("/review/").get_data(as_text=True))
+    assert set(ecology) == {str(scene.joint.id), str(scene.ecology_only.id)}
+
+
+def test_an_admin_sees_everything(review_as, scene: Scene) -> None:
+    assert len(_rows(review_as("admin").get("/review/?status=all").get_data(as_text=True))) == 3
+
+
+def test_filters_by_flag_with_counts_per_flag(review_as, scene: Scene) -> None:
+    client = review_as("admin")
+    page = client.get("/review/").get_data(as_text=True)
+    counts = dict(re.findall(r'data-flag="([a-z-]+)">[^<]*<b>(\d+)</b>', page))
+    assert counts == {"certificate-missing": "1", "footage-missing": "1", "lens-covered": "1"}
+    assert _rows(client.get("/review/?flag=lens-covered").get_data(as_text=True)) == [str(scene.joint.id)]
+    assert _rows(client.get("/review/?flag=hash-mismatch").get_data(as_text=True)) == []
+
+
+def test_filters_by_department_date_and_status(review_as, scene: Scene) -> None:
+    client = review_as("admin")
+    ecology = client.get(f"/review/?department={scene.world.ecology.id}").get_data(as_text=True)
+    assert _rows(ecology) == [str(scene.ecology_only.id)]
+    day = (scene.start - timedelta(days=2)).astimezone(CST).date().isoformat()
+    assert _rows(client.get(f"/review/?from={day}&to={day}").get_data(as_text=True)) == [str(scene.ecology_only.id)]
+    assert _rows(client.get("/review/?status=approved").get_data(as_text=True)) == []
+    assert len(_rows(client.get("/review/?status=pending").get_data(as_text=True))) == 3
+
+
+def test_bad_filters_are_refused_plainly(review_as, scene: Scene) -> None:
+    client = review_as("m-sup")
+    for query in ("from=yesterday", "status=whatever", "page=0", "department=nope"):
+        response = client.get("/review/?" + query)
+        assert response.status_code == 400, query
+        assert "data-testid=\"error-message\"" in response.get_data(as_text=True)
+
+
+def test_the_queue_is_paged(review_as, scene: Scene, monkeypatch) -> None:
+    from server.review import service
+
+    monkeypatch.setattr(service, "PAGE_SIZE", 2)
+    client = review_as("admin")
+    first = client.get("/review/?status=all").get_data(as_text=True)
+    second = client.get("/review/?status=all&page=2").get_data(as_text=True)
+    assert len(_rows(first)) == 2 and len(_rows(second)) == 1
+    assert 'page=2' in first and not set(_rows(first)) & set(_rows(second))
+
+
+def test_the_inspection_page_shows_the_record_and_its_evidence(review_as, scene: Scene) -> None:
+    client = review_as("m-sup")
+    response = client.get(f"/review/inspections/{scene.joint.id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    for text in ("厂区一号车间", "营业执照公示", "排污许可", "排污许可证过期", "市场监管局", "生态环境局",
+                 "CERT-M-001", "REC_0001.MP4", "镜头被遮挡 2 秒"):
+        assert text in page, text
+    assert f'/review/media/{scene.video.id}/stream' in page
+    assert f'/review/media/{scene.video.id}/contact-sheet.jpg' in page
+    # One timeline: the segment, the certificate at 2 s into it, the covered lens and both findings.
+    assert 'class="segment"' in page
+    assert f'data-media="{scene.video.id}" data-t="{CERTIFICATE_AT[0]:.1f}"' in page
+    for kind in ("certificate", "covered", "finding", "flag"):
+        assert f'class="mark {kind}"' in page, kind
+    [view] = _audit("inspection.view")
+    assert view.object_id == str(scene.joint.id) and view.actor_username == "m-sup"
+
+
+def test_another_departments_supervisor_gets_404_for_the_page_and_the_footage(review_as, scene: Scene) -> None:
+    client = review_as("e-sup")
+    assert client.get(f"/review/inspections/{scene.coercive.id}").status_code == 404
+    client = review_as("m-sup")
+    assert client.get(f"/review/inspections/{scene.ecology_only.id}").status_code == 404
+    assert client.get("/review/inspections/not-a-uuid").status_code == 404
+    denied = _audit("inspection.view")
+    assert [e.outcome.value for e in denied] == ["denied"] * 3
+
+
+def test_footage_of_a_joint_record_streams_for_both_departments_and_nobody_else(app, review_as, scene: Scene) -> None:
+    for user in ("m-sup", "e-sup", "admin"):
+        response = review_as(user).get(f"/review/media/{scene.video.id}/stream", headers={"Range": "bytes=0-99"})
+        assert response.status_code == 206, (user, response.status_code)
+        assert response.headers["Content-Range"].startswith("bytes 0-99/") and len(response.data) == 100
+    stranger = app.test_client()
+    assert stranger.get(f"/review/media/{scene.video.id}/stream").status_code == 401
+    streams = _audit("media.stream")
+    assert [e.details["range"] for e in streams] == ["bytes=0-99"] * 3
+    assert {e.actor_username for e in streams} == {"m-sup", "e-sup", "admin"}
+
+
+def test_footage_of_another_department_is_404(review_as, scene: Scene, clip: bytes) -> None:
+    from tests.server.review.conftest import stored_media
+
+    from server.tasks.models import InspectionTask
+
+    task = db.session.get(InspectionTask, scene.ecology_only.task_id)
+    hidden = stored_media(clip[:1000], task, scene.world.ecology.id, name="E.MP4", capture_start=scene.start)
+    db.session.commit()
+    client = review_as("m-sup")
+    assert client.get(f"/review/media/{hidden.id}/stream").status_code == 404
+    assert client.get(f"/review/media/{hidden.id}/contact-sheet.jpg").status_code == 404
+    assert review_as("e-sup").get(f"/review/media/{hidden.id}/stream", headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_seeking_asks_for_the_middle_and_the_end(review_as, scene: Scene) -> None:
+    client = review_as("m-sup")
+    size = scene.video.size
+    middle = client.get(f"/review/media/{scene.video.id}/stream", headers={"Range": f"bytes={size // 2}-"})
+    assert middle.status_code == 206 and len(middle.data) == size - size // 2
+    assert client.get(f"/review/media/{scene.video.id}/stream", headers={"Range": "bytes=-10"}).status_code == 206
+    assert client.get(f"/review/media/{scene.video.id}/stream", headers={"Range": f"bytes={size}-"}).status_code == 416
+
+
+def test_the_contact_sheet_is_made_once_and_kept_by_content(app, review_as, scene: Scene) -> None:
+    client = review_as("m-sup")
+    response = client.get(f"/review/media/{scene.video.id}/contact-sheet.jpg")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.data[:2] == b"\xff\xd8"
+    cached = list((app.config["SETTINGS"].var_dir / "review-cache" / "contact-sheets").iterdir())
+    assert [p.name for p in cached] == [f"{scene.video.sha256}-i10.jpg"]
+    assert client.get(f"/review/media/{scene.video.id}/contact-sheet.jpg").data == response.data
+    assert len(_audit("media.contact_sheet")) == 2
+
+
+def test_an_inspector_cannot_use_the_media_urls(client, scene: Scene) -> None:
+    from tests.server.review.conftest import log_in
+
+    assert log_in(client, "m-insp").status_code == 403
+    assert client.get(f"/review/media/{scene.video.id}/stream").status_code == 401
