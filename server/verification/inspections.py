@@ -302,18 +302,15 @@ def get_assessment(principal: Principal, inspection_id: uuid.UUID) -> Assessment
     rows = db.session.execute(
         select(InspectionMedia.source, Media).join(Media, Media.id == InspectionMedia.media_id)
         .where(InspectionMedia.inspection_id == inspection.id).order_by(Media.capture_start, Media.id))
-    evidence = [{"media_id": media.id, "source": source, "sha256": media.sha256, "size": media.size,
-                 "file_name": media.file_name, "content_type": media.content_type, "device_id": media.device_id,
-                 "capture_start": media.capture_start, "verification": media.verification}
-                for source, media in rows]
+    evidence = [{"source": source, "media": media} for source, media in rows]
     return AssessmentView(inspection.id, inspection.task_id, assessment.assessed_at if assessment else None,
                           assessment.errors if assessment else 0, assessment.warnings if assessment else 0,
                           assessment.pending_media if assessment else 0, stored, evidence)
 
 
 def list_assessments(principal: Principal, flag: str | None, task_id: uuid.UUID | None,
-                     limit: int, after: str | None) -> Page[InspectionAssessment]:
-    """Assessed inspections the caller may see, optionally only those with a given flag."""
+                     limit: int, after: str | None) -> Page[AssessmentView]:
+    """Assessed inspections the caller may see, with their flags; optionally only those with ``flag``."""
     if not can(principal, Permission.READ_TASKS):
         raise Problem(403, "forbidden", "无权查看检查记录")
     query = select(InspectionAssessment)
@@ -332,10 +329,13 @@ def list_assessments(principal: Principal, flag: str | None, task_id: uuid.UUID 
                                            InspectionFlag.code == flag))
     if task_id is not None:
         query = query.where(InspectionAssessment.task_id == task_id)
-    return keyset_page(query, InspectionAssessment.inspection_id, limit, after)
+    page = keyset_page(query, InspectionAssessment.inspection_id, limit, after)
+    flags = _flags_of([a.inspection_id for a in page.items])
+    return Page([AssessmentView(a.inspection_id, a.task_id, a.assessed_at, a.errors, a.warnings, a.pending_media,
+                                flags[a.inspection_id], []) for a in page.items], page.next_after)
 
 
-def flags_of(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[InspectionFlag]]:
+def _flags_of(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[InspectionFlag]]:
     found: dict[uuid.UUID, list[InspectionFlag]] = {i: [] for i in inspection_ids}
     if inspection_ids:
         for flag in db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id.in_(inspection_ids))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from flask.views import MethodView
@@ -16,17 +15,6 @@ blp = Blueprint("inspections", __name__, url_prefix="/api/v1/inspections",
                 description="Inspection records as assessed from their evidence: flags for review")
 
 
-@dataclass(frozen=True)
-class _Summary:
-    inspection_id: uuid.UUID
-    task_id: uuid.UUID
-    assessed_at: Any
-    errors: int
-    warnings: int
-    pending_media: int
-    flags: list[Any]
-
-
 @blp.route("/")
 class Assessments(MethodView):
     @requires(Permission.READ_TASKS)
@@ -37,12 +25,8 @@ class Assessments(MethodView):
     @blp.alt_response(422, description="Invalid filter")
     def get(self, query: dict[str, Any]) -> Any:
         """Assessed inspections you may see, with their flags; filter by flag or task"""
-        page = service.list_assessments(current_principal(), query["flag"], query["task_id"],
+        return service.list_assessments(current_principal(), query["flag"], query["task_id"],
                                         query["limit"], query["after"])
-        flags = service.flags_of([a.inspection_id for a in page.items])
-        return {"items": [_Summary(a.inspection_id, a.task_id, a.assessed_at, a.errors, a.warnings, a.pending_media,
-                                   flags[a.inspection_id]) for a in page.items],
-                "next_after": page.next_after}
 
 
 @blp.route("/<uuid:inspection_id>/assessment")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from server.schemas import PageMeta, PageQuery
-from server.uploads.schemas import VerificationSchema
+from server.uploads.schemas import MediaSchema
 from server.verification.flags import FLAG_LABELS
 
 
@@ -19,18 +19,11 @@ class FlagSchema(ma.Schema):
 
 
 class EvidenceSchema(ma.Schema):
-    media_id = ma.fields.UUID()
     source = ma.fields.String(metadata={"description": "record (synced by a tablet) | bodycam (attached by time)"})
-    sha256 = ma.fields.String()
-    size = ma.fields.Integer()
-    file_name = ma.fields.String(allow_none=True)
-    content_type = ma.fields.String(allow_none=True)
-    device_id = ma.fields.String(allow_none=True)
-    capture_start = ma.fields.AwareDateTime(allow_none=True)
-    verification = ma.fields.Nested(VerificationSchema)
+    media = ma.fields.Nested(MediaSchema)
 
 
-class AssessmentSchema(ma.Schema):
+class AssessmentSummarySchema(ma.Schema):
     inspection_id = ma.fields.UUID()
     task_id = ma.fields.UUID()
     assessed_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "None: not assessed yet"})
@@ -38,17 +31,10 @@ class AssessmentSchema(ma.Schema):
     warnings = ma.fields.Integer()
     pending_media = ma.fields.Integer(metadata={"description": "Evidence files still being verified"})
     flags = ma.fields.List(ma.fields.Nested(FlagSchema))
+
+
+class AssessmentSchema(AssessmentSummarySchema):
     evidence = ma.fields.List(ma.fields.Nested(EvidenceSchema))
-
-
-class AssessmentSummarySchema(ma.Schema):
-    inspection_id = ma.fields.UUID()
-    task_id = ma.fields.UUID()
-    assessed_at = ma.fields.AwareDateTime()
-    errors = ma.fields.Integer()
-    warnings = ma.fields.Integer()
-    pending_media = ma.fields.Integer()
-    flags = ma.fields.List(ma.fields.Nested(FlagSchema))
 
 
 class AssessmentPage(PageMeta):

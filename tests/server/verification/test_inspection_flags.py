@@ -112,8 +112,8 @@ def test_a_clean_three_segment_recording_with_certificates_shown_has_no_flags(ap
     assert assessment["assessed_at"] and assessment["pending_media"] == 0
     assert assessment["flags"] == [], assessment["flags"]
     assert [e["source"] for e in assessment["evidence"]].count("bodycam") == 3
-    assert all(e["verification"]["status"] == "verified" for e in assessment["evidence"])
-    certificate = [e for e in assessment["evidence"] if e["source"] == "record"][0]
+    assert all(e["media"]["verification"]["status"] == "verified" for e in assessment["evidence"])
+    certificate = [e["media"] for e in assessment["evidence"] if e["source"] == "record"][0]
     assert {d["text"] for d in certificate["verification"]["detections"]} == {"CERT-M-001", "CERT-E-001"}
 
 
@@ -181,7 +181,7 @@ def test_a_damaged_segment_fails_and_is_flagged(app, visit, media, damage: str, 
     assessment = visit.assessment(app)
     failed = [f for f in assessment["flags"] if f["code"] == "media-failed"]
     assert len(failed) == 1 and reason in failed[0]["details"]["reasons"], assessment["flags"]
-    bad = [e for e in assessment["evidence"] if e["media_id"] == failed[0]["media_id"]][0]
+    bad = [e["media"] for e in assessment["evidence"] if e["media"]["id"] == failed[0]["media_id"]][0]
     assert bad["verification"]["status"] == "failed"
 
 
