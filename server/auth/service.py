@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from server.audit import service as audit
 from server.auth import passwords, tokens
 from server.auth.models import RefreshToken
 from server.auth.policy import Principal
@@ -39,6 +40,10 @@ def _throttle() -> FailureThrottle:
     return current_app.extensions["inspect_once.login_throttle"]
 
 
+def _as_principal(user: User) -> Principal:
+    return Principal("user", str(user.id), user.role.value, user.department_id)
+
+
 def _user_claims(user: User) -> dict[str, str]:
     return {"role": user.role.value, "dept": str(user.department_id), "name": user.username}
 
@@ -62,7 +67,10 @@ def login(settings: Settings, username: str, password: str, client_address: str)
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active:
         throttle.record_failure("login", username, client_address)
+        audit.record("auth.login_failed", object_type="user", object_id=str(user.id) if user else None,
+                     outcome="failed", details={"username": username}, actor=audit.ANONYMOUS)
         raise Problem(401, "invalid-credentials", "用户名或密码错误")
+    audit.record("auth.login", object_type="user", object_id=str(user.id), actor=_as_principal(user))
     return _issue_pair(settings, user, uuid.uuid4(), utcnow())
 
 
@@ -73,6 +81,13 @@ def _revoke_family(family_id: uuid.UUID, reason: str, now: datetime) -> None:
         .values(revoked_at=now, revoked_reason=reason))
 
 
+def _refresh_refused(slug: str, message: str, user_id: uuid.UUID | None) -> Problem:
+    """A refused refresh: recorded in the audit log (never the token itself), answered 401."""
+    audit.record("auth.refresh_failed", object_type="user", object_id=str(user_id) if user_id else None,
+                 outcome="failed", details={"reason": slug}, actor=audit.ANONYMOUS)
+    return Problem(401, slug, message)
+
+
 def refresh(settings: Settings, raw_refresh: str) -> TokenPair:
     """Rotate a refresh token. Presenting an already-used one revokes its family."""
     now = utcnow()
@@ -80,21 +95,23 @@ def refresh(settings: Settings, raw_refresh: str) -> TokenPair:
         select(RefreshToken).where(RefreshToken.token_hash == passwords.hash_refresh_token(raw_refresh))
         .with_for_update())
     if stored is None:
-        raise Problem(401, "refresh-invalid", "刷新令牌无效")
+        raise _refresh_refused("refresh-invalid", "刷新令牌无效", None)
     if stored.revoked_at is not None:
-        raise Problem(401, "refresh-revoked", "刷新令牌已被吊销，请重新登录")
+        raise _refresh_refused("refresh-revoked", "刷新令牌已被吊销，请重新登录", stored.user_id)
     if stored.used_at is not None:
         # Someone holds a copy of a token that was already rotated: either the
         # thief or the owner is replaying it. Cut off every token of the family.
         _revoke_family(stored.family_id, "reuse-detected", now)
         db.session.commit()  # the revocation must persist although the request fails
-        raise Problem(401, "refresh-reused", "刷新令牌已被使用过；为安全起见，该登录会话已全部注销，请重新登录")
+        raise _refresh_refused("refresh-reused", "刷新令牌已被使用过；为安全起见，该登录会话已全部注销，请重新登录",
+                               stored.user_id)
     if stored.expires_at <= now:
-        raise Problem(401, "refresh-expired", "刷新令牌已过期，请重新登录")
+        raise _refresh_refused("refresh-expired", "刷新令牌已过期，请重新登录", stored.user_id)
     user = db.session.get(User, stored.user_id)
     if user is None or not user.active:
-        raise Problem(401, "refresh-invalid", "账号已停用")
+        raise _refresh_refused("refresh-invalid", "账号已停用", stored.user_id)
     stored.used_at = now
+    audit.record("auth.refresh", object_type="user", object_id=str(user.id), actor=_as_principal(user))
     return _issue_pair(settings, user, stored.family_id, now)
 
 
@@ -104,6 +121,8 @@ def logout(raw_refresh: str) -> None:
     if stored is None:
         raise Problem(401, "refresh-invalid", "刷新令牌无效")
     _revoke_family(stored.family_id, "logout", utcnow())
+    audit.record("auth.logout", object_type="user", object_id=str(stored.user_id),
+                 actor=_as_principal(db.session.get(User, stored.user_id)))
 
 
 def device_token(settings: Settings, device_id: str, device_secret: str, client_address: str) -> DeviceAccess:
@@ -112,7 +131,11 @@ def device_token(settings: Settings, device_id: str, device_secret: str, client_
     device = db.session.get(Device, device_id)
     if device is None or not device.active or not passwords.verify_device_secret(device.secret_hash, device_secret):
         throttle.record_failure("device", device_id, client_address)
+        audit.record("auth.device_token_failed", object_type="device", object_id=device_id, outcome="failed",
+                     details={"device_id": device_id}, actor=audit.ANONYMOUS)
         raise Problem(401, "invalid-credentials", "设备编号或设备密钥错误")
+    audit.record("auth.device_token", object_type="device", object_id=device.id,
+                 actor=Principal("device", device.id, "device", device.department_id))
     issued = tokens.issue(settings.jwt_signing_key, device.id, tokens.DEVICE_ACCESS, settings.device_token_seconds,
                           {"role": "device", "dept": str(device.department_id), "kind": device.kind.value})
     return DeviceAccess(issued.token, issued.expires_in)

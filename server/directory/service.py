@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import or_, select
 
+from server.audit import service as audit
 from server.auth import passwords
 from server.auth.policy import Permission, Principal, authorize_object, in_scope, scope_query
 from server.db_types import utcnow
@@ -242,6 +243,8 @@ def change_certificate_status(principal: Principal, certificate: Certificate, st
     certificate.history.append(CertificateStatusChange(
         status=status, reason=reason, changed_at=utcnow(), changed_by_id=principal.user_id))
     db.session.flush()
+    audit.record("certificate.status_change", object_type="certificate", object_id=str(certificate.id), actor=principal,
+                 details={"number": certificate.number, "status": status.value, "reason": reason})
     return certificate
 
 

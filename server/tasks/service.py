@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import exists, or_, select
 
+from server.audit import service as audit
 from server.auth.policy import Permission, Principal, authorize_object, can
 from server.db_types import utcnow
 from server.directory.models import CheckItem, Enterprise, Role, User
@@ -124,6 +125,7 @@ def close_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
     task.status = TaskStatus.CLOSED
     task.closed_at = utcnow()
     db.session.flush()
+    audit.record("task.close", object_type="task", object_id=str(task.id), actor=principal)
     return task
 
 

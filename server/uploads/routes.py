@@ -20,6 +20,7 @@ from server.uploads import schemas as s
 from server.uploads import service, tus
 from server.uploads.service import BodyTooLarge, BodyTruncated, UploadView
 from server.uploads.storage import BLOCK_SIZE
+from server.uploads.streaming import stream_media
 
 blp = Blueprint("uploads", __name__, url_prefix="/api/v1/uploads",
                 description="Resumable evidence uploads, tus 1.0.0 (docs/uploads.md)")
@@ -270,3 +271,31 @@ class MediaItem(MethodView):
     def get(self, media_id: uuid.UUID) -> Any:
         """A stored evidence file and its verification"""
         return service.get_media(current_principal(), media_id)
+
+
+_BINARY = {"type": "string", "format": "binary"}
+_RANGE_HEADERS = {
+    "Accept-Ranges": {"description": "bytes", "schema": {"type": "string"}},
+    "ETag": {"description": "The file's SHA-256, quoted", "schema": {"type": "string"}},
+}
+
+
+@media_blp.route("/<uuid:media_id>/content")
+class MediaContent(MethodView):
+    @requires(Permission.READ_MEDIA)
+    @media_blp.doc(security=BEARER, parameters=[
+        {"in": "header", "name": "Range", "required": False, "schema": {"type": "string"},
+         "description": "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (several ranges: the whole file)"},
+        {"in": "header", "name": "If-Range", "required": False, "schema": {"type": "string"},
+         "description": "The ETag you hold; another file's answers the whole file"}])
+    @media_blp.response(200, _BINARY, content_type="application/octet-stream", headers=_RANGE_HEADERS,
+                        description="The whole file, binary; Content-Type is the media's own when it is a "
+                                    "video, audio or image type, else application/octet-stream")
+    @media_blp.alt_response(206, schema=_BINARY, content_type="application/octet-stream",
+                            description="The requested byte range, binary; Content-Range says which")
+    @media_blp.alt_response(401, description="Not authenticated")
+    @media_blp.alt_response(404, description="Not found, another department's, or the file is not stored yet")
+    @media_blp.alt_response(416, description="Range malformed or beyond the end; Content-Range: bytes */size")
+    def get(self, media_id: uuid.UUID) -> Response:
+        """The evidence file itself, streamed, with HTTP Range for seeking; every call is in the audit log"""
+        return stream_media(current_principal(), media_id, request.headers.get("Range"))

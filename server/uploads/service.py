@@ -33,7 +33,8 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from server import transaction
-from server.auth.policy import Permission, Principal, authorize_object, can
+from server.audit import service as audit
+from server.auth.policy import Permission, Principal, authorize_object, can, in_scope
 from server.db_types import new_uuid, utcnow
 from server.directory.models import Device, DeviceKind
 from server.errors import Problem, flatten_messages
@@ -680,12 +681,15 @@ def find_media(principal: Principal, sha256: str) -> list[Media]:
     return list(db.session.scalars(query.order_by(Media.uploaded_at, Media.id).limit(200)))
 
 
-def get_media(principal: Principal, media_id: uuid.UUID) -> Media:
+def get_media(principal: Principal, media_id: uuid.UUID, *, audit_action: str = "media.view") -> Media:
+    """The media record, if the caller may see it; a refusal is recorded in the audit log as ``audit_action``."""
     media = db.session.get(Media, media_id)
     if media is None:
         raise Problem(404, "not-found", "证据文件不存在")
     if principal.user_id is not None and media.task_id is not None and can(principal, Permission.READ_MEDIA) \
             and is_task_member(media.task_id, principal.user_id):
         return media
+    if not in_scope(principal, Permission.READ_MEDIA, media.department_id):
+        audit.record(audit_action, object_type="media", object_id=str(media.id), outcome="denied", actor=principal)
     authorize_object(principal, Permission.READ_MEDIA, media)
     return media

@@ -112,6 +112,13 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("GET", "/api/v1/media/{media}", None, "e-insp", 200),
     ("GET", "/api/v1/media/{media}", None, "device:e-dock", 200),
     ("GET", "/api/v1/media/{media}", None, "admin", 200),
+    ("GET", "/api/v1/media/{media}/content", None, "m-insp", 404),
+    ("GET", "/api/v1/media/{media}/content", None, "m-head", 404),
+    ("GET", "/api/v1/media/{media}/content", None, "device:m-cam", 404),
+    ("GET", "/api/v1/media/{media}/content", None, "e-insp", 200),
+    ("GET", "/api/v1/media/{media}/content", None, "e-sup", 200),
+    ("GET", "/api/v1/media/{media}/content", None, "device:e-dock", 200),
+    ("GET", "/api/v1/media/{media}/content", None, "admin", 200),
     ("DELETE", "/api/v1/uploads/{upload}", None, "m-insp", 404),
     ("DELETE", "/api/v1/uploads/{upload}", None, "device:m-cam", 404),
     ("DELETE", "/api/v1/uploads/{upload}", None, "admin", 403),  # the role does not upload at all
