@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import marshmallow as ma
 
 from server.audit.models import Outcome
 from server.schemas import StrictSchema
 
 _SHORT = ma.validate.Length(min=1, max=150)
+# Far dates with an offset cannot be converted to UTC (year 1 at +01:00): refuse them as input errors.
+_WHEN = ma.validate.Range(min=datetime(1970, 1, 1, tzinfo=timezone.utc), max=datetime(9000, 1, 1, tzinfo=timezone.utc),
+                          error="时间超出范围")
 
 
 class AuditQuery(StrictSchema):
@@ -15,8 +20,10 @@ class AuditQuery(StrictSchema):
     object_id = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
     actor = ma.fields.String(load_default=None, validate=_SHORT, metadata={"description": "Username or id of the actor"})
     outcome = ma.fields.String(load_default=None, validate=ma.validate.OneOf([o.value for o in Outcome]))
-    since = ma.fields.AwareDateTime(load_default=None, format="iso", metadata={"description": "From this time (inclusive)"})
-    until = ma.fields.AwareDateTime(load_default=None, format="iso", metadata={"description": "Before this time"})
+    since = ma.fields.AwareDateTime(load_default=None, format="iso", validate=_WHEN,
+                                    metadata={"description": "From this time (inclusive)"})
+    until = ma.fields.AwareDateTime(load_default=None, format="iso", validate=_WHEN,
+                                    metadata={"description": "Before this time"})
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
     after = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=2**62),
                               metadata={"description": "next_after of the previous page (entries are newest first)"})

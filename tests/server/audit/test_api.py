@@ -85,6 +85,7 @@ def test_filters_and_pages(client, log: World, auth: AuthActions) -> None:
 
 
 @pytest.mark.parametrize("query", [{"after": "abc"}, {"limit": 0}, {"outcome": "maybe"}, {"since": "yesterday"},
-                                   {"actions": "x"}, {"after": -1}])
+                                   {"actions": "x"}, {"after": -1},
+                                   {"since": "0001-01-01T00:00:00+01:00"}, {"until": "9999-12-31T23:59:59-05:00"}])
 def test_bad_filters_answer_422(client, log: World, auth: AuthActions, query: dict[str, object]) -> None:
     assert_problem(client.get(AUDIT, query_string=query, headers=auth.headers("admin")), 422)
