@@ -21,7 +21,7 @@ def select_locale() -> str:
 
 
 def init_app(app: Flask) -> None:
-    from server.review.routes import bp, local_time
+    from server.review.routes import bp, clock, local_time
 
     relaxed = bool(app.config.get("DEBUG") or app.config.get("TESTING"))
     # Flask's defaults are looser (no SameSite, not Secure): the review session is set here.
@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["clock"] = clock
     app.jinja_env.globals["get_locale"] = get_locale
     app.register_blueprint(bp)
     from server.review import integrations

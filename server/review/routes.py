@@ -305,3 +305,8 @@ def local_time(value: Any, with_seconds: bool = True) -> str:
     if not isinstance(value, datetime):  # missing on the record (or undefined in the template)
         return "—"
     return value.astimezone(service.CST).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+
+
+def clock(value: datetime) -> str:
+    """The time of day only (the timeline's ticks; the date is on the record above)."""
+    return value.astimezone(service.CST).strftime("%H:%M:%S")

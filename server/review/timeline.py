@@ -67,7 +67,7 @@ def gaps_between(clips: list[Clip]) -> list[Mark]:
             for gap in gaps]
 
 
-def _ticks(start: datetime, end: datetime, count: int = 6) -> list[tuple[float, datetime]]:
+def _ticks(start: datetime, end: datetime, count: int = 5) -> list[tuple[float, datetime]]:
     span = (end - start).total_seconds()
     return [(100.0 * i / count, start + timedelta(seconds=span * i / count)) for i in range(count + 1)]
 
