@@ -20,6 +20,7 @@ store's file handle is closed when the response is closed, sent or not.
 """
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ _INLINE = re.compile(r"^(video|audio)/[a-z0-9][a-z0-9.+-]{0,60}$|^image/(jpeg|pn
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 _SPEC = re.compile(r"^(\d{1,19})?-(\d{1,19})?$")
 OCTET_STREAM = "application/octet-stream"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ def media_response(media: Media, range_header: str | None, *, download_name: str
     try:
         body = _Blocks(store.read(stored.key, start, end))
     except UnknownObject:
+        log.error("media %s: stored object %s is missing from the media store", media.id, stored.key)
         raise Problem(404, "media-content-missing", "证据文件的内容在存储中不存在") from None
     response = current_app.response_class(body, status=200 if wanted is None else 206, mimetype=content_type,
                                           direct_passthrough=True)
@@ -179,9 +183,16 @@ def stream_media(principal: Principal, media_id: uuid.UUID, range_header: str | 
     from server.uploads.service import get_media
 
     media = get_media(principal, media_id, audit_action="media.stream")
-    response = media_response(media, range_header)
-    audit.record("media.stream", object_type="media", object_id=str(media.id), actor=principal,
-                 outcome="success" if response.status_code < 400 else "failed",
-                 details={"range": range_header, "status": response.status_code,
-                          "content_range": response.headers.get("Content-Range")})
+
+    def recorded(status: int, content_range: str | None) -> None:
+        audit.record("media.stream", object_type="media", object_id=str(media.id), actor=principal,
+                     outcome="success" if status < 400 else "failed",
+                     details={"range": range_header, "status": status, "content_range": content_range})
+
+    try:
+        response = media_response(media, range_header)
+    except Problem as problem:  # the file is not in the store
+        recorded(problem.code or 500, None)
+        raise
+    recorded(response.status_code, response.headers.get("Content-Range"))
     return response

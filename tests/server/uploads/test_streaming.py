@@ -210,3 +210,22 @@ def test_download_names_never_become_paths(app) -> None:
     assert value.startswith('attachment; filename="')
     assert "/" not in value.split("filename*=")[0] and "\r" not in value and "\n" not in value
     assert "%E8%AF%81" in _disposition(True, "证据.mp4")
+
+
+def test_a_file_lost_from_the_store_answers_404_not_a_broken_200(client, world: World, auth: AuthActions,
+                                                                 video) -> None:
+    from server.uploads.service import uploads
+
+    media_id, data = video
+    store_ = uploads().store
+    store_.local_path(store_.object_key(sha256(data))).unlink()  # type: ignore[attr-defined]
+    assert_problem(content(client, media_id, auth.headers("e-sup")), 404, "media-content-missing")
+    [entry] = stream_entries()
+    assert (entry.outcome.value, entry.details["status"]) == ("failed", 404)
+
+
+def test_head_answers_the_headers_only(client, world: World, auth: AuthActions, video) -> None:
+    media_id, data = video
+    response = client.head(f"/api/v1/media/{media_id}/content", headers={**auth.headers("e-sup"), "Range": "bytes=0-9"})
+    assert response.status_code == 206 and response.data == b""
+    assert response.headers["Content-Range"] == f"bytes 0-9/{len(data)}"
