@@ -301,15 +301,12 @@ def set_frequency_rule(principal: Principal, data: Mapping[str, Any]) -> Frequen
     return frequency_rule()
 
 
-def inspections_around(enterprise_id: uuid.UUID, moment: datetime, rule: Frequency,
-                       exclude: uuid.UUID | None = None) -> int:
+def inspections_around(enterprise_id: uuid.UUID, moment: datetime, rule: Frequency) -> int:
     """Visits to the enterprise starting less than a period before or after ``moment``."""
     span = timedelta(days=rule.period_days)
     query = select(func.count()).select_from(InspectionTask).where(
         InspectionTask.enterprise_id == enterprise_id, InspectionTask.status.in_(COUNTED_STATUSES),
         InspectionTask.window_start > moment - span, InspectionTask.window_start < moment + span)
-    if exclude is not None:
-        query = query.where(InspectionTask.id != exclude)
     return int(db.session.scalar(query) or 0)
 
 
@@ -575,9 +572,16 @@ def _draw_inputs(source: _Source, window_start: datetime, window_end: datetime, 
     first_day, last_day = office_day(window_start), office_day(window_end)
     rule = frequency_rule()
     departments = sorted({str(p.department_id) for p in source.plans})
+    span = timedelta(days=rule.period_days)
+    counted = dict(db.session.execute(
+        select(InspectionTask.enterprise_id, func.count()).where(
+            InspectionTask.enterprise_id.in_(_enterprise_query(holder.target_filter)),
+            InspectionTask.status.in_(COUNTED_STATUSES),
+            InspectionTask.window_start > window_start - span, InspectionTask.window_start < window_start + span)
+        .group_by(InspectionTask.enterprise_id)).all())
     candidates = []
     for enterprise_id in matching_enterprises(holder.target_filter):
-        visits = inspections_around(enterprise_id, window_start, rule)
+        visits = int(counted.get(enterprise_id, 0))
         override = _usable_override(enterprise_id, [source.lead]) if visits >= rule.max_inspections else None
         candidates.append({"enterprise_id": str(enterprise_id), "inspections_in_period": visits,
                            "override_id": str(override.id) if override else None,

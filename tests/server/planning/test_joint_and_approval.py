@@ -277,3 +277,21 @@ def test_approval_refusals_are_problems(world: World, client, auth) -> None:
                                headers=auth.headers("m-head")), 422)
     pending = client.get("/api/v1/tasks/pending-approval", headers=auth.headers("m-head")).get_json()["items"]
     assert [t["id"] for t in pending] == [task_id]
+
+
+def test_a_dispatched_visit_folded_back_to_approval_leaves_tablets_until_approved(world: World, client, auth) -> None:
+    market_task = _market_visit(world)
+    headers = auth.headers("m-insp")
+    assert str(market_task.id) in _pull_task_ids(client, headers)
+    start, end = window(11)
+    create_task(principal(world.people["e-sup"]), {
+        "title": "生态环境检查", "enterprise_id": world.enterprise.id, "window_start": start, "window_end": end,
+        "member_ids": [world.people["e-insp"].id], "check_item_ids": [world.check_items["e-permit"].id]})
+    db.session.commit()
+    changes = client.get("/api/v1/sync/pull?limit=500", headers=headers).get_json()["changes"]
+    ops = [c["op"] for c in changes if c["entity_id"] == str(market_task.id)]
+    assert ops == ["delete"]  # the team drops it until ecology's head approves the enlarged visit
+    assert str(market_task.id) not in _pull_task_ids(client, auth.headers("e-insp"))
+    assert client.post(f"/api/v1/tasks/{market_task.id}/approve", headers=auth.headers("e-head")).status_code == 200
+    assert str(market_task.id) in _pull_task_ids(client, headers)
+    assert str(market_task.id) in _pull_task_ids(client, auth.headers("e-insp"))
