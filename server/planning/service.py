@@ -21,11 +21,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 from sqlalchemy import exists, func, select
 
-from server.auth.policy import Permission, Principal, authorize_object, can
+from server.auth.policy import Permission, Principal, authorize_object, can, scope_query
 from server.db_types import utcnow
 from server.directory.models import (Certificate, CertificateStatus, CheckItem, Department, Enterprise, Role, User,
                                      enterprise_department)
@@ -38,6 +38,8 @@ from server.planning.models import (ApprovalStatus, ConflictOfInterest, Draw, Eq
                                     FrequencyOverride, FrequencyRule, JointPlan, JointPlanParticipant, PlanCheckItem,
                                     SpotCheckPlan, TaskApproval)
 from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
+
+T = TypeVar("T")
 
 # Inspections are planned in office days: certificates are valid by calendar date in China.
 OFFICE_ZONE = timezone(timedelta(hours=8))
@@ -135,19 +137,28 @@ class _Owned:
     department_id: uuid.UUID
 
 
+def _shared(principal: Principal, model: type[T], object_id: uuid.UUID, what: str) -> T:
+    """Plans, joint plans and draws are read by every department's office: merging needs them."""
+    found = db.session.get(model, object_id)
+    if found is None or not can(principal, Permission.READ_PLANS):
+        raise _not_found(what)
+    return found
+
+
+def _shared_page(principal: Principal, query: Any, model: Any, limit: int, after: str | None) -> Page[Any]:
+    authorize_object(principal, Permission.READ_PLANS, None)
+    return keyset_page(query, model.id, limit, after)
+
+
 def get_plan(principal: Principal, plan_id: uuid.UUID) -> SpotCheckPlan:
-    plan = db.session.get(SpotCheckPlan, plan_id)
-    if plan is None or not can(principal, Permission.READ_PLANS):
-        raise _not_found("抽查计划")
-    return plan
+    return _shared(principal, SpotCheckPlan, plan_id, "抽查计划")
 
 
 def list_plans(principal: Principal, department_id: uuid.UUID | None, limit: int, after: str | None) -> Page[SpotCheckPlan]:
-    authorize_object(principal, Permission.READ_PLANS, None)
     query = select(SpotCheckPlan)
     if department_id is not None:
         query = query.where(SpotCheckPlan.department_id == department_id)
-    return keyset_page(query, SpotCheckPlan.id, limit, after)
+    return _shared_page(principal, query, SpotCheckPlan, limit, after)
 
 
 # ---- joint plans ---------------------------------------------------------------------
@@ -218,15 +229,11 @@ def _equivalence_groups(joint: JointPlan, plans: list[SpotCheckPlan],
 
 
 def get_joint_plan(principal: Principal, joint_plan_id: uuid.UUID) -> JointPlan:
-    joint = db.session.get(JointPlan, joint_plan_id)
-    if joint is None or not can(principal, Permission.READ_PLANS):
-        raise _not_found("联合抽查计划")
-    return joint
+    return _shared(principal, JointPlan, joint_plan_id, "联合抽查计划")
 
 
 def list_joint_plans(principal: Principal, limit: int, after: str | None) -> Page[JointPlan]:
-    authorize_object(principal, Permission.READ_PLANS, None)
-    return keyset_page(select(JointPlan), JointPlan.id, limit, after)
+    return _shared_page(principal, select(JointPlan), JointPlan, limit, after)
 
 
 # ---- conflicts of interest ---------------------------------------------------------------
@@ -342,7 +349,6 @@ def get_override(principal: Principal, override_id: uuid.UUID) -> FrequencyOverr
 
 
 def list_overrides(principal: Principal, limit: int, after: str | None) -> Page[FrequencyOverride]:
-    from server.auth.policy import scope_query
     query = scope_query(principal, Permission.REQUEST_FREQUENCY_OVERRIDE, select(FrequencyOverride),
                         FrequencyOverride.department_id)
     return keyset_page(query, FrequencyOverride.id, limit, after)
@@ -685,15 +691,11 @@ def _tasks_from_draw(principal: Principal, source: _Source, result: Mapping[str,
 
 
 def get_draw(principal: Principal, draw_id: uuid.UUID) -> Draw:
-    record = db.session.get(Draw, draw_id)
-    if record is None or not can(principal, Permission.READ_PLANS):
-        raise _not_found("抽取记录")
-    return record
+    return _shared(principal, Draw, draw_id, "抽取记录")
 
 
 def list_draws(principal: Principal, limit: int, after: str | None) -> Page[Draw]:
-    authorize_object(principal, Permission.READ_PLANS, None)
-    return keyset_page(select(Draw), Draw.id, limit, after)
+    return _shared_page(principal, select(Draw), Draw, limit, after)
 
 
 def verify_draw(draw_id: uuid.UUID) -> drawing.Verification:

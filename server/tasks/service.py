@@ -13,7 +13,7 @@ from server.directory.models import CheckItem, Enterprise, Role, User
 from server.errors import Problem
 from server.extensions import db
 from server.pagination import Page, keyset_page
-from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
+from server.tasks.models import InspectionTask, TaskMember, TaskStatus
 
 
 def _field_error(field: str, message: str, status: int = 422) -> Problem:
