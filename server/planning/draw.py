@@ -113,7 +113,7 @@ def verify_record(draw_id: str, seed: str, inputs: dict[str, Any], input_hash: s
     try:
         rerun = compute_draw(seed, inputs)
         result_ok = canonical_json(rerun) == canonical_json(result)
-    except (DrawInfeasible, KeyError, TypeError, ValueError, AttributeError):
+    except (DrawInfeasible, KeyError, TypeError, ValueError, AttributeError, IndexError):
         result_ok = False
     if not result_ok:
         problems.append("以记录的种子和输入重新抽取，结果与记录不一致")

@@ -64,6 +64,15 @@ def office_day(moment: datetime) -> date:
     return moment.astimezone(OFFICE_ZONE).date()
 
 
+def check_window(window_start: datetime, window_end: datetime) -> None:
+    """A visit window in a plausible range: date arithmetic on year 1 or 9999 would overflow."""
+    if window_end <= window_start:
+        raise _field_error("window_end", "结束时间应晚于开始时间")
+    for field, moment in (("window_start", window_start), ("window_end", window_end)):
+        if not 2000 <= moment.year <= 2100:
+            raise _field_error(field, "检查时间应在 2000 年至 2100 年之间")
+
+
 # ---- target filter ----------------------------------------------------------------
 
 def _enterprise_query(target_filter: Mapping[str, Any]) -> Any:
@@ -435,6 +444,7 @@ def schedule_visit(principal: Principal, *, title: str, enterprise_id: uuid.UUID
     A new visit beyond the frequency cap is refused unless the lead department
     holds an approved, unused override, which it then uses up.
     """
+    check_window(window_start, window_end)
     rule = frequency_rule()
     equivalence = equivalence or {}
     existing = _foldable_task(enterprise_id, window_start, lead_department_id, rule)
@@ -643,8 +653,7 @@ def run_draw(principal: Principal, data: Mapping[str, Any]) -> Draw:
     source = _source(principal, data)
     holder = source.holder
     window_start, window_end = data["window_start"], data["window_end"]
-    if window_end <= window_start:
-        raise _field_error("window_end", "结束时间应晚于开始时间")
+    check_window(window_start, window_end)
     if office_day(window_start) < holder.period_start or office_day(window_end) > holder.period_end:
         raise _field_error("window_start", f"检查时段应在计划期间 {holder.period_start} 至 {holder.period_end} 之内")
     per_department = data["inspectors_per_department"]

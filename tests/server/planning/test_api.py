@@ -110,3 +110,14 @@ def test_the_frequency_rule_has_defaults_and_an_administrator_sets_it(client, wo
     changed = client.put("/api/v1/frequency-rule/", json={**rule, "max_inspections": 1}, headers=auth.headers("admin"))
     assert changed.status_code == 200 and changed.get_json()["max_inspections"] == 1
     assert client.get("/api/v1/frequency-rule/", headers=auth.headers("e-sup")).get_json()["max_inspections"] == 1
+
+
+def test_implausible_windows_are_refused_not_overflowed(client, world: World, auth) -> None:
+    plan = client.post("/api/v1/plans/", json=_plan_body(world, "market"), headers=auth.headers("m-sup")).get_json()
+    for start, end in (("0001-01-01T00:00:00+00:00", "0001-01-02T00:00:00+00:00"),
+                       ("9999-12-31T00:00:00+00:00", "9999-12-31T23:00:00-08:00")):
+        assert_problem(client.post("/api/v1/draws/", headers=auth.headers("m-sup"), json={
+            "plan_id": plan["id"], "window_start": start, "window_end": end}), 422)
+        assert_problem(client.post("/api/v1/tasks/", headers=auth.headers("m-head"), json={
+            "title": "t", "enterprise_id": str(world.enterprise.id), "window_start": start, "window_end": end,
+            "member_ids": [str(world.people["m-insp"].id)]}), 422)
