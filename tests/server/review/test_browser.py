@@ -8,16 +8,15 @@ launched by path. Screenshots go to the artifacts folder (``INSPECT_ONCE_TEST_AR
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
 from tests.server.review.conftest import CERTIFICATE_AT, Scene
+from tests.server.uploads.conftest import Live, live  # noqa: F401 - the live-server fixture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,19 +30,6 @@ def require_chromium() -> str:
         pytest.fail(f"{CHROMIUM} is missing: install Debian's 'chromium' package (apt-get install -y chromium); "
                     ".ci/run installs it before the tests", pytrace=False)
     return CHROMIUM
-
-
-@pytest.fixture
-def live_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture
@@ -73,8 +59,9 @@ def _video_state(page: Any) -> dict[str, Any]:
                          "return {time: v.currentTime, error: v.error && v.error.code, ready: v.readyState}; }")
 
 
-def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Scene, live_url: str, browser: Any,
+def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,
                                                            request: pytest.FixtureRequest) -> None:
+    live_url = live.url
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     suffix = request.node.callspec.id if hasattr(request.node, "callspec") else "run"
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
