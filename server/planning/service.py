@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, TypeVar
 
 from sqlalchemy import exists, func, select
 
+from server.audit import service as audit
 from server.auth.policy import Permission, Principal, authorize_object, can, scope_query
 from server.db_types import utcnow
 from server.directory.models import (Certificate, CertificateStatus, CheckItem, Department, Enterprise, Role, User,
@@ -264,6 +265,8 @@ def declare_conflict(principal: Principal, data: Mapping[str, Any]) -> ConflictO
                                   reason=data["reason"], declared_by_id=principal.user_id)
     db.session.add(conflict)
     db.session.flush()
+    audit.record("conflict_of_interest.declare", object_type="conflict_of_interest", object_id=str(conflict.id),
+                 actor=principal, details={"user_id": str(user.id), "enterprise_id": str(conflict.enterprise_id)})
     return conflict
 
 
@@ -346,6 +349,8 @@ def request_override(principal: Principal, data: Mapping[str, Any]) -> Frequency
                                  status=ApprovalStatus.PENDING, requested_by_id=principal.user_id)
     db.session.add(override)
     db.session.flush()
+    audit.record("frequency_override.request", object_type="frequency_override", object_id=str(override.id),
+                 actor=principal, details={"enterprise_id": str(override.enterprise_id), "reason": override.reason})
     return override
 
 
@@ -375,6 +380,8 @@ def decide_override(principal: Principal, override_id: uuid.UUID, approve: bool,
     override.decided_at = utcnow()
     override.decision_reason = reason
     db.session.flush()
+    audit.record(f"frequency_override.{'approve' if approve else 'reject'}", object_type="frequency_override",
+                 object_id=str(override.id), actor=principal, details={"reason": reason} if reason else None)
     return override
 
 
@@ -473,6 +480,8 @@ def schedule_visit(principal: Principal, *, title: str, enterprise_id: uuid.UUID
     db.session.flush()
     if override is not None:
         override.used_by_task_id = task.id
+        audit.record("frequency_override.use", object_type="frequency_override", object_id=str(override.id),
+                     actor=principal, details={"task_id": str(task.id)})
     _approvals_for(task, principal)
     return Visit(task, folded=False, override=override)
 
@@ -520,6 +529,8 @@ def approve_dispatch(task_id: uuid.UUID, principal: Principal) -> InspectionTask
     approval.decided_at = utcnow()
     db.session.flush()
     _dispatch_if_approved(task)
+    audit.record("task.approve", object_type="task", object_id=str(task.id), actor=principal,
+                 details={"status": task.status.value})
     return task
 
 
@@ -534,6 +545,8 @@ def reject_dispatch(task_id: uuid.UUID, principal: Principal, reason: str) -> In
     approval.reason = reason.strip()
     db.session.flush()
     _dispatch_if_approved(task)
+    audit.record("task.reject", object_type="task", object_id=str(task.id), actor=principal,
+                 details={"reason": approval.reason})
     return task
 
 
@@ -678,6 +691,9 @@ def run_draw(principal: Principal, data: Mapping[str, Any]) -> Draw:
     db.session.flush()
     record.task_ids = [str(task_id) for task_id in _tasks_from_draw(principal, source, result, window_start, window_end)]
     db.session.flush()
+    audit.record("draw.run", object_type="draw", object_id=str(record.id), actor=principal, details={
+        "seed": seed, "input_hash": record.input_hash, "result_hash": record.result_hash,
+        "targets": len(result["targets"]), "task_ids": record.task_ids})
     return record
 
 

@@ -263,6 +263,12 @@ def test_a_rejection_carries_a_reason_and_stops_dispatch(world: World, client, a
     approval = db.session.scalar(select(TaskApproval).where(TaskApproval.task_id == uuid.UUID(task_id),
                                                             TaskApproval.department_id == world.ecology.id))
     assert approval.status == ApprovalStatus.REJECTED
+    from server.audit.models import AuditEntry
+
+    actions = set(db.session.scalars(select(AuditEntry.action)))
+    assert "draw.run" in actions and "task.reject" in actions
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "task.reject"))
+    assert entry.details == {"reason": "与环保专项检查时间冲突"} and entry.actor_username == "e-head"
 
 
 def test_approval_refusals_are_problems(world: World, client, auth) -> None:
