@@ -11,6 +11,8 @@
     if (video.getAttribute("data-media") !== mediaId) {
       video.setAttribute("data-media", mediaId);
       video.src = base.replace("MEDIA_ID", encodeURIComponent(mediaId));
+      var sheet = document.querySelector("img[data-testid=contact-sheet]");
+      if (sheet) { sheet.src = base.replace("MEDIA_ID/stream", encodeURIComponent(mediaId) + "/contact-sheet.jpg"); }
       video.addEventListener("loadedmetadata", function once() {
         video.removeEventListener("loadedmetadata", once);
         video.currentTime = at;

@@ -152,3 +152,8 @@ def test_an_inspector_cannot_use_the_media_urls(client, scene: Scene) -> None:
 
     assert log_in(client, "m-insp").status_code == 403
     assert client.get(f"/review/media/{scene.video.id}/stream").status_code == 401
+
+
+def test_without_javascript_a_timeline_link_reloads_the_player_at_that_moment(review_as, scene: Scene) -> None:
+    page = review_as("m-sup").get(f"/review/inspections/{scene.joint.id}?media={scene.video.id}&t=9.5").get_data(as_text=True)
+    assert f'src="/review/media/{scene.video.id}/stream#t=9.5"' in page
