@@ -110,7 +110,8 @@ def _disposition(inline: bool, download_name: str | None) -> str:
     # Only a name, never a path, and nothing that could break the header.
     name = re.sub(r"[\x00-\x1f\x7f\\/\"]", "_", download_name).strip(" .") or "evidence"
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+    utf8 = quote(name.encode("utf-8", "replace"), safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{utf8}"
 
 
 class _Blocks:

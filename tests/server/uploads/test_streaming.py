@@ -210,6 +210,7 @@ def test_download_names_never_become_paths(app) -> None:
     assert value.startswith('attachment; filename="')
     assert "/" not in value.split("filename*=")[0] and "\r" not in value and "\n" not in value
     assert "%E8%AF%81" in _disposition(True, "证据.mp4")
+    assert "filename*=UTF-8''" in _disposition(False, "bad\ud800name.mp4")
 
 
 def test_a_file_lost_from_the_store_answers_404_not_a_broken_200(client, world: World, auth: AuthActions,
