@@ -160,7 +160,7 @@ class QueueRow:
 @dataclass
 class Queue:
     rows: list[QueueRow]
-    flag_counts: list[tuple[str, int]]
+    flag_counts: list[tuple[str, int, str]]  # code, inspections flagged, gravest severity
     page: int
     has_next: bool
     total: int
@@ -209,14 +209,15 @@ def work_queue(principal: Principal, filters: QueueFilters) -> Queue:
         .offset(offset).limit(PAGE_SIZE + 1)).all()
     flag_model = integrations.flag_model()
     flags: dict[uuid.UUID, list[Any]] = {}
-    counts: list[tuple[str, int]] = []
+    counts: list[tuple[str, int, str]] = []
     if flag_model is not None:
         for flag in db.session.scalars(select(flag_model).where(
                 flag_model.inspection_id.in_([r[0].id for r in rows])).order_by(flag_model.severity, flag_model.code)):
             flags.setdefault(flag.inspection_id, []).append(flag)
         unflagged = _filtered(principal, filters, with_flag=False).subquery()
-        counts = [(code, n) for code, n in db.session.execute(
-            select(flag_model.code, func.count(func.distinct(flag_model.inspection_id)))
+        # "error" sorts before "warning": min() is the gravest severity raised under that code.
+        counts = [(code, n, severity) for code, n, severity in db.session.execute(
+            select(flag_model.code, func.count(func.distinct(flag_model.inspection_id)), func.min(flag_model.severity))
             .where(flag_model.inspection_id.in_(select(unflagged.c.id)))
             .group_by(flag_model.code).order_by(flag_model.code))]
     return Queue(
