@@ -25,6 +25,7 @@ def verify_draw_command(draw_id: str) -> None:
     click.echo(f"input hash: stored {report.stored_input_hash}, recomputed {report.recomputed_input_hash}"
                f" ({'match' if report.input_hash_matches else 'MISMATCH'})")
     click.echo(f"result: {'reproduced' if report.result_matches else 'NOT reproduced'}")
+    click.echo(f"audit log: {'agrees' if report.matches_audit_log else 'DISAGREES'}")
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     if not report.reproduced:

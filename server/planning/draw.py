@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -98,6 +98,8 @@ class Verification:
     stored_input_hash: str
     recomputed_input_hash: str
     problems: list[str]
+    # Whether the hashes agree with those the audit log took down when the draw ran (None: not checked).
+    matches_audit_log: bool | None = field(default=None)
 
 
 def verify_record(draw_id: str, seed: str, inputs: dict[str, Any], input_hash: str,

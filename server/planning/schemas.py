@@ -153,6 +153,7 @@ class DrawVerificationSchema(ma.Schema):
     stored_input_hash = ma.fields.String()
     recomputed_input_hash = ma.fields.String()
     problems = ma.fields.List(ma.fields.String())
+    matches_audit_log = ma.fields.Boolean(allow_none=True)
 
 
 class ReasonIn(StrictSchema):

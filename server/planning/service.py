@@ -17,6 +17,7 @@ Interfaces other capabilities call (the review web app among them):
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -724,12 +725,25 @@ def list_draws(principal: Principal, limit: int, after: str | None) -> Page[Draw
 
 
 def verify_draw(draw_id: uuid.UUID) -> drawing.Verification:
-    """Re-run a recorded draw from its stored seed and inputs and compare with its stored result."""
+    """Re-run a recorded draw from its stored seed and inputs and compare with its stored result.
+
+    A record rewritten consistently (new seed, inputs, result and hashes) still re-runs; it is caught
+    by the hashes the hash-chained audit log took down when the draw ran.
+    """
+    from server.audit.models import AuditEntry
+
     record = db.session.get(Draw, draw_id)
     if record is None:
         raise _not_found("抽取记录")
-    return drawing.verify_record(str(record.id), record.seed, record.inputs, record.input_hash,
-                                 record.result, record.result_hash)
+    report = drawing.verify_record(str(record.id), record.seed, record.inputs, record.input_hash,
+                                   record.result, record.result_hash)
+    logged = db.session.scalars(select(AuditEntry.details).where(
+        AuditEntry.action == "draw.run", AuditEntry.object_id == str(record.id))).first()
+    stamp = {"seed": record.seed, "input_hash": record.input_hash, "result_hash": record.result_hash}
+    matches = logged is not None and all(logged.get(k) == v for k, v in stamp.items())
+    problems = report.problems if matches else [*report.problems, "抽取记录的种子或摘要与审计日志中的记载不一致"]
+    return dataclasses.replace(report, matches_audit_log=matches, problems=problems,
+                               reproduced=report.reproduced and matches)
 
 
 def verify_draw_as(principal: Principal, draw_id: uuid.UUID) -> drawing.Verification:

@@ -213,3 +213,22 @@ def test_a_draw_window_must_lie_in_the_plan_period(world: World) -> None:
     with pytest.raises(Problem) as refused:
         _draw(world, plan(world, "market"), days_ahead=400)
     assert refused.value.code == 422 and "window_start" in refused.value.errors
+
+
+def test_a_consistently_rewritten_draw_is_caught_by_the_audit_log(world: World, runner) -> None:
+    """Someone with the database re-draws with another seed and rewrites hashes and result to match."""
+    second_market_inspector(world)
+    add_enterprises(world, 8, industry="食品")
+    record = _draw(world, plan(world, "market", ratio=0.5), seed="original-seed")
+    assert planning.verify_draw(record.id).matches_audit_log is True
+    seed = "rewritten-seed"
+    result = drawing.compute_draw(seed, record.inputs)
+    db.session.execute(update(Draw).where(Draw.id == record.id).values(
+        seed=seed, input_hash=drawing.input_digest(seed, record.inputs), result=result,
+        result_hash=drawing.result_digest(result)))
+    db.session.commit()
+    db.session.expire_all()
+    report = planning.verify_draw(record.id)
+    assert report.input_hash_matches and report.result_matches  # self-consistent...
+    assert report.matches_audit_log is False and not report.reproduced  # ...but not what was drawn
+    assert runner.invoke(args=["verify-draw", str(record.id)]).exit_code != 0
