@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import enum
 
@@ -34,8 +35,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+#: Where the offices are: a "day" (an inspection day, the day a certificate was suspended) is a day here.
+OFFICE_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def office_day(moment: datetime) -> date:
+    """The calendar day of ``moment`` in the offices' time zone."""
+    return moment.astimezone(OFFICE_TIMEZONE).date()
 
 
 def new_uuid() -> uuid.UUID:

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from server.audit import service as audit
 from server.auth import passwords
 from server.auth.policy import Permission, Principal, authorize_object, in_scope, scope_query
-from server.db_types import utcnow
+from server.db_types import office_day, utcnow
 from server.directory.models import (
     Certificate, CertificateStatus, CertificateStatusChange, CheckItem, Department, Device, DeviceKind,
     Enterprise, Role, User,
@@ -243,6 +243,9 @@ def change_certificate_status(principal: Principal, certificate: Certificate, st
     certificate.history.append(CertificateStatusChange(
         status=status, reason=reason, changed_at=utcnow(), changed_by_id=principal.user_id))
     db.session.flush()
+    from server.verification.jobs import on_certificate_changed  # the holder's inspections are re-assessed
+
+    on_certificate_changed(certificate.holder_id)
     audit.record("certificate.status_change", object_type="certificate", object_id=str(certificate.id), actor=principal,
                  details={"number": certificate.number, "status": status.value, "reason": reason})
     return certificate
@@ -257,7 +260,7 @@ def certificate_status_on(certificate: Certificate, day: date) -> str:
         return "expired"
     status = CertificateStatus.VALID
     for change in certificate.history:  # ordered by time
-        if change.changed_at.date() <= day:
+        if office_day(change.changed_at) <= day:
             status = change.status
     return status.value
 

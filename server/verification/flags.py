@@ -12,12 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from media.continuity import Segment, window_coverage
-
-#: The inspection day is the day in the office's time zone, not in UTC.
-OFFICE_TIMEZONE = ZoneInfo("Asia/Shanghai")
+from server.db_types import office_day
 #: A record first reaching the server this long after the visit ended was synced unusually late.
 LATE_SYNC_AFTER = timedelta(hours=48)
 #: Between bodycam segments, differences up to this many seconds are clock jitter, not gaps.
@@ -120,8 +117,8 @@ class InspectionFacts:
 
 
 def inspection_day(started_at: datetime | None) -> date | None:
-    """The calendar day of the visit where the office is."""
-    return started_at.astimezone(OFFICE_TIMEZONE).date() if started_at else None
+    """The calendar day of the visit where the office is, not in UTC."""
+    return office_day(started_at) if started_at else None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from sqlalchemy import and_, delete, exists, func, or_, select
 
 from server.auth.policy import Permission, Principal, can
-from server.db_types import utcnow
+from server.db_types import office_day, utcnow
 from server.directory.models import Certificate, Device, DeviceKind, User
 from server.directory.service import certificate_status_on
 from server.errors import Problem
@@ -172,7 +172,7 @@ def _certificates(texts: Iterable[str], started: datetime | None) -> dict[str, r
     texts = set(texts)
     if not texts:
         return {}
-    day = rules.inspection_day(started) or utcnow().astimezone(rules.OFFICE_TIMEZONE).date()
+    day = rules.inspection_day(started) or office_day(utcnow())
     known = {}
     for certificate in db.session.scalars(select(Certificate).where(Certificate.number.in_(texts))):
         holder = certificate.holder
@@ -248,6 +248,19 @@ def inspections_touching_media(media_id: uuid.UUID) -> list[uuid.UUID]:
                 if started - SEGMENT_LOOKBACK <= media.capture_start <= end:
                     found.add(inspection.id)
     return sorted(found, key=str)
+
+
+def inspections_of_holder_since(user_id: uuid.UUID, moment: datetime) -> list[uuid.UUID]:
+    """Inspections of the user's tasks on or after the office-time day of ``moment`` (or not yet started)."""
+    day = office_day(moment)
+    found = []
+    for inspection in db.session.scalars(
+            select(SyncedEntity).join(TaskMember, TaskMember.task_id == SyncedEntity.task_id)
+            .where(TaskMember.user_id == user_id, SyncedEntity.kind == "inspection", SyncedEntity.deleted.is_(False))):
+        started = rules.inspection_day(_window(inspection)[0])
+        if started is None or started >= day:
+            found.append(inspection.id)
+    return found
 
 
 def inspections_needing_assessment(limit: int = 200) -> list[uuid.UUID]:

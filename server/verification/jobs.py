@@ -75,3 +75,10 @@ def on_inspections_changed(inspection_ids: set[uuid.UUID]) -> None:
     """Records of these inspections were synced: re-assess each once the push commits."""
     for inspection_id in sorted(inspection_ids, key=str):
         enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))
+
+
+def on_certificate_changed(holder_id: uuid.UUID) -> None:
+    """A certificate was suspended, revoked or reinstated: its holder's inspections from today on are
+    re-assessed (earlier days keep their verdict; the status history answers for them)."""
+    for inspection_id in inspections.inspections_of_holder_since(holder_id, utcnow()):
+        enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from server.auth.policy import SYSTEM
 from server.directory import service
+from server.db_types import office_day, utcnow
 from server.directory.models import Certificate, CertificateStatus, CheckItem, Device, User
 from server.extensions import db
 from tests.conftest import PASSWORD, World, assert_problem
@@ -130,7 +131,7 @@ def test_certificate_status_history(client, world: World, auth) -> None:
 
 def test_certificate_validity_on_a_day_uses_history(world: World) -> None:
     certificate = world.people["m-insp"].certificates[0]
-    today = date.today()
+    today = office_day(utcnow())  # days are the offices' days, whatever the server's time zone
     assert service.certificate_valid_on(certificate, today)
     assert not service.certificate_valid_on(certificate, certificate.valid_until + timedelta(days=1))
     service.change_certificate_status(SYSTEM, certificate, CertificateStatus.SUSPENDED, "暂扣")
@@ -138,6 +139,9 @@ def test_certificate_validity_on_a_day_uses_history(world: World) -> None:
     assert not service.certificate_valid_on(certificate, today)
     # An inspection yesterday was done while the certificate was in force.
     assert service.certificate_valid_on(certificate, today - timedelta(days=1))
+    assert service.certificate_status_on(certificate, today) == "suspended"
+    assert service.certificate_status_on(certificate, certificate.valid_until + timedelta(days=1)) == "expired"
+    assert service.certificate_status_on(certificate, certificate.valid_from - timedelta(days=1)) == "not-yet-valid"
 
 
 def test_devices_secret_is_shown_once(client, world: World, auth) -> None:

@@ -235,3 +235,17 @@ def test_an_inspection_outside_your_departments_is_not_found(app, client, auth, 
     assert_problem(client.get(f"/api/v1/inspections/{visit.id}/assessment", headers=auth.headers("z-sup")), 404)
     assert client.get("/api/v1/inspections/", headers=auth.headers("z-sup")).get_json()["items"] == []
     assert_problem(client.get(f"/api/v1/inspections/{uuid.uuid4()}/assessment", headers=auth.headers("m-sup")), 404)
+
+
+def test_suspending_a_certificate_today_re_assesses_todays_inspections(app, client, auth, world, media) -> None:  # noqa: F811
+    # A visit that began a minute ago is on today's office day (an hour ago could be yesterday there).
+    visit = Visit(client, auth, world, datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=60), 15)
+    visit.photo(team_photo(media))
+    clean_recording(visit, media)
+    assert visit.assessment(app)["flags"] == []
+    certificate = db.session.query(Certificate).filter_by(number="CERT-E-001").one()
+    answer = client.post(f"/api/v1/certificates/{certificate.id}/status", json={"status": "suspended", "reason": "调查"},
+                         headers=auth.headers("e-head"))
+    assert answer.status_code == 200, answer.get_json()
+    assessment = visit.assessment(app)
+    assert codes(assessment) == ["certificate-invalid"]
