@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.conftest import World, assert_problem
+from tests.conftest import PASSWORD, World, assert_problem
 from tests.server.planning.factories import PLANNING_KEYS, ecology_planning_objects
 
 
@@ -42,7 +42,25 @@ def _ecology_upload_and_media(client, world: World) -> tuple[str, str]:  # type:
     return ids[0], found[0]["id"]
 
 
-def _ids(world: World, client=None, planning: bool = False) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _market_inspection(client, world: World) -> str:  # type: ignore[no-untyped-def]
+    """The world task's joint inspection record, started by market regulation's tablet."""
+    import time
+
+    from server.sync.entities import inspection_id_for
+
+    token = client.post("/api/v1/auth/token", json={"username": "m-insp", "password": PASSWORD}).get_json()
+    inspection_id = str(inspection_id_for(world.task.id))
+    mutation = {"id": str(uuid.uuid4()), "entity": "inspection", "entity_id": inspection_id, "op": "upsert",
+                "base_version": 0, "hlc": f"{int(time.time() * 1000):013d}-0000-SCJG-TAB1",
+                "fields": {"task_id": str(world.task.id), "place": "厂区"}}
+    response = client.post("/api/v1/sync/push", json={"device_id": "SCJG-TAB1", "mutations": [mutation]},
+                           headers={"Authorization": "Bearer " + token["access_token"]})
+    assert response.get_json()["results"][0]["status"] == "applied", response.get_json()
+    return inspection_id
+
+
+def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-untyped-def]
+         inspection_client=None) -> dict[str, str]:
     upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
     planned = ecology_planning_objects(world) if planning else dict.fromkeys(PLANNING_KEYS, "")
     return {
@@ -55,6 +73,7 @@ def _ids(world: World, client=None, planning: bool = False) -> dict[str, str]:  
         "task": str(world.task.id),
         "upload": upload,
         "media": media,
+        "inspection": _market_inspection(inspection_client, world) if inspection_client is not None else "",
         **planned,
     }
 
@@ -127,6 +146,10 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("DELETE", "/api/v1/uploads/{upload}", None, "device:e-dock", 204),
     # Planning: plans are read across departments, written by their own; the pending task is ecology-led,
     # with market regulation taking part; the conflict is e-insp's, the override request e-sup's.
+    # The assessment of the world task's inspection record: the team and its departments' offices.
+    ("GET", "/api/v1/inspections/{inspection}/assessment", None, "e-insp2", 404),
+    ("GET", "/api/v1/inspections/{inspection}/assessment", None, "e-insp", 200),
+    ("GET", "/api/v1/inspections/{inspection}/assessment", None, "e-sup", 200),
     ("GET", "/api/v1/plans/{plan}", None, "m-insp", 403),
     ("GET", "/api/v1/plans/{plan}", None, "m-sup", 200),
     ("GET", "/api/v1/joint-plans/{joint_plan}", None, "e-insp", 403),
@@ -165,7 +188,8 @@ ACTIONS = ("/status", "/close", "/approve", "/reject")
 def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str, expected: int) -> None:
     needs_media = "{upload}" in template or "{media}" in template
     needs_planning = any("{" + key + "}" in template for key in PLANNING_KEYS)
-    url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning))
+    url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning,
+                                 inspection_client=client if "{inspection}" in template else None))
     read_url = url
     for suffix in (*ACTIONS, "/verify"):
         read_url = read_url.removesuffix(suffix)
