@@ -10,9 +10,10 @@ times, the conflict detection log, the merge's own time) is part of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from sqlalchemy import or_, select
@@ -50,8 +51,8 @@ class JointRecord:
     flags: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data, every list in a fixed order."""
-        return asdict(self)
+        """Plain JSON-ready data, every list in a fixed order (shares the record's lists: no deep copy)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def joint_record_for(principal: Principal, task_id: uuid.UUID) -> JointRecord:
