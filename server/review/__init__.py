@@ -41,9 +41,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["clock"] = clock
     app.jinja_env.globals["get_locale"] = get_locale
     app.register_blueprint(bp)
-    from server.review import integrations
+    from server.audit.service import register_object_type
     from server.review.service import inspection_department
 
-    register = integrations.optional("server.audit.service", "register_object_type")
-    if register is not None:  # audit entries about an inspection belong to its department
-        register("inspection", inspection_department)
+    # Audit entries about an inspection belong to its department (its supervisors read them).
+    register_object_type("inspection", inspection_department)

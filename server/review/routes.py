@@ -15,9 +15,13 @@ from werkzeug.exceptions import HTTPException
 from server import transaction
 from server.auth.policy import Permission, can
 from server.errors import Problem
-from server.review import integrations, service
+from server.audit.service import list_entries
+from server.audit.service import record as audit
+from server.review import service
 from server.review.models import DecisionKind
 from server.review.sessions import LogOnRefused, log_off, log_on, principal_of, resume
+from server.uploads.streaming import media_response
+from server.verification.flags import FLAG_LABELS
 
 bp = Blueprint("review", __name__, url_prefix="/review", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -180,8 +184,7 @@ def queue() -> Any:
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("review/queue.html", queue=found, filters=filters, args=args,
                            departments=service.departments_for_filter(g.principal),
-                           statuses=service.STATUSES, flag_labels=integrations.flag_labels(),
-                           flags_available=integrations.flag_model() is not None)
+                           statuses=service.STATUSES, flag_labels=FLAG_LABELS)
 
 
 # ---- an inspection ---------------------------------------------------------------------------
@@ -193,7 +196,7 @@ def _inspection_id(value: str) -> uuid.UUID:
 def _denied(action: str, object_type: str, object_id: str) -> None:
     """A refused look at a record or its footage is itself on the record."""
     transaction.keep_writes_despite_error()
-    integrations.audit(action, object_type=object_type, object_id=object_id, outcome="denied", actor=g.principal)
+    audit(action, object_type=object_type, object_id=object_id, outcome="denied", actor=g.principal)
 
 
 @bp.get("/inspections/<inspection_id>")
@@ -204,7 +207,7 @@ def inspection(inspection_id: str) -> Any:
     except Problem:
         _denied("inspection.view", "inspection", inspection_id)
         raise
-    integrations.audit("inspection.view", object_type="inspection", object_id=view.inspection.id, actor=g.principal)
+    audit("inspection.view", object_type="inspection", object_id=str(view.inspection.id), actor=g.principal)
     videos = [m for m in view.media if m.is_video]
     wanted = request.args.get("media")
     playing = next((m for m in videos if str(m.media.id) == wanted), videos[0] if videos else None)
@@ -213,15 +216,14 @@ def inspection(inspection_id: str) -> Any:
     except ValueError:
         start_at = 0.0
     return render_template("review/inspection.html", view=view, playing=playing, start_at=start_at,
-                           flag_labels=integrations.flag_labels(), audit_entries=_audit_entries(view),
+                           flag_labels=FLAG_LABELS, audit_entries=_audit_entries(view),
                            can_decide=can(g.principal, Permission.DECIDE_REVIEW),
                            can_sign=can(g.principal, Permission.LEGAL_SIGNOFF))
 
 
 def _audit_entries(view: service.InspectionView) -> list[Any] | None:
-    """The audit log's entries on this record and its footage, newest first (None without an audit reader)."""
-    list_entries = integrations.optional("server.audit.service", "list_entries")
-    if list_entries is None or not can(g.principal, Permission.READ_AUDIT):
+    """The audit log's entries on this record and its footage, newest first (None for a role that may not read it)."""
+    if not can(g.principal, Permission.READ_AUDIT):
         return None
     objects = [("inspection", view.inspection.id)] + [("media", m.media.id) for m in view.media]
     entries = [entry for object_type, object_id in objects for entry in list_entries(
@@ -257,13 +259,10 @@ def _media(media_id: str, action: str) -> Any:
 @office()
 def stream(media_id: str) -> Any:
     media = _media(media_id, "media.stream")
-    respond = integrations.media_response()
-    if respond is None:
-        raise Problem(503, "unavailable", "视频流服务尚未启用")
     range_header = request.headers.get("Range")
-    integrations.audit("media.stream", object_type="media", object_id=media.id,
+    audit("media.stream", object_type="media", object_id=str(media.id),
                        details={"range": range_header}, actor=g.principal)
-    return respond(media, range_header)
+    return media_response(media, range_header)
 
 
 @bp.get("/media/<media_id>/contact-sheet.jpg")
@@ -273,7 +272,7 @@ def contact_sheet(media_id: str) -> Any:
     path = service.contact_sheet(media)
     if path is None:
         raise Problem(404, "not-found", "无法为该文件生成联系表")
-    integrations.audit("media.contact_sheet", object_type="media", object_id=media.id, actor=g.principal)
+    audit("media.contact_sheet", object_type="media", object_id=str(media.id), actor=g.principal)
     return Response(path.read_bytes(), mimetype="image/jpeg")  # a small JPEG: no file handle left open
 
 

@@ -14,18 +14,20 @@ from flask import current_app
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
+from server.audit.service import record as audit
 from server.auth.policy import Permission, Principal, can
 from server.db_types import utcnow
 from server.directory.models import CheckItem, Department, User
 from server.errors import Problem
 from server.extensions import db
-from server.review import integrations
+from server.joint.service import joint_record_for
+from server.planning.service import approve_dispatch, pending_approvals, reject_dispatch
 from server.review.models import DecisionKind, ReviewDecision
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
 from server.sync.models import SyncedEntity, SyncConflict
 from server.tasks.models import InspectionTask, TaskMember
 from server.uploads.models import Media
-from server.verification.models import VerificationReport
+from server.verification.models import InspectionFlag, InspectionMedia, VerificationReport
 
 # Dates in the queue's filters and on the pages are the city's (China Standard Time, no DST).
 CST = timezone(timedelta(hours=8), "CST")
@@ -94,14 +96,11 @@ def get_inspection(principal: Principal, inspection_id: uuid.UUID) -> SyncedEnti
 
 def media_of(inspection: SyncedEntity) -> list[Media]:
     """The stored evidence of an inspection: what its record names and the footage attached to it."""
-    attached = integrations.optional("server.verification.models", "InspectionMedia")
     named = select(SyncedEntity.id).where(SyncedEntity.kind == "media",
                                           SyncedEntity.inspection_id == inspection.id)
-    condition = Media.id.in_(named)
-    if attached is not None:
-        condition = or_(condition, Media.id.in_(select(attached.media_id).where(
-            attached.inspection_id == inspection.id)))
-    return list(db.session.scalars(select(Media).where(condition).order_by(Media.capture_start, Media.uploaded_at)))
+    attached = select(InspectionMedia.media_id).where(InspectionMedia.inspection_id == inspection.id)
+    return list(db.session.scalars(select(Media).where(or_(Media.id.in_(named), Media.id.in_(attached)))
+                                   .order_by(Media.capture_start, Media.uploaded_at)))
 
 
 def get_media_for_review(principal: Principal, media_id: uuid.UUID) -> Media:
@@ -113,10 +112,7 @@ def get_media_for_review(principal: Principal, media_id: uuid.UUID) -> Media:
         raise Problem(404, "not-found", "证据文件不存在")
     if principal.is_admin or media.department_id == principal.department_id:
         return media
-    owners = [media.id]
-    attached = integrations.optional("server.verification.models", "InspectionMedia")
-    if attached is not None:
-        owners += list(db.session.scalars(select(attached.inspection_id).where(attached.media_id == media.id)))
+    owners = [media.id, *db.session.scalars(select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media.id))]
     named = select(SyncedEntity.inspection_id).where(SyncedEntity.id == media.id, SyncedEntity.kind == "media")
     visible = db.session.scalar(select(SyncedEntity.id).where(
         SyncedEntity.kind == "inspection", _visible(principal),
@@ -187,9 +183,8 @@ def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -
     elif filters.status != ReviewStatus.ALL:
         kind = next(k for k, s in _STATUS_OF_KIND.items() if s == filters.status)
         query = query.where(latest == kind)
-    flag_model = integrations.flag_model()
-    if with_flag and filters.flag and flag_model is not None:
-        query = query.where(exists().where(flag_model.inspection_id == SyncedEntity.id, flag_model.code == filters.flag))
+    if with_flag and filters.flag:
+        query = query.where(exists().where(InspectionFlag.inspection_id == SyncedEntity.id, InspectionFlag.code == filters.flag))
     return query
 
 
@@ -207,19 +202,16 @@ def work_queue(principal: Principal, filters: QueueFilters) -> Queue:
         .where(SyncedEntity.id.in_(select(ids.c.id)))
         .order_by(InspectionTask.window_start.desc(), SyncedEntity.id)
         .offset(offset).limit(PAGE_SIZE + 1)).all()
-    flag_model = integrations.flag_model()
     flags: dict[uuid.UUID, list[Any]] = {}
-    counts: list[tuple[str, int, str]] = []
-    if flag_model is not None:
-        for flag in db.session.scalars(select(flag_model).where(
-                flag_model.inspection_id.in_([r[0].id for r in rows])).order_by(flag_model.severity, flag_model.code)):
-            flags.setdefault(flag.inspection_id, []).append(flag)
-        unflagged = _filtered(principal, filters, with_flag=False).subquery()
-        # "error" sorts before "warning": min() is the gravest severity raised under that code.
-        counts = [(code, n, severity) for code, n, severity in db.session.execute(
-            select(flag_model.code, func.count(func.distinct(flag_model.inspection_id)), func.min(flag_model.severity))
-            .where(flag_model.inspection_id.in_(select(unflagged.c.id)))
-            .group_by(flag_model.code).order_by(flag_model.code))]
+    for flag in db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id.in_([r[0].id for r in rows]))
+                                   .order_by(InspectionFlag.severity, InspectionFlag.code)):
+        flags.setdefault(flag.inspection_id, []).append(flag)
+    unflagged = _filtered(principal, filters, with_flag=False).subquery()
+    # "error" sorts before "warning": min() is the gravest severity raised under that code.
+    counts = [(code, n, severity) for code, n, severity in db.session.execute(
+        select(InspectionFlag.code, func.count(func.distinct(InspectionFlag.inspection_id)), func.min(InspectionFlag.severity))
+        .where(InspectionFlag.inspection_id.in_(select(unflagged.c.id)))
+        .group_by(InspectionFlag.code).order_by(InspectionFlag.code))]
     return Queue(
         rows=[QueueRow(entity, task, department, _STATUS_OF_KIND.get(kind, ReviewStatus.PENDING), flags.get(entity.id, []))
               for entity, task, department, kind in rows[:PAGE_SIZE]],
@@ -402,16 +394,12 @@ def inspection_view(principal: Principal, inspection_id: uuid.UUID) -> Inspectio
                 group.findings.append((entity, items.get(str(entity.fields.get("check_item_id")))))
     synced_media = {e.id: e.fields or {} for e in entities if e.kind == "media"}
     media = [_media_view(m, synced_media.get(m.id, {})) for m in media_of(inspection)]
-    flag_model = integrations.flag_model()
-    flags = list(db.session.scalars(select(flag_model).where(flag_model.inspection_id == inspection.id)
-                                    .order_by(flag_model.severity, flag_model.code))) if flag_model is not None else []
+    flags = list(db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id == inspection.id)
+                                    .order_by(InspectionFlag.severity, InspectionFlag.code)))
     decisions = _decisions(inspection.id)
     users = {u.id: u for u in db.session.scalars(select(User).where(
         User.id.in_({d.decided_by_id for d in decisions} | {inspection.created_by_id})))}
-    joint = None
-    build_joint = integrations.joint_record()
-    if build_joint is not None:
-        joint = _joint_dict(build_joint, principal, task)
+    joint = _joint_dict(principal, task)
     own = by_department.get(inspection.department_id)
     numbers = [c.number for member in task.members for c in member.user.certificates]
     return InspectionView(
@@ -429,13 +417,12 @@ def inspection_view(principal: Principal, inspection_id: uuid.UUID) -> Inspectio
         joint=joint, certificate_numbers=numbers)
 
 
-def _joint_dict(build: Any, principal: Principal, task: InspectionTask) -> dict[str, Any] | None:
+def _joint_dict(principal: Principal, task: InspectionTask) -> dict[str, Any] | None:
     """The joint-inspection package's merged record (it checks the caller's access itself)."""
     try:
-        record = build(principal, task.id)
+        return joint_record_for(principal, task.id).to_dict()
     except (Problem, LookupError):
         return None
-    return record.to_dict() if record is not None else None
 
 
 # ---- decisions -----------------------------------------------------------------------------
@@ -471,37 +458,32 @@ def decide(principal: Principal, inspection_id: uuid.UUID, kind: DecisionKind, c
                               decided_by_id=principal.user_id, decided_at=utcnow())
     db.session.add(decision)
     db.session.flush()
-    integrations.audit(f"review.{kind.value}", object_type="inspection", object_id=inspection.id,
-                       details={"decision_id": str(decision.id), "comment": comment}, actor=principal)
+    audit(f"review.{kind.value}", object_type="inspection", object_id=str(inspection.id),
+          details={"decision_id": str(decision.id), "comment": comment}, actor=principal)
     return decision
 
 
 def record_dispatch_decision(principal: Principal, task_id: uuid.UUID, approve: bool, reason: str | None) -> None:
     """A head approves or rejects a task's dispatch through the planning service; stored and audited here too."""
-    planning = integrations.planning()
-    if planning is None:
-        raise Problem(503, "unavailable", "派发审批功能尚未启用")
     reason = (reason or "").strip() or None
     if not approve and not reason:
         raise Problem(422, "validation-failed", "驳回时必须填写理由", errors={"reason": ["required"]})
     if approve:
-        planning.approve_dispatch(task_id, principal)
+        approve_dispatch(task_id, principal)
     else:
-        planning.reject_dispatch(task_id, principal, reason)
+        reject_dispatch(task_id, principal, reason or "")
     task = db.session.get(InspectionTask, task_id)
     kind = DecisionKind.DISPATCH_APPROVE if approve else DecisionKind.DISPATCH_REJECT
     db.session.add(ReviewDecision(inspection_id=None, task_id=task_id,
                                   department_id=principal.department_id if task is None else task.department_id,
                                   kind=kind, comment=reason, decided_by_id=principal.user_id, decided_at=utcnow()))
     db.session.flush()
-    integrations.audit(f"review.{kind.value}", object_type="task", object_id=task_id,
-                       details={"reason": reason}, actor=principal)
+    audit(f"review.{kind.value}", object_type="task", object_id=str(task_id), details={"reason": reason}, actor=principal)
 
 
-def pending_dispatches(principal: Principal) -> list[Any] | None:
-    """Tasks waiting for this head's approval; None while the planning service is not there."""
-    planning = integrations.planning()
-    return None if planning is None else list(planning.pending_approvals(principal))
+def pending_dispatches(principal: Principal) -> list[InspectionTask]:
+    """Tasks waiting for the approval of this head's department (the planning service decides)."""
+    return pending_approvals(principal)
 
 
 # ---- contact sheets ------------------------------------------------------------------------

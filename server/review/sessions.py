@@ -17,7 +17,7 @@ from server.db_types import utcnow
 from server.directory.models import User
 from server.errors import Problem
 from server.extensions import db
-from server.review.integrations import audit
+from server.audit.service import record as audit
 from server.review.models import ReviewSession
 
 # last_seen_at is written at most this often: a page with a playing video makes many requests.
@@ -64,7 +64,7 @@ def log_on(username: str, password: str, client_address: str) -> Opened:
               details={"address": client_address})
         raise LogOnRefused("invalid-credentials", 401)
     if not can(principal_of(user), Permission.USE_REVIEW):
-        audit("review.login", object_type="user", object_id=user.id, outcome="denied",
+        audit("review.login", object_type="user", object_id=str(user.id), outcome="denied",
               details={"address": client_address, "role": user.role.value}, actor=principal_of(user))
         raise LogOnRefused("role-not-allowed", 403)
     token = secrets.token_urlsafe(32)
@@ -72,7 +72,7 @@ def log_on(username: str, password: str, client_address: str) -> Opened:
     db.session.add(ReviewSession(token_hash=_hash(token), user_id=user.id, client_address=client_address[:64],
                                  created_at=now, last_seen_at=now))
     db.session.flush()
-    audit("review.login", object_type="user", object_id=user.id, details={"address": client_address},
+    audit("review.login", object_type="user", object_id=str(user.id), details={"address": client_address},
           actor=principal_of(user))
     return Opened(user, token)
 
@@ -92,7 +92,7 @@ def resume(token: str, idle: timedelta) -> User | None:
     if reason:
         stored.ended_at, stored.end_reason = now, reason
         db.session.flush()
-        audit("review.session_ended", object_type="review_session", object_id=stored.id,
+        audit("review.session_ended", object_type="review_session", object_id=str(stored.id),
               details={"reason": reason}, actor=principal_of(user) if user else None)
         return None
     if now - stored.last_seen_at >= TOUCH_EVERY:
@@ -108,5 +108,5 @@ def log_off(token: str) -> None:
     stored.ended_at, stored.end_reason = utcnow(), "logout"
     db.session.flush()
     user = db.session.get(User, stored.user_id)
-    audit("review.logout", object_type="review_session", object_id=stored.id,
+    audit("review.logout", object_type="review_session", object_id=str(stored.id),
           actor=principal_of(user) if user else None)
