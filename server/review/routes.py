@@ -183,7 +183,7 @@ def queue() -> Any:
     found = service.work_queue(g.principal, filters)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("review/queue.html", queue=found, filters=filters, args=args,
-                           departments=service.departments_for_filter(g.principal),
+                           departments=service.departments(),
                            statuses=service.STATUSES, flag_labels=FLAG_LABELS)
 
 

@@ -112,7 +112,7 @@ def get_media_for_review(principal: Principal, media_id: uuid.UUID) -> Media:
         raise Problem(404, "not-found", "证据文件不存在")
     if principal.is_admin or media.department_id == principal.department_id:
         return media
-    owners = [media.id, *db.session.scalars(select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media.id))]
+    owners = select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media.id)
     named = select(SyncedEntity.inspection_id).where(SyncedEntity.id == media.id, SyncedEntity.kind == "media")
     visible = db.session.scalar(select(SyncedEntity.id).where(
         SyncedEntity.kind == "inspection", _visible(principal),
@@ -218,7 +218,8 @@ def work_queue(principal: Principal, filters: QueueFilters) -> Queue:
         flag_counts=counts, page=max(filters.page, 1), has_next=len(rows) > PAGE_SIZE, total=total)
 
 
-def departments_for_filter(principal: Principal) -> list[Department]:
+def departments() -> list[Department]:
+    """Every department, for the queue's filter (a joint record may involve any of them)."""
     return list(db.session.scalars(select(Department).order_by(Department.code)))
 
 
@@ -525,8 +526,4 @@ def parse_uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise _not_found() from None
-
-
-def users_named(ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
-    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
 
