@@ -2,6 +2,7 @@
 decisions, and the contact sheets of footage."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -28,6 +29,8 @@ from server.sync.models import SyncedEntity, SyncConflict
 from server.tasks.models import InspectionTask, TaskMember
 from server.uploads.models import Media
 from server.verification.models import InspectionFlag, InspectionMedia, VerificationReport
+
+log = logging.getLogger(__name__)
 
 # Dates in the queue's filters and on the pages are the city's (China Standard Time, no DST).
 CST = timezone(timedelta(hours=8), "CST")
@@ -422,7 +425,10 @@ def _joint_dict(principal: Principal, task: InspectionTask) -> dict[str, Any] | 
     """The joint-inspection package's merged record (it checks the caller's access itself)."""
     try:
         return joint_record_for(principal, task.id).to_dict()
-    except (Problem, LookupError):
+    except Problem:
+        return None
+    except LookupError:  # a record the merge cannot read: the reviewer still sees the rest of the page
+        log.exception("joint record of task %s could not be built", task.id)
         return None
 
 

@@ -3,6 +3,7 @@ and an ecology-only inspection that market's supervisor must not see."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from flask import g
 from flask.testing import FlaskClient
 
 from server.auth.policy import SYSTEM
 from server.directory import service as directory
 from server.directory.credit_code import make_credit_code
+from server.directory.models import Device, DeviceKind
 from server.extensions import db
 from server.sync.entities import inspection_id_for
 from server.sync.models import SyncedEntity
@@ -43,8 +46,11 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def entity(kind: str, task: InspectionTask, department_id: uuid.UUID, user_id: uuid.UUID, fields: dict[str, Any],
            inspection_id: uuid.UUID | None = None, entity_id: uuid.UUID | None = None) -> SyncedEntity:
     """A synced entity as tablets leave it after a push (the sync rules are tested in tests/server/sync)."""
+    tablet = db.session.scalar(select(Device.id).where(Device.department_id == department_id, Device.kind == DeviceKind.TABLET))
+    clock = f"{int(time.time() * 1000):013d}-0000-{tablet}"  # the HLC of the write that won each field
     row = SyncedEntity(id=entity_id or uuid.uuid4(), kind=kind, task_id=task.id, inspection_id=inspection_id,
-                       department_id=department_id, created_by_id=user_id, fields=fields, clocks={},
+                       department_id=department_id, created_by_id=user_id, fields=fields,
+                       clocks={name: clock for name in fields},
                        field_versions={}, version=1)
     db.session.add(row)
     db.session.flush()

@@ -112,6 +112,13 @@ def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Sc
     assert "亮证、录像完整，同意" in page.locator("[data-testid=decisions]").inner_text()
     actions = page.locator("[data-testid=audit] tr[data-action]").evaluate_all("rows => rows.map(r => r.dataset.action)")
     assert {"review.approve", "inspection.view", "media.stream", "media.contact_sheet"} <= set(actions), actions
+
+    # In English, on a tablet held upright.
+    page.set_viewport_size({"width": 820, "height": 1180})
+    page.click("button[name=lang][value=en]")
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=review-status]").inner_text() == "Approved"
+    page.screenshot(path=str(ARTIFACTS / f"review-inspection-tablet-en-{suffix}.png"), full_page=True)
     context.close()
 
     # A supervisor of another department: the market-only record does not exist for them.

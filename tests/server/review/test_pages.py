@@ -80,6 +80,7 @@ def test_the_inspection_page_shows_the_record_and_its_evidence(review_as, scene:
     for text in ("厂区一号车间", "营业执照公示", "排污许可", "排污许可证过期", "市场监管局", "生态环境局",
                  "CERT-M-001", "REC_0001.MP4", "镜头被遮挡 2 秒"):
         assert text in page, text
+    assert page.count('data-testid="merged-finding"') == 2  # the joint record, merged across departments
     assert f'/review/media/{scene.video.id}/stream' in page
     assert f'/review/media/{scene.video.id}/contact-sheet.jpg' in page
     # One timeline: the segment, the certificate at 2 s into it, the covered lens and both findings.
