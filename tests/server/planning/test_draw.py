@@ -5,6 +5,8 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from server.auth.policy import SYSTEM
@@ -232,3 +234,28 @@ def test_a_consistently_rewritten_draw_is_caught_by_the_audit_log(world: World, 
     assert report.input_hash_matches and report.result_matches  # self-consistent...
     assert report.matches_audit_log is False and not report.reproduced  # ...but not what was drawn
     assert runner.invoke(args=["verify-draw", str(record.id)]).exit_code != 0
+
+
+@given(seed=st.text(min_size=1, max_size=20), ratio=st.floats(min_value=0.01, max_value=1.0),
+       population=st.integers(min_value=0, max_value=30), pool=st.integers(min_value=2, max_value=6),
+       conflicted=st.sets(st.integers(min_value=0, max_value=29), max_size=5))
+def test_any_draw_keeps_every_rule(seed: str, ratio: float, population: int, pool: int, conflicted: set[int]) -> None:
+    """Whatever the seed: targets eligible and sorted, teams of two qualified, conflict-free inspectors, repeatable."""
+    inputs = {
+        "parameters": {"sampling_ratio": ratio, "inspectors_per_department": 2, "department_ids": ["d1"]},
+        "candidates": [{"enterprise_id": f"e{n:02d}", "eligible": n % 7 != 0} for n in range(population)],
+        "pools": {"d1": [{"user_id": f"u{n}", "certificates": [{"valid_for_window": n != 1}]} for n in range(pool + 2)]},
+        "conflicts": [{"user_id": "u0", "enterprise_id": f"e{n:02d}"} for n in conflicted],
+    }
+    result = drawing.compute_draw(seed, inputs)
+    targets = [t["enterprise_id"] for t in result["targets"]]
+    eligible = [c["enterprise_id"] for c in inputs["candidates"] if c["eligible"]]
+    assert targets == sorted(targets) and set(targets) <= set(eligible)
+    assert len(targets) == min(len(eligible), drawing.sample_size(ratio, population))
+    for target in result["targets"]:
+        team = target["team"]["d1"]
+        assert len(team) == 2 and len(set(team)) == 2 and "u1" not in team
+        assert not ("u0" in team and int(target["enterprise_id"][1:]) in conflicted)
+    assert drawing.compute_draw(seed, inputs) == result
+    assert drawing.verify_record("d", seed, inputs, drawing.input_digest(seed, inputs), result,
+                                 drawing.result_digest(result)).reproduced
