@@ -104,11 +104,11 @@ def test_a_tablets_own_later_edit_is_no_conflict(client, world: World, auth) -> 
                           "SCJG-TAB1", offset_ms=-6000)
     first = mutation("inspection", inspection["entity_id"], {"place": "仓库"}, "SCJG-TAB1", offset_ms=-5000)
     second = mutation("inspection", inspection["entity_id"], {"place": "车间"}, "SCJG-TAB1", offset_ms=-4000)
+    theirs = mutation("inspection", inspection["entity_id"], {"place": "污水处理站"}, "STHJ-TAB1", offset_ms=-4500)
     headers = auth.headers("m-insp")
     # Both made offline on version 0 (never confirmed): still one tablet's sequence, not a conflict.
     for m in (inspection, first, second):
         assert _results(push(client, headers, "SCJG-TAB1", [m]))[0][0] == "applied"
-    theirs = mutation("inspection", inspection["entity_id"], {"place": "污水处理站"}, "STHJ-TAB1", offset_ms=-4500)
     assert _results(push(client, auth.headers("e-insp"), "STHJ-TAB1", [theirs])) == [("conflict", None)]
     (conflict,) = db.session.scalars(select(SyncConflict))
     assert (conflict.kept_value, conflict.lost_value) == ("车间", "污水处理站")
