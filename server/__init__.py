@@ -47,6 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.verification import models as _verification_models  # noqa: F401 - tables for migrations
     from server import planning
     from server.planning.routes import blueprints as planning_blueprints
+    from server.verification.routes import blp as inspections_blp
 
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
@@ -60,18 +61,18 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     errors.init_app(app)
     auth_service.init_app(app)
     api.register_blueprint(auth_blp)
-    api.register_blueprint(joint_blp)
     for blp in planning_blueprints:
         api.register_blueprint(blp)
-    for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp]:
+    api.register_blueprint(joint_blp)
+    for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp, inspections_blp]:
         api.register_blueprint(blp)
     api.register_blueprint(audit_blp)
     uploads.init_app(app)
     app.register_blueprint(health.bp)
     cli.init_app(app)
     verification.init_app(app)
-    review.init_app(app)
     planning.init_app(app)
+    review.init_app(app)
     audit.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
