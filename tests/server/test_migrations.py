@@ -28,3 +28,11 @@ def test_check_constraints_guard_enumerations(app) -> None:
                            {"id": world.task.id.hex if db.engine.dialect.name == "sqlite" else world.task.id})
         db.session.flush()
     db.session.rollback()
+
+
+def test_the_migrations_have_one_head(app) -> None:
+    """Features built side by side add migration branches; they are merged before landing."""
+    from alembic.script import ScriptDirectory
+
+    config = app.extensions["migrate"].migrate.get_config(app.extensions["migrate"].directory)
+    assert len(ScriptDirectory.from_config(config).get_heads()) == 1
