@@ -20,7 +20,7 @@ from server.audit.service import record as audit
 from server.review import service
 from server.review.models import DecisionKind
 from server.review.sessions import LogOnRefused, log_off, log_on, principal_of, resume
-from server.uploads.streaming import media_response
+from server.uploads.streaming import audited_media_response
 from server.verification.flags import FLAG_LABELS
 
 bp = Blueprint("review", __name__, url_prefix="/review", template_folder="templates",
@@ -259,10 +259,7 @@ def _media(media_id: str, action: str) -> Any:
 @office()
 def stream(media_id: str) -> Any:
     media = _media(media_id, "media.stream")
-    range_header = request.headers.get("Range")
-    audit("media.stream", object_type="media", object_id=str(media.id),
-                       details={"range": range_header}, actor=g.principal)
-    return media_response(media, range_header)
+    return audited_media_response(g.principal, media, request.headers.get("Range"))
 
 
 @bp.get("/media/<media_id>/contact-sheet.jpg")

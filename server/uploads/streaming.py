@@ -183,7 +183,12 @@ def stream_media(principal: Principal, media_id: uuid.UUID, range_header: str | 
     """GET /api/v1/media/{id}/content: authorise as for the media record, stream, and record it in the audit log."""
     from server.uploads.service import get_media
 
-    media = get_media(principal, media_id, audit_action="media.stream")
+    return audited_media_response(principal, get_media(principal, media_id, audit_action="media.stream"), range_header)
+
+
+def audited_media_response(principal: Principal, media: Media, range_header: str | None) -> Response:
+    """``media_response`` for a caller already authorised, recorded in the audit log with its outcome
+    (a refused range or a file missing from the store is kept as ``failed`` although the request fails)."""
 
     def recorded(status: int, content_range: str | None) -> None:
         audit.record("media.stream", object_type="media", object_id=str(media.id), actor=principal,

@@ -114,6 +114,13 @@ def test_footage_of_a_joint_record_streams_for_both_departments_and_nobody_else(
     assert {e.actor_username for e in streams} == {"m-sup", "e-sup", "admin"}
 
 
+def test_a_refused_range_is_kept_in_the_audit_log_as_failed(review_as, scene: Scene) -> None:
+    response = review_as("m-sup").get(f"/review/media/{scene.video.id}/stream", headers={"Range": "bytes=999999999-"})
+    assert response.status_code == 416
+    [entry] = _audit("media.stream")
+    assert entry.outcome.value == "failed" and entry.details["status"] == 416
+
+
 def test_footage_of_another_department_is_404(review_as, scene: Scene, clip: bytes) -> None:
     from tests.server.review.conftest import stored_media
 
