@@ -29,9 +29,12 @@ run: install $(VAR)/secrets.env
 	@set -a; . "$(INSPECT_ONCE_VAR)/secrets.env"; set +a; \
 	$(BIN)/flask --app server init-db && \
 	$(BIN)/flask --app server seed-demo --if-empty && \
-	echo "" && echo "Log in: http://$${INSPECT_ONCE_HOST:-127.0.0.1}:$${INSPECT_ONCE_PORT:-5000}/api/v1/docs  (POST /api/v1/auth/token)" && \
+	echo "" && echo "Log in: http://$${INSPECT_ONCE_HOST:-127.0.0.1}:$${INSPECT_ONCE_PORT:-5000}/review/  (supervisors, in the browser)" && \
+	echo "API:    http://$${INSPECT_ONCE_HOST:-127.0.0.1}:$${INSPECT_ONCE_PORT:-5000}/api/v1/docs  (POST /api/v1/auth/token)" && \
 	echo "Demo accounts (password demo-pass-2026): admin, scjg-head, scjg-supervisor, scjg-insp1 … (see README)" && \
-	exec $(BIN)/flask --app server serve
+	{ $(BIN)/flask --app server worker & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/flask --app server serve; }
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -111,6 +111,8 @@ def test_make_run_on_a_fresh_var_directory(tmp_path: Path) -> None:
         for account in ("admin", "scjg-head", "scjg-supervisor", "scjg-insp1"):
             assert account in output, (account, output)
         assert "seeded:" in output and "200 enterprises" in output, output
+        assert "worker started" in output, output  # evidence is verified without a second command
+        assert f"http://127.0.0.1:{port}/review/" in output, output
 
         status, tokens = _request(server.base + "/api/v1/auth/token",
                                   {"username": "scjg-insp1", "password": DEMO_PASSWORD})
