@@ -81,6 +81,8 @@ def test_the_inspection_page_shows_the_record_and_its_evidence(review_as, scene:
                  "CERT-M-001", "REC_0001.MP4", "镜头被遮挡 2 秒"):
         assert text in page, text
     assert page.count('data-testid="merged-finding"') == 2  # the joint record, merged across departments
+    merged = page.split('data-testid="joint-record"')[1].split("<details>")[0]
+    assert "不合规" in merged and "合规" in merged and "non_compliant" not in merged  # results in words
     assert f'/review/media/{scene.video.id}/stream' in page
     assert f'/review/media/{scene.video.id}/contact-sheet.jpg' in page
     # One timeline: the segment, the certificate at 2 s into it, the covered lens and both findings.
