@@ -10,32 +10,56 @@ return frozen dataclass reports that serialise to JSON (``report.to_dict()`` / `
 * :func:`make_thumbnail`, :func:`make_contact_sheet` – review pictures.
 * :func:`analyse_continuity` – gaps and overlaps between a device's segments.
 """
-from media.badges import BadgeReport, CertificateDetection, find_certificates
-from media.continuity import (
-    ContinuityReport,
-    Gap,
-    Overlap,
-    Segment,
-    WindowCoverage,
-    analyse_continuity,
-    find_gaps_and_overlaps,
-    window_coverage,
-)
-from media.digest import sha256_file
-from media.errors import IndexMissingError, MediaError, NotMediaError
-from media.integrity import IntegrityReport, check_integrity
-from media.lens import CoveredInterval, LensReport, LensThresholds, find_covered_lens
-from media.probe import ProbeReport, probe
-from media.reasons import Reason, Severity
-from media.thumbnails import Picture, make_contact_sheet, make_thumbnail
-from media.verify import (
-    ANALYSER_VERSION,
-    Detection,
-    MediaReport,
-    Status,
-    VerifyOptions,
-    verify_file,
-)
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+# Names are imported on first use: a caller that needs only the plain-number parts (continuity,
+# reasons) — the web server — does not load OpenCV, PyAV and NumPy with them.
+_EXPORTS = {
+    "media.badges": ("BadgeReport", "CertificateDetection", "find_certificates"),
+    "media.continuity": ("ContinuityReport", "Gap", "Overlap", "Segment", "WindowCoverage",
+                         "analyse_continuity", "find_gaps_and_overlaps", "window_coverage"),
+    "media.digest": ("sha256_file",),
+    "media.errors": ("IndexMissingError", "MediaError", "NotMediaError"),
+    "media.integrity": ("IntegrityReport", "check_integrity"),
+    "media.lens": ("CoveredInterval", "LensReport", "LensThresholds", "find_covered_lens"),
+    "media.probe": ("ProbeReport", "probe"),
+    "media.reasons": ("Reason", "Severity"),
+    "media.thumbnails": ("Picture", "make_contact_sheet", "make_thumbnail"),
+    "media.verify": ("ANALYSER_VERSION", "Detection", "MediaReport", "Status", "VerifyOptions", "verify_file"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+class _Package(types.ModuleType):
+    """Keeps an exported function bound under its name when its same-named submodule is imported
+    (``media.probe`` the function, as with eager imports, not ``media.probe`` the module)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}" and name in _MODULE_OF:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'media' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_MODULE_OF))
+
 
 __all__ = [
     "ANALYSER_VERSION", "BadgeReport", "CertificateDetection", "ContinuityReport", "CoveredInterval",
