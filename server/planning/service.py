@@ -453,6 +453,9 @@ def schedule_visit(principal: Principal, *, title: str, enterprise_id: uuid.UUID
     holds an approved, unused override, which it then uses up.
     """
     check_window(window_start, window_end)
+    # One scheduling per enterprise at a time (until commit): two requests could otherwise both
+    # count the visits below the cap, or both miss the visit to fold into.
+    db.session.get(Enterprise, enterprise_id, with_for_update=True)
     rule = frequency_rule()
     equivalence = equivalence or {}
     existing = _foldable_task(enterprise_id, window_start, lead_department_id, rule)

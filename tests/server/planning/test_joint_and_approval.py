@@ -1,6 +1,8 @@
 """Joint plans, frequency control and approval before dispatch."""
 from __future__ import annotations
 
+import time
+
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -140,6 +142,48 @@ def test_a_visit_beyond_the_cap_is_refused(world: World) -> None:
         _market_visit(world, days_ahead=40)
     assert refused.value.code == 409 and refused.value.slug == "frequency-cap-reached"
     assert refused.value.errors == {"enterprise_id": ["检查频次已达上限"]}
+
+
+def test_two_visits_scheduled_at_once_cannot_both_pass_the_cap(app, world: World, database_url: str) -> None:
+    """Request A has counted and added its visit but not committed when request B counts."""
+    import threading
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time; the race needs concurrent transactions")
+    planning.set_frequency_rule(SYSTEM, {"max_inspections": 2, "period_days": 365, "fold_window_days": 5})
+    db.session.commit()
+    a_added, b_started = threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def schedule(name: str, days_ahead: int) -> None:
+        with app.app_context():
+            try:
+                if name == "B":
+                    a_added.wait(10)
+                    b_started.set()
+                start, end = window(days_ahead)
+                create_task(SYSTEM, {"title": name, "enterprise_id": world.enterprise.id, "window_start": start,
+                                     "window_end": end, "member_ids": [world.people["m-insp"].id],
+                                     "check_item_ids": [world.check_items["m-licence"].id],
+                                     "lead_department_id": world.market.id})
+                if name == "A":
+                    a_added.set()
+                    b_started.wait(10)
+                    time.sleep(0.5)  # B is now counting (or waiting for A)
+                db.session.commit()
+                outcomes[name] = "created"
+            except Problem as problem:
+                db.session.rollback()
+                outcomes[name] = problem.slug
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=schedule, args=("A", 40)), threading.Thread(target=schedule, args=("B", 80))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == {"A": "created", "B": "frequency-cap-reached"}
 
 
 def test_a_draw_skips_enterprises_at_the_cap(world: World) -> None:
