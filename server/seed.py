@@ -11,6 +11,7 @@ from server.auth.policy import SYSTEM
 from server.directory import service as directory
 from server.directory.credit_code import ALPHABET, make_credit_code
 from server.directory.models import CertificateStatus, Department, User
+from server.db_types import utcnow
 from server.extensions import db
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -97,11 +98,13 @@ class SeedSummary:
     users: int = 0
     certificates_suspended: int = 0
     devices: int = 0
+    inspections: int = 0
     accounts: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"{self.departments} departments, {self.check_items} check items, {self.enterprises} enterprises, "
-                f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), {self.devices} devices")
+                f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), {self.devices} devices, "
+                f"{self.inspections} joint inspection awaiting review")
 
 
 def _person(rng: random.Random, used: set[str]) -> str:
@@ -198,4 +201,91 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
                 "risk_level": rng.choices(["low", "normal", "high"], [3, 6, 1])[0]}
         directory.create_enterprise(SYSTEM, data, [departments[c] for c in dept_codes])
         summary.enterprises += 1
+    _seed_joint_inspection(departments)
+    summary.inspections += 1
     return summary
+
+
+def _seed_joint_inspection(departments: dict[str, Department]) -> None:
+    """One joint visit this morning, synced by two tablets as the field client would, with a
+    certificate photo showing two of the four members' certificates: the worker verifies the photo
+    and the review queue has a record with flags to look at."""
+    import time
+    import uuid
+
+    import cv2
+    import numpy as np
+
+    from server.auth.policy import Principal
+    from server.directory.models import CheckItem, Enterprise
+    from server.sync import service as sync
+    from server.sync.entities import inspection_id_for
+    from server.tasks.service import create_task
+    from server.uploads.models import Media, MediaObject
+    from server.uploads.service import on_media_stored, uploads
+
+    market, ecology = departments["SCJG"], departments["STHJ"]
+    people = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(
+        ["scjg-insp1", "scjg-insp2", "sthj-insp1", "sthj-insp2"])))}
+    enterprise = next(e for e in db.session.scalars(select(Enterprise).order_by(Enterprise.name))
+                      if {market.id, ecology.id} <= {d.id for d in e.supervising_departments})
+    items = {d.code: db.session.scalars(select(CheckItem).where(CheckItem.department_id == d.id)
+                                        .order_by(CheckItem.code)).first() for d in (market, ecology)}
+    now = utcnow().replace(microsecond=0)
+    started, ended = now - timedelta(hours=3), now - timedelta(hours=2, minutes=20)
+    task = create_task(SYSTEM, {
+        "title": f"联合检查：{enterprise.name}", "enterprise_id": enterprise.id, "lead_department_id": market.id,
+        "window_start": started - timedelta(hours=1), "window_end": now + timedelta(hours=8),
+        "member_ids": [people[u].id for u in ("scjg-insp1", "scjg-insp2", "sthj-insp1", "sthj-insp2")],
+        "check_item_ids": [items["SCJG"].id, items["STHJ"].id]})
+    db.session.flush()
+    inspection_id, photo_id = str(inspection_id_for(task.id)), str(uuid.uuid4())
+
+    # The certificate photo (亮证): two QR codes on a plain scene, as a tablet would take it.
+    picture = np.full((720, 1280, 3), (200, 210, 190), np.uint8)
+    holders = [people["scjg-insp1"], people["sthj-insp1"]]
+    for index, holder in enumerate(holders):
+        code = cv2.resize(cv2.QRCodeEncoder.create().encode(holder.certificates[0].number), None, fx=8, fy=8,
+                          interpolation=cv2.INTER_NEAREST)
+        code = cv2.copyMakeBorder(code, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=255)
+        y, x = 160, 120 + index * 560
+        picture[y:y + code.shape[0], x:x + code.shape[1]] = code[..., None]
+    photo = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    stored = uploads().store.put([photo])
+
+    def push(user: User, tablet: str, mutations: list[tuple[str, str, dict[str, object]]]) -> None:
+        principal = Principal("user", str(user.id), user.role.value, user.department_id)
+        batch = [{"id": uuid.uuid4(), "entity": entity, "entity_id": uuid.UUID(entity_id), "op": "upsert",
+                  "base_version": 0, "hlc": f"{int(time.time() * 1000):013d}-{n:04x}-{tablet}", "fields": fields}
+                 for n, (entity, entity_id, fields) in enumerate(mutations)]
+        results = sync.push(principal, tablet, batch, timedelta(minutes=5))
+        refused = [r for r in results if r.status not in ("applied", "duplicate")]
+        if refused:
+            raise RuntimeError("demo inspection refused: " + "; ".join(f"{r.code}: {r.reason}" for r in refused))
+
+    push(people["scjg-insp1"], "SCJG-TAB1", [
+        ("inspection", inspection_id, {"task_id": str(task.id), "started_at": started.isoformat(),
+                                       "ended_at": ended.isoformat(), "place": enterprise.address,
+                                       "representative": enterprise.legal_representative, "status": "finished",
+                                       "soft_measures": ["提醒企业及时更新公示信息"]}),
+        ("finding", str(uuid.uuid4()), {"inspection_id": inspection_id, "check_item_id": str(items["SCJG"].id),
+                                        "result": "compliant", "note": "营业执照已在显著位置公示",
+                                        "recorded_at": (started + timedelta(minutes=10)).isoformat()}),
+        ("media", photo_id, {"inspection_id": inspection_id, "sha256": stored.sha256, "size": stored.size,
+                             "proves": "certificate", "content_type": "image/jpeg", "file_name": "IMG_0001.jpg",
+                             "capture_start": (started + timedelta(minutes=1)).isoformat()}),
+    ])
+    push(people["sthj-insp1"], "STHJ-TAB1", [
+        ("finding", str(uuid.uuid4()), {"inspection_id": inspection_id, "check_item_id": str(items["STHJ"].id),
+                                        "result": "non_compliant", "note": "危险废物贮存场所未设置识别标志",
+                                        "recorded_at": (started + timedelta(minutes=25)).isoformat()}),
+    ])
+    if db.session.get(MediaObject, stored.sha256) is None:
+        db.session.add(MediaObject(sha256=stored.sha256, size=stored.size, backend=stored.backend, key=stored.key))
+        db.session.flush()
+    media = Media(id=uuid.UUID(photo_id), sha256=stored.sha256, size=stored.size, department_id=market.id,
+                  task_id=task.id, content_type="image/jpeg", file_name="IMG_0001.jpg",
+                  capture_start=started + timedelta(minutes=1), uploaded_by_user_id=people["scjg-insp1"].id)
+    db.session.add(media)
+    db.session.flush()
+    on_media_stored(media)  # the worker verifies it once the seed commits

@@ -347,6 +347,24 @@ def test_a_revoked_certificate_is_final(runner: Any, world: World) -> None:
 
 # ---- seed-demo ---------------------------------------------------------------
 
+def test_seed_demo_leaves_a_joint_inspection_for_review(app: Any, runner: Any) -> None:
+    from server.jobs.queue import current_queue
+    from server.uploads.models import Media
+    from server.verification.models import InspectionFlag
+
+    ok(invoke(runner, "seed-demo", "--if-empty"))
+    [media] = db.session.scalars(select(Media)).all()
+    queue = current_queue(app)
+    while queue.run_pending():  # the worker: verify the photo, then assess the inspection
+        pass
+    db.session.expire_all()
+    assert media.verification["status"] == "verified"
+    assert len({d["text"] for d in media.verification["detections"]}) == 2  # two certificates shown
+    flags = db.session.scalars(select(InspectionFlag)).all()
+    # The other two members' certificates are not in the evidence.
+    assert sorted(f.code for f in flags if f.code.startswith("certificate")) == ["certificate-missing"] * 2
+
+
 def test_seed_demo_builds_a_believable_city_once(runner: Any, client: Any) -> None:
     out = ok(invoke(runner, "seed-demo", "--if-empty"))
     assert "seeded:" in out and DEMO_PASSWORD in out
