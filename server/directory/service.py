@@ -270,6 +270,20 @@ def certificate_valid_on(certificate: Certificate, day: date) -> bool:
     return certificate_status_on(certificate, day) == "valid"
 
 
+def certificate_valid_throughout(certificate: Certificate, first_day: date, last_day: date) -> bool:
+    """In force on every day from ``first_day`` to ``last_day``, and neither suspended nor revoked now.
+
+    Today's status counts for a future window too: a certificate suspended
+    today cannot be relied on for next week's visit.
+    """
+    if certificate.status != CertificateStatus.VALID or last_day > certificate.valid_until:
+        return False
+    if not certificate_valid_on(certificate, first_day):
+        return False
+    return all(change.status == CertificateStatus.VALID for change in certificate.history
+               if first_day < office_day(change.changed_at) <= last_day)
+
+
 # ---- devices -----------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
 """The joint report: the joint record as one document for the enterprise and the file (HTML, PDF)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from server.db_types import OFFICE_TIMEZONE
 from server.joint.service import JointRecord
 
 # Beijing time has had no daylight saving since 1991: a fixed offset needs no tz database.
-BEIJING = timezone(timedelta(hours=8))
 CJK_FONT_PACKAGE = "fonts-noto-cjk"
 
 LABELS: dict[str, dict[str, str]] = {
@@ -45,7 +45,7 @@ def _beijing(value: str | None) -> str:
         return value
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(OFFICE_TIMEZONE).strftime("%Y-%m-%d %H:%M")
 
 
 def _size(value: int | None) -> str:

@@ -21,17 +21,17 @@ import dataclasses
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, TypeVar
 
 from sqlalchemy import exists, func, select
 
 from server.audit import service as audit
 from server.auth.policy import Permission, Principal, authorize_object, can, scope_query
-from server.db_types import utcnow
-from server.directory.models import (Certificate, CertificateStatus, CheckItem, Department, Enterprise, Role, User,
+from server.db_types import office_day, utcnow
+from server.directory.models import (CheckItem, Department, Enterprise, Role, User,
                                      enterprise_department)
-from server.directory.service import certificate_valid_on
+from server.directory.service import certificate_valid_throughout
 from server.errors import Problem
 from server.extensions import db
 from server.pagination import Page, keyset_page
@@ -44,7 +44,6 @@ from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskS
 T = TypeVar("T")
 
 # Inspections are planned in office days: certificates are valid by calendar date in China.
-OFFICE_ZONE = timezone(timedelta(hours=8))
 
 DEFAULT_MAX_INSPECTIONS = 2
 DEFAULT_PERIOD_DAYS = 365
@@ -60,10 +59,6 @@ def _field_error(field: str, message: str, status: int = 422, slug: str = "valid
 
 def _not_found(what: str) -> Problem:
     return Problem(404, "not-found", f"{what}不存在")
-
-
-def office_day(moment: datetime) -> date:
-    return moment.astimezone(OFFICE_ZONE).date()
 
 
 def check_window(window_start: datetime, window_end: datetime) -> None:
@@ -648,20 +643,6 @@ def _draw_inputs(source: _Source, window_start: datetime, window_end: datetime, 
         },
         "candidates": candidates, "pools": pools, "conflicts": conflicts,
     }
-
-
-def certificate_valid_throughout(certificate: Certificate, first_day: date, last_day: date) -> bool:
-    """In force on every day from ``first_day`` to ``last_day``, and neither suspended nor revoked now.
-
-    Today's status counts for a future window too: a certificate suspended
-    today cannot be relied on for next week's visit.
-    """
-    if certificate.status != CertificateStatus.VALID or last_day > certificate.valid_until:
-        return False
-    if not certificate_valid_on(certificate, first_day):
-        return False
-    return all(change.status == CertificateStatus.VALID for change in certificate.history
-               if first_day < office_day(change.changed_at) <= last_day)
 
 
 def run_draw(principal: Principal, data: Mapping[str, Any]) -> Draw:

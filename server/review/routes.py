@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from server import transaction
 from server.auth.policy import Permission, can
+from server.db_types import OFFICE_TIMEZONE
 from server.errors import Problem
 from server.audit.service import list_entries
 from server.audit.service import record as audit
@@ -300,9 +301,9 @@ def local_time(value: Any, with_seconds: bool = True) -> str:
         value = service.parse_time(value)
     if not isinstance(value, datetime):  # missing on the record (or undefined in the template)
         return "—"
-    return value.astimezone(service.CST).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+    return value.astimezone(OFFICE_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
 
 
 def clock(value: datetime) -> str:
     """The time of day only (the timeline's ticks; the date is on the record above)."""
-    return value.astimezone(service.CST).strftime("%H:%M:%S")
+    return value.astimezone(OFFICE_TIMEZONE).strftime("%H:%M:%S")

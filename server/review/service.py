@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from server.audit.service import record as audit
 from server.auth.policy import Permission, Principal, can
-from server.db_types import utcnow
+from server.db_types import OFFICE_TIMEZONE, utcnow
 from server.directory.models import CheckItem, Department, User
 from server.errors import Problem
 from server.extensions import db
@@ -33,7 +33,6 @@ from server.verification.models import InspectionFlag, InspectionMedia, Verifica
 log = logging.getLogger(__name__)
 
 # Dates in the queue's filters and on the pages are the city's (China Standard Time, no DST).
-CST = timezone(timedelta(hours=8), "CST")
 PAGE_SIZE = 25
 COMMENT_MAX = 4000
 
@@ -166,7 +165,7 @@ class Queue:
 
 
 def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, CST).astimezone(timezone.utc)
+    return datetime.combine(day, time.min, OFFICE_TIMEZONE).astimezone(timezone.utc)
 
 
 def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -> Any:

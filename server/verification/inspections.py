@@ -56,6 +56,14 @@ def _window(inspection: SyncedEntity) -> tuple[datetime | None, datetime | None]
     return started, ended
 
 
+def _footage_window(inspection: SyncedEntity) -> tuple[datetime, datetime] | None:
+    """The time footage of the inspection falls in: its window, an unfinished one taken as OPEN_WINDOW long."""
+    started, ended = _window(inspection)
+    if started is None:
+        return None
+    return started, ended if ended and ended >= started else started + OPEN_WINDOW
+
+
 def _duration(report: VerificationReport | None) -> float | None:
     if report is None or not report.measurements:
         return None
@@ -89,10 +97,9 @@ def attach_evidence(inspection: SyncedEntity) -> dict[uuid.UUID, str]:
         .where(SyncedEntity.inspection_id == inspection.id, SyncedEntity.kind == "media",
                SyncedEntity.deleted.is_(False))))
     wanted = {media_id: "record" for media_id in recorded}
-    started, ended = _window(inspection)
-    if started is not None:
-        end = ended if ended and ended >= started else started + OPEN_WINDOW
-        for media_id in _bodycam_segments(inspection.task_id, started, end):
+    window = _footage_window(inspection)
+    if window is not None:
+        for media_id in _bodycam_segments(inspection.task_id, *window):
             wanted.setdefault(media_id, "bodycam")
     existing = {link.media_id: link for link in db.session.scalars(
         select(InspectionMedia).where(InspectionMedia.inspection_id == inspection.id))}
@@ -241,11 +248,8 @@ def inspections_touching_media(media_id: uuid.UUID) -> list[uuid.UUID]:
                 .where(TaskMember.user_id == device.inspector_id, SyncedEntity.kind == "inspection",
                        SyncedEntity.deleted.is_(False)))
             for inspection in candidates:
-                started, ended = _window(inspection)
-                if started is None:
-                    continue
-                end = ended if ended and ended >= started else started + OPEN_WINDOW
-                if started - SEGMENT_LOOKBACK <= media.capture_start <= end:
+                window = _footage_window(inspection)
+                if window is not None and window[0] - SEGMENT_LOOKBACK <= media.capture_start <= window[1]:
                     found.add(inspection.id)
     return sorted(found, key=str)
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.audit.models import AuditEntry
 from server.extensions import db
-from server.review.service import CST
+from server.db_types import OFFICE_TIMEZONE
 from tests.server.review.conftest import CERTIFICATE_AT, Scene
 
 
@@ -47,7 +47,7 @@ def test_filters_by_department_date_and_status(review_as, scene: Scene) -> None:
     client = review_as("admin")
     ecology = client.get(f"/review/?department={scene.world.ecology.id}").get_data(as_text=True)
     assert _rows(ecology) == [str(scene.ecology_only.id)]
-    day = (scene.start - timedelta(days=2)).astimezone(CST).date().isoformat()
+    day = (scene.start - timedelta(days=2)).astimezone(OFFICE_TIMEZONE).date().isoformat()
     assert _rows(client.get(f"/review/?from={day}&to={day}").get_data(as_text=True)) == [str(scene.ecology_only.id)]
     assert _rows(client.get("/review/?status=approved").get_data(as_text=True)) == []
     assert len(_rows(client.get("/review/?status=pending").get_data(as_text=True))) == 3
