@@ -2,9 +2,10 @@
 
 Keyed by upload and offset: a state is only ever handed out for the exact
 offset it has hashed up to, so it is right whichever process or thread wrote
-the bytes (a durable prefix never changes). When it is missing — another
-server process took the previous PATCH, or this one restarted — the caller
-re-hashes the durable prefix once and goes on from there.
+the bytes (a durable prefix never changes). When this process is behind —
+another server process took the previous PATCH, or this one restarted — the
+caller hashes the durable bytes from the furthest state it holds (``nearest``)
+and goes on from there.
 """
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ class RunningDigests:
         self._states: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, upload_id: str, offset: int) -> Any | None:
-        """A copy of the hash of bytes ``[0, offset)``, or None when not known here."""
+    def nearest(self, upload_id: str, offset: int) -> tuple[int, Any] | None:
+        """The furthest known state at or before ``offset``: (its offset, a copy), or None."""
         with self._lock:
             entry = self._states.get(upload_id)
-            if entry is None or entry[0] != offset:
+            if entry is None or entry[0] > offset:
                 return None
             self._states.move_to_end(upload_id)
-            return entry[1].copy()
+            return entry[0], entry[1].copy()
 
     def put(self, upload_id: str, offset: int, state: Any) -> None:
         """Remember ``state`` (taken over, not copied) as the hash of ``[0, offset)``."""

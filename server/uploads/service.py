@@ -16,7 +16,8 @@ directory (``storage.py``); an offset is reported only after that. A long body
 without its own checksum is made durable in checkpoints as it arrives, so a
 server killed mid-PATCH loses at most the last few seconds. The running
 SHA-256 of each upload is kept in memory keyed by upload and offset
-(``digests.py``); after a restart the durable prefix is hashed once.
+(``digests.py``); a process that lacks it (a restart, or another worker took
+the previous PATCH) hashes the durable bytes it has not seen, once.
 """
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ from server.uploads.storage import (ExpiringStore, MediaStore, OffsetMismatch, P
                                     StorageError, UnknownPartial)
 
 log = logging.getLogger(__name__)
+
+# A catch-up on more than this (after a restart, say) is worth a line in the log.
+RE_HASH_LOGGED_BYTES = 256 << 20
 
 EXTENSION = "inspect_once.uploads"
 
@@ -378,9 +382,7 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
     part = _partial(ctx, up)
     if offset != part.offset:
         raise _offset_mismatch(offset, part.offset)
-    # Another worker process may hold this upload's running hash; then the
-    # whole file is hashed once at the end rather than its prefix at every PATCH.
-    running = _running_digest(ctx, up, offset, required=False)
+    running = _running_digest(ctx, up, offset)
     new_offset, running = _receive(ctx, up, offset, body, checksum, running)
     if new_offset == up.length:
         _finalize(ctx, up, running)
@@ -388,21 +390,26 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
     return _view(ctx, up, new_offset, utcnow())
 
 
-def _running_digest(ctx: Uploads, up: _Snapshot, offset: int, *, required: bool = True) -> Any:
-    """The SHA-256 of the durable bytes ``[0, offset)``: from memory, or (if ``required``) read once from the store."""
-    known = ctx.digests.get(up.key, offset)
-    if known is not None:
-        return known
-    if not required:
-        return None
-    digest = hashlib.sha256()
-    hashed = 0
-    for block in ctx.store.read_partial(up.storage_key, offset):
+def _running_digest(ctx: Uploads, up: _Snapshot, offset: int) -> Any:
+    """The SHA-256 of the durable bytes ``[0, offset)``.
+
+    From memory when this process hashed up to ``offset``; otherwise from the
+    furthest state it holds (or none), hashing the durable bytes in between
+    from the store. Clients that open a connection per PATCH land on any
+    worker process, so a worker often catches up on the bytes another one
+    received; the store keeps an upload's newest bytes cached for that.
+    """
+    start, digest = ctx.digests.nearest(up.key, offset) or (0, hashlib.sha256())
+    if start == offset:
+        return digest
+    hashed = start
+    for block in ctx.store.read_partial(up.storage_key, offset, start=start):
         digest.update(block)
         hashed += len(block)
     if hashed != offset:
         raise StorageError(f"partial upload {up.storage_key} holds {hashed} durable bytes, its record says {offset}")
-    log.info("re-hashed %d durable bytes of upload %s", offset, up.id)
+    if offset - start > RE_HASH_LOGGED_BYTES:
+        log.info("hashed %d durable bytes of upload %s received elsewhere", offset - start, up.id)
     ctx.digests.put(up.key, offset, digest.copy())
     return digest
 
@@ -426,7 +433,7 @@ def _receive(ctx: Uploads, up: _Snapshot, offset: int, body: Body, checksum: tus
 
 def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, checksum: tus.Checksum | None,
             running: Any, remaining: int) -> tuple[int, Any]:
-    committed = running.copy() if running is not None else None  # the hash of [0, writer.durable_offset)
+    committed = running.copy()  # the hash of [0, writer.durable_offset)
     this_patch = checksum.new() if checksum is not None else None
     # A PATCH with its own checksum is all or nothing, so it cannot be made
     # durable piecemeal; nor can a chunked one, which might turn out too long.
@@ -435,17 +442,15 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
     try:
         for block in body.blocks(remaining):
             writer.write(block)
-            if running is not None:
-                running.update(block)
+            running.update(block)
             if this_patch is not None:
                 this_patch.update(block)
             if checkpoints:
                 pending += len(block)
                 if pending >= ctx.checkpoint_bytes or time.monotonic() - since >= ctx.checkpoint_seconds:
                     durable = writer.commit()
-                    if running is not None:
-                        committed = running.copy()
-                        ctx.digests.put(up.key, durable, running.copy())
+                    committed = running.copy()
+                    ctx.digests.put(up.key, durable, running.copy())
                     pending, since = 0, time.monotonic()
     except BodyTooLarge:
         writer.discard()
@@ -474,16 +479,13 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
 
 
 def _remember(ctx: Uploads, up: _Snapshot, offset: int, digest: Any) -> None:
-    if digest is not None:
-        ctx.digests.put(up.key, offset, digest.copy())
+    ctx.digests.put(up.key, offset, digest.copy())
 
 
 # ---- the end of an upload ---------------------------------------------------------------
 
 def _finalize(ctx: Uploads, up: _Snapshot, running: Any) -> None:
     """Every byte is durable: store the file if its SHA-256 is the declared one, else quarantine it."""
-    if running is None:  # the PATCHes went through several processes: hash the file once
-        running = _running_digest(ctx, up, up.length)
     digest = running.hexdigest()
     row = db.session.get(Upload, up.id)
     assert row is not None

@@ -8,7 +8,7 @@ buckets; it talks to a ``MediaStore``:
 - partial uploads, named by a key the store generates (never a client's file
   name): ``create_partial``, ``partial`` (length and durable offset),
   ``append`` (a writer that makes what it wrote durable on ``commit``),
-  ``read_partial``, ``finish_partial`` (the complete file becomes an object),
+  ``read_partial`` (a range of the durable bytes), ``finish_partial`` (the complete file becomes an object),
   ``remove_partial`` (abort, or clean up after finishing) and
   ``quarantine_partial`` (keep a file that failed its hash aside, for review).
 
@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, TypeVar
 
 BLOCK_SIZE = 1 << 20
+# How much of each partial upload's newest durable bytes is left in the page cache.
+RECENT_BYTES_CACHED = 64 << 20
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PARTIAL_KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -162,8 +164,8 @@ class MediaStore(ABC):
         """
 
     @abstractmethod
-    def read_partial(self, key: str, end: int) -> Iterator[bytes]:
-        """The durable bytes ``[0, end)`` of a partial upload, in blocks."""
+    def read_partial(self, key: str, end: int, start: int = 0) -> Iterator[bytes]:
+        """The durable bytes ``[start, end)`` of a partial upload, in blocks."""
 
     @abstractmethod
     def finish_partial(self, key: str, sha256: str) -> StoredObject:
@@ -248,6 +250,21 @@ def _mkdirs_durably(path: Path) -> None:
         _fsync_dir(directory.parent)
 
 
+def _drop_cached(fd: int, start: int, end: int) -> None:
+    """Let the kernel drop durable upload bytes from the page cache.
+
+    Footage is written once and read again only by the verifier, later; kept in
+    the cache it would push out what is read often (the database) and, as uploads
+    of gigabytes go on, make every write take fresh memory instead of reusing
+    pages just freed (on virtual machines, where fresh memory is costly, buffered
+    writes were six times slower). The pages are clean after the fdatasync, so
+    nothing is lost; it is only advice, so it may fail.
+    """
+    if end > start and hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+
+
 def _offset_record(offset: int) -> bytes:
     # Fixed width, so a new record overwrites the old one in place with one
     # write far smaller than a disk sector: it is either wholly old or wholly new.
@@ -262,6 +279,7 @@ class _LocalWriter(PartialWriter):
         self._durable = start
         self._offset = start
         self._length = length
+        self._uncached_to = max(0, start - RECENT_BYTES_CACHED)  # earlier writers dropped what lies before
 
     @property
     def durable_offset(self) -> int:
@@ -291,6 +309,12 @@ class _LocalWriter(PartialWriter):
             raise OSError("short write of the offset record")
         os.fdatasync(self._offset_fd)
         self._durable = self._offset
+        # The newest bytes stay cached: the next PATCH may reach another
+        # worker process, which hashes them before going on.
+        keep_from = max(0, self._durable - RECENT_BYTES_CACHED)
+        if keep_from > self._uncached_to:
+            _drop_cached(self._fd, self._uncached_to, keep_from)
+            self._uncached_to = keep_from
         return self._durable
 
     @_storage_errors
@@ -537,8 +561,8 @@ class LocalMediaStore(MediaStore, ExpiringStore):
                 os.close(fd)
                 os.close(offset_fd)
 
-    def read_partial(self, key: str, end: int) -> Iterator[bytes]:
-        return self._read_file(self._partial_dir(key) / "data", 0, end, UnknownPartial(key))
+    def read_partial(self, key: str, end: int, start: int = 0) -> Iterator[bytes]:
+        return self._read_file(self._partial_dir(key) / "data", start, end, UnknownPartial(key))
 
     @_storage_errors
     def finish_partial(self, key: str, sha256: str) -> StoredObject:

@@ -159,8 +159,9 @@ class ServerProcess:
         if kind == "werkzeug":
             command = [sys.executable, "-m", "tests.server.uploads.serve", database_url, str(var)]
         else:
-            command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread", "--threads", "4",
-                       "--bind", "127.0.0.1:0", "--no-control-socket", "--log-level", "info",
+            command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+                       "--threads", "4", "--bind", "127.0.0.1:0", "--no-control-socket", "--log-level", "info",
+                       "--access-logfile", "-", "--access-logformat", "access %(p)s %(m)s %(s)s",
                        "tests.server.uploads.serve:make_app()"]
         # Output goes to a file: a pipe nobody reads would stall a chatty server.
         self.log = tempfile.TemporaryFile("w+")
@@ -178,6 +179,11 @@ class ServerProcess:
                     port = int(line.split("127.0.0.1:")[1].split()[0])
         assert port, "server did not start"
         self.url = f"http://127.0.0.1:{port}"
+
+    def access_log(self) -> list[list[str]]:
+        """gunicorn's access lines: worker pid, method, status."""
+        self.log.seek(0)
+        return [line.split()[1:] for line in self.log.read().splitlines() if line.startswith("access ")]
 
     def kill(self) -> None:
         """SIGKILL to the whole group (gunicorn's master and worker alike): no clean-up, no last commit."""
@@ -240,3 +246,35 @@ def test_a_server_killed_mid_upload_resumes_from_its_last_durable_offset(app, cl
     stored = requests.get(f"{second.url}/api/v1/media/{media.id}", headers=headers, timeout=10).json()
     assert stored["sha256"] == sha256(data) and stored["size"] == len(data)
     assert [sha256(p.read_bytes()) for p in object_files(app)] == [sha256(data)]
+
+
+def test_server_processes_take_turns_on_one_upload(app, client, world: World, auth, server_process: Any) -> None:
+    """Clients that connect per PATCH (tuspy does) reach any worker process, and each lacks the hash of what
+    the others received. Two gunicorn servers on the same database and store, PATCHed in turn, stand for
+    two workers; one client hangs up mid-body (gunicorn then ends the input short)."""
+    data = footage(3 * 1024 * 1024 + 5, seed=12)
+    media = push_media(client, auth, world, data)
+    headers = auth.headers("m-insp")
+    path = create(client, headers, len(data), metadata(sha256=media.sha256, media_id=media.id)).headers["Location"]
+    db.session.commit()
+    servers = [server_process("gunicorn"), server_process("gunicorn")]
+
+    connection = slow_patch(servers[0].url, path, headers, 0, data)
+    connection.send(data[:300_000])
+    connection.close()
+    deadline = time.monotonic() + 20
+    while server_offset(servers[1].url, path, headers) != 300_000:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    offset, turn, chunk = 300_000, 1, 96 * 1024
+    while offset < len(data):
+        response = requests.patch(servers[turn % 2].url + path, data=data[offset:offset + chunk], timeout=10, headers={
+            **TUS, **headers, "Upload-Offset": str(offset), "Content-Type": OCTETS})
+        assert response.status_code == 204, response.text
+        offset, turn = int(response.headers["Upload-Offset"]), turn + 1
+    stored = requests.get(f"{servers[0].url}/api/v1/media/{media.id}", headers=headers, timeout=10).json()
+    assert stored["sha256"] == sha256(data) and stored["size"] == len(data)
+    assert [sha256(p.read_bytes()) for p in object_files(app)] == [sha256(data)]
+    # The upload was truly shared: both took PATCHes that stored bytes.
+    for server in servers:
+        assert any(method == "PATCH" and status == "204" for _, method, status in server.access_log())

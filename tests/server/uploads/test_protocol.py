@@ -403,6 +403,52 @@ def test_an_upload_cut_at_random_offsets_resumes_to_the_right_file(client, world
     assert not files_under(media_root(app) / "uploads")
 
 
+def test_a_worker_that_missed_patches_hashes_only_the_bytes_it_missed(client, world: World, auth, app,
+                                                                      monkeypatch) -> None:
+    """Clients that connect per PATCH land on any worker process: the one that took the first PATCH
+    but not the second goes on from its own hash state, reading back only the second PATCH's bytes."""
+    data = footage(90_000, seed=5)
+    url, headers, media = new_upload(client, auth, world, data)
+    digests = uploads().digests
+    upload = db.session.scalars(select(Upload)).one()
+    assert patch(client, url, headers, 0, data[:30_000]).status_code == 204
+    this_worker = digests.nearest(upload.id.hex, 30_000)
+    assert this_worker is not None and this_worker[0] == 30_000
+    assert patch(client, url, headers, 30_000, data[30_000:70_000]).status_code == 204  # "another worker"
+    digests.put(upload.id.hex, *this_worker)  # this worker knows nothing of that PATCH
+    store = uploads().store
+    read_back: list[tuple[int, int]] = []
+    real_read_partial = store.read_partial
+
+    def recording_read_partial(key: str, end: int, start: int = 0) -> Any:
+        read_back.append((start, end))
+        return real_read_partial(key, end, start=start)
+
+    monkeypatch.setattr(store, "read_partial", recording_read_partial)
+    assert patch(client, url, headers, 70_000, data[70_000:]).status_code == 204
+    assert read_back == [(30_000, 70_000)]
+    stored = client.get(f"/api/v1/media/{media.id}", headers=headers).get_json()
+    assert stored["sha256"] == sha256(data)
+    assert [p.read_bytes() for p in object_files(app)] == [data]
+
+
+def test_bytes_changed_behind_a_workers_back_are_caught_by_the_whole_file_hash(client, world: World, auth,
+                                                                              app) -> None:
+    """The catch-up hashes what the disk holds, not what some process believes it holds."""
+    data = footage(60_000, seed=6)
+    url, headers, media = new_upload(client, auth, world, data)
+    upload = db.session.scalars(select(Upload)).one()
+    assert patch(client, url, headers, 0, data[:20_000]).status_code == 204
+    forget_running_hashes(app)
+    data_file = media_root(app) / "uploads" / upload.storage_key / "data"
+    with data_file.open("r+b") as f:  # a disk that returned one byte changed
+        f.seek(10_000)
+        f.write(bytes([data[10_000] ^ 0x01]))
+    response = patch(client, url, headers, 20_000, data[20_000:])
+    assert_problem(response, 460, "hash-mismatch")
+    assert counts() == (0, 0) and object_files(app) == []
+
+
 # ---- the end of an upload ------------------------------------------------------------------
 
 def test_a_wrong_whole_file_hash_is_quarantined_and_nothing_is_stored(client, world: World, auth, app) -> None:

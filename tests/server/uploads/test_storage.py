@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,40 @@ def test_commit_syncs_the_data_before_the_offset_record(store: LocalMediaStore, 
     assert store.partial(part.key).offset == 10
     # The record is rewritten in place, always the same size.
     assert (store.root / "uploads" / part.key / "offset").read_bytes() == b"00000000000000000010\n"
+
+
+def test_durable_bytes_leave_the_page_cache_except_the_newest(store: LocalMediaStore,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only clean (fdatasynced) pages are let go, never the newest window another worker may hash next."""
+    monkeypatch.setattr(storage, "RECENT_BYTES_CACHED", 100)
+    part = store.create_partial(1000)
+    events: list[tuple[Any, ...]] = []
+    real_sync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        events.append(("sync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_sync(fd)
+
+    def posix_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        events.append(("drop", os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), offset, length))
+
+    monkeypatch.setattr(storage.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(storage.os, "posix_fadvise", posix_fadvise)
+    with store.append(part.key, 0) as writer:
+        writer.write(b"a" * 80)
+        writer.commit()  # 80 durable, all within the newest 100
+        writer.write(b"b" * 220)
+        writer.commit()  # 300 durable: [0, 200) may go
+        writer.write(b"c" * 50)  # not durable: nothing more may go
+    assert events == [("sync", "data"), ("sync", "offset"),
+                      ("sync", "data"), ("sync", "offset"), ("drop", "data", 0, 200)]
+    events.clear()
+    with store.append(part.key, 300) as writer:  # the next PATCH, perhaps in another process
+        writer.write(b"d" * 150)
+        writer.commit()
+    assert events == [("sync", "data"), ("sync", "offset"), ("drop", "data", 200, 150)]
+    assert b"".join(store.read_partial(part.key, 450, start=290)) == b"b" * 10 + b"d" * 150
 
 
 def test_finishing_twice_or_identical_content_keeps_one_object(store: LocalMediaStore) -> None:
