@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/upload.py [--size-mb 1024] [--big-mb 2048] [--chunk-mb 8]
 
-In one run, on loopback:
-1. this server as in production (`flask --app server serve`: gunicorn, gthread) receives a file of
-   --size-mb with the reference Python client `tuspy`, then a file of --big-mb; the peak RSS of the
-   server's processes is read from /proc (VmHWM) after each;
+In one run, on loopback, for --rounds rounds (who goes first alternates):
+1. this server as in production (`flask --app server serve`: gunicorn, gthread), started fresh,
+   receives a file of --size-mb from the reference Python client `tuspy`;
 2. the Node reference server `@tus/server` with `@tus/file-store` (installed with npm into a temporary
-   folder) receives the --size-mb file from the same client with the same chunk size;
-3. curl sends the --size-mb file to this server in a single streaming PATCH.
-Prints throughputs, their ratio and the RSS figures.
+   folder), started fresh, receives the same file from the same client with the same chunk size;
+3. curl sends the file to a fresh server of ours in a single streaming PATCH.
+Then a fresh server of ours receives a file of --big-mb. The peak RSS of a server's processes is read
+from /proc (VmHWM) after each upload. Prints the rounds, the medians, the ratio and the RSS figures.
 """
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import argparse
 import base64
 import hashlib
 import os
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,64 +159,92 @@ def curl_single_patch(base: str, headers: dict[str, str], path: Path, sha: str) 
     return seconds
 
 
+def node_install(directory: Path) -> None:
+    directory.mkdir()
+    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "@tus/server", "@tus/file-store"],
+                   cwd=directory, check=True)
+    (directory / "server.mjs").write_text(NODE_SERVER)
+
+
+def node_upload(node_dir: Path, store: Path, path: Path, chunk: int) -> tuple[float, float]:
+    """Seconds for tuspy to upload ``path`` to a fresh @tus/server, and its peak RSS in MB."""
+    store.mkdir()
+    port = free_port()
+    node = subprocess.Popen(["node", "server.mjs", str(store), str(port)], cwd=node_dir, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/files")
+        seconds = tuspy_upload(f"http://127.0.0.1:{port}/files", path, chunk, {"filename": path.name}, {})
+        return seconds, peak_rss_mb(node.pid)
+    finally:
+        stop(node)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def ours_upload(var: Path, path: Path, sha: str, chunk: int | None) -> tuple[float, float]:
+    """Seconds for tuspy (or, with no chunk size, one curl PATCH) to upload ``path`` to a fresh server of
+    ours, and the peak RSS in MB of its processes (master and workers)."""
+    server, base, headers = start_ours(var)
+    try:
+        if chunk is None:
+            seconds = curl_single_patch(base, headers, path, sha)
+        else:
+            seconds = tuspy_upload(base + "/api/v1/uploads/", path, chunk,
+                                   {"sha256": sha, "filename": path.name, "device_id": "SCJG-DOCK1"}, headers)
+        return seconds, peak_rss_mb(server.pid)
+    finally:
+        stop(server)
+        shutil.rmtree(var, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--big-mb", type=int, default=2048)
     parser.add_argument("--chunk-mb", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     chunk = args.chunk_mb << 20
+    mb = args.size_mb
     with tempfile.TemporaryDirectory(prefix="upload-bench-") as tmp:
         tmp_path = Path(tmp)
-        files = {}
-        for size in sorted({args.size_mb, args.big_mb}):
-            path = tmp_path / f"footage-{size}.bin"
-            files[size] = (path, make_file(path, size))
-        small, small_sha = files[args.size_mb]
-
-        server, base, headers = start_ours(tmp_path / "var")
-        ours: dict[int, tuple[float, float]] = {}
-        try:
-            for size, (path, sha) in files.items():
-                seconds = tuspy_upload(base + "/api/v1/uploads/", path, chunk,
-                                       {"sha256": sha, "filename": path.name, "device_id": "SCJG-DOCK1"}, headers)
-                ours[size] = (seconds, peak_rss_mb(server.pid))
-            # A fresh copy (new content) for curl, so it is not the same object again.
-            curl_file = tmp_path / "curl.bin"
-            curl_sha = make_file(curl_file, args.size_mb)
-            curl_seconds = curl_single_patch(base, headers, curl_file, curl_sha)
-            curl_rss = peak_rss_mb(server.pid)
-        finally:
-            stop(server)
-
         node_dir = tmp_path / "node"
-        node_dir.mkdir()
-        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "@tus/server", "@tus/file-store"],
-                       cwd=node_dir, check=True)
-        (node_dir / "server.mjs").write_text(NODE_SERVER)
-        (node_dir / "store").mkdir()
-        port = free_port()
-        node = subprocess.Popen(["node", "server.mjs", str(node_dir / "store"), str(port)], cwd=node_dir,
-                                start_new_session=True)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/files")
-            node_seconds = tuspy_upload(f"http://127.0.0.1:{port}/files", small, chunk,
-                                        {"filename": small.name}, {})
-            node_rss = peak_rss_mb(node.pid)
-        finally:
-            stop(node)
+        node_install(node_dir)
+        small, small_sha = tmp_path / "footage.bin", make_file(tmp_path / "footage.bin", mb)
+        big, big_sha = tmp_path / "footage-big.bin", make_file(tmp_path / "footage-big.bin", args.big_mb)
+        os.sync()  # neither server starts with the writeback of these files to do
 
-    mb = args.size_mb
-    ours_rate = mb / ours[args.size_mb][0]
-    node_rate = mb / node_seconds
-    print(f"file {mb} MiB, tuspy chunks of {args.chunk_mb} MiB, loopback")
-    print(f"this server (gunicorn) : {ours_rate:7.1f} MiB/s ({ours[args.size_mb][0]:.1f} s)")
-    print(f"@tus/server FileStore  : {node_rate:7.1f} MiB/s ({node_seconds:.1f} s)")
-    print(f"ratio ours/node        : {ours_rate / node_rate:.2f}  (target >= 1.00)")
-    print(f"curl single PATCH      : {mb / curl_seconds:7.1f} MiB/s ({curl_seconds:.1f} s)")
-    for size, (seconds, rss) in sorted(ours.items()):
-        print(f"peak RSS after {size:5d} MiB upload: {rss:6.1f} MB  ({size / seconds:.1f} MiB/s)")
-    print(f"peak RSS after curl {mb} MiB      : {curl_rss:6.1f} MB;  node reference peak RSS {node_rss:.1f} MB")
+        ours: list[tuple[float, float]] = []
+        node: list[tuple[float, float]] = []
+        curl: list[tuple[float, float]] = []
+        for round_ in range(args.rounds):
+            # Alternate who goes first, so neither always finds the page cache as the other left it.
+            runs = [lambda: ours.append(ours_upload(tmp_path / "var", small, small_sha, chunk)),
+                    lambda: node.append(node_upload(node_dir, tmp_path / "store", small, chunk))]
+            for run in runs if round_ % 2 == 0 else reversed(runs):
+                run()
+                os.sync()
+            curl.append(ours_upload(tmp_path / "var", small, small_sha, None))
+            os.sync()
+            print(f"round {round_ + 1}: ours {mb / ours[-1][0]:6.1f} MiB/s, node {mb / node[-1][0]:6.1f} MiB/s, "
+                  f"ratio {node[-1][0] / ours[-1][0]:.2f}; curl single PATCH {mb / curl[-1][0]:6.1f} MiB/s",
+                  flush=True)
+        big_seconds, big_rss = ours_upload(tmp_path / "var", big, big_sha, chunk)
+
+    ours_rate = mb / statistics.median(s for s, _ in ours)
+    node_rate = mb / statistics.median(s for s, _ in node)
+    ratios = [n / o for (o, _), (n, _) in zip(ours, node)]
+    print(f"file {mb} MiB, tuspy chunks of {args.chunk_mb} MiB, loopback, {args.rounds} rounds, medians")
+    print(f"this server (gunicorn) : {ours_rate:7.1f} MiB/s")
+    print(f"@tus/server FileStore  : {node_rate:7.1f} MiB/s")
+    print(f"ratio ours/node        : {statistics.median(ratios):.2f}  (per round: "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; target >= 1.00)")
+    print(f"curl single PATCH      : {mb / statistics.median(s for s, _ in curl):7.1f} MiB/s")
+    small_rss = statistics.median(r for _, r in ours)
+    print(f"peak RSS, fresh server, {mb:5d} MiB tuspy upload: {small_rss:6.1f} MB")
+    print(f"peak RSS, fresh server, {args.big_mb:5d} MiB tuspy upload: {big_rss:6.1f} MB  "
+          f"({args.big_mb / big_seconds:.1f} MiB/s)")
+    print(f"peak RSS, fresh server, {mb:5d} MiB curl PATCH:   {statistics.median(r for _, r in curl):6.1f} MB;  "
+          f"node reference peak RSS {statistics.median(r for _, r in node):.1f} MB")
     print("targets: throughput >= node, RSS < 150 MB for 2 GiB, same RSS for 1 and 2 GiB")
 
 

@@ -6,12 +6,16 @@ the bytes (a durable prefix never changes). When this process is behind —
 another server process took the previous PATCH, or this one restarted — the
 caller hashes the durable bytes from the furthest state it holds (``nearest``)
 and goes on from there.
+
+``BackgroundHash`` feeds one PATCH's bytes to a hash state on a thread of its
+own, so hashing runs beside receiving and writing rather than between them.
 """
 from __future__ import annotations
 
+import queue
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 
 class RunningDigests:
@@ -45,3 +49,65 @@ class RunningDigests:
         """Forget everything (what a restart does; tests use it)."""
         with self._lock:
             self._states.clear()
+
+
+class BackgroundHash:
+    """Updates a hash state on a thread of its own, in the order things are handed over.
+
+    hashlib releases the GIL while it hashes a block, so with two cores the
+    request thread receives and writes the next block while this one hashes
+    the last. At most ``max_pending`` items wait: memory stays bounded when the
+    network and disk outpace the hash. A failure (a catch-up that could not
+    read the store) stops the hashing; ``update`` and ``result`` raise it.
+    """
+
+    def __init__(self, state: Any, *, max_pending: int = 4) -> None:
+        self._state = state
+        self._pending: queue.Queue[Callable[[Any], None] | bytes | None] = queue.Queue(maxsize=max_pending)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="upload-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                if isinstance(item, bytes):
+                    self._state.update(item)
+                else:
+                    item(self._state)
+            except BaseException as exc:  # handed to the request thread, which decides
+                self._error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def update(self, block: bytes) -> None:
+        """Hash ``block`` after everything handed over before it."""
+        self._raise_if_failed()
+        self._pending.put(block)
+
+    def then(self, action: Callable[[Any], None]) -> None:
+        """Call ``action(state)`` on the hashing thread once everything before it is hashed
+        (to hash more from elsewhere, or to keep a copy of the state as it is then)."""
+        self._raise_if_failed()
+        self._pending.put(action)
+
+    def close(self) -> None:
+        """Finish what was handed over and stop the thread; idempotent, never raises."""
+        if not self._closed:
+            self._closed = True
+            self._pending.put(None)
+            self._thread.join()
+
+    def result(self) -> Any:
+        """The state once everything handed over is hashed."""
+        self.close()
+        self._raise_if_failed()
+        return self._state

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import marshmallow as ma
 from flask import current_app
@@ -43,7 +43,7 @@ from server.extensions import db
 from server.sync.service import synced_media
 from server.tasks.service import is_task_member, member_task_ids
 from server.uploads import tus
-from server.uploads.digests import RunningDigests
+from server.uploads.digests import BackgroundHash, RunningDigests
 from server.uploads.locking import UploadLocked, UploadLocker
 from server.uploads.models import Media, MediaObject, Upload, UploadStatus, VerificationStatus
 from server.uploads.schemas import UploadMetadata
@@ -300,7 +300,7 @@ def create_upload(principal: Principal, length: int, metadata_header: str | None
     offset, running, last_write = 0, hashlib.sha256(), part.updated_at
     if body is not None:
         try:
-            offset, running = _receive(ctx, up, 0, body, checksum, running)
+            offset, running = _receive(ctx, up, 0, body, checksum)
         except BaseException as exc:
             # The client never learns this upload's address: nothing of it is kept.
             ctx.store.remove_partial(part.key)
@@ -382,8 +382,7 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
     part = _partial(ctx, up)
     if offset != part.offset:
         raise _offset_mismatch(offset, part.offset)
-    running = _running_digest(ctx, up, offset)
-    new_offset, running = _receive(ctx, up, offset, body, checksum, running)
+    new_offset, running = _receive(ctx, up, offset, body, checksum)
     if new_offset == up.length:
         _finalize(ctx, up, running)
         return _view(ctx, up, new_offset, None)
@@ -391,49 +390,70 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
 
 
 def _running_digest(ctx: Uploads, up: _Snapshot, offset: int) -> Any:
-    """The SHA-256 of the durable bytes ``[0, offset)``.
-
-    From memory when this process hashed up to ``offset``; otherwise from the
-    furthest state it holds (or none), hashing the durable bytes in between
-    from the store. Clients that open a connection per PATCH land on any
-    worker process, so a worker often catches up on the bytes another one
-    received; the store keeps an upload's newest bytes cached for that.
-    """
+    """The SHA-256 of the durable bytes ``[0, offset)`` (see ``_hash_stored``)."""
     start, digest = ctx.digests.nearest(up.key, offset) or (0, hashlib.sha256())
-    if start == offset:
-        return digest
-    hashed = start
-    for block in ctx.store.read_partial(up.storage_key, offset, start=start):
-        digest.update(block)
-        hashed += len(block)
-    if hashed != offset:
-        raise StorageError(f"partial upload {up.storage_key} holds {hashed} durable bytes, its record says {offset}")
-    if offset - start > RE_HASH_LOGGED_BYTES:
-        log.info("hashed %d durable bytes of upload %s received elsewhere", offset - start, up.id)
+    _hash_stored(ctx, up, digest, start, offset)
     ctx.digests.put(up.key, offset, digest.copy())
     return digest
 
 
-def _receive(ctx: Uploads, up: _Snapshot, offset: int, body: Body, checksum: tus.Checksum | None,
-             running: Any) -> tuple[int, Any]:
+def _hash_from(ctx: Uploads, up: _Snapshot, offset: int) -> BackgroundHash:
+    """A hash of the durable bytes ``[0, offset)``, ready for more, brought up to date on its own thread."""
+    start, digest = ctx.digests.nearest(up.key, offset) or (0, hashlib.sha256())
+    hasher = BackgroundHash(digest)
+    if start < offset:
+        hasher.then(lambda state: _hash_stored(ctx, up, state, start, offset))
+        hasher.then(_keep(ctx, up, offset))
+    return hasher
+
+
+def _hash_stored(ctx: Uploads, up: _Snapshot, digest: Any, start: int, end: int) -> None:
+    """Hash the durable bytes ``[start, end)`` into ``digest``.
+
+    This process hashed up to ``start`` (0 if it knows nothing of the upload).
+    Clients that open a connection per PATCH land on any worker process, so a
+    worker often catches up on bytes another one received; the store keeps an
+    upload's newest bytes cached for that.
+    """
+    hashed = start
+    for block in ctx.store.read_partial(up.storage_key, end, start=start):
+        digest.update(block)
+        hashed += len(block)
+    if hashed != end:
+        raise StorageError(f"partial upload {up.storage_key} holds {hashed} durable bytes, its record says {end}")
+    if end - start > RE_HASH_LOGGED_BYTES:
+        log.info("hashed %d durable bytes of upload %s received elsewhere", end - start, up.id)
+
+
+def _keep(ctx: Uploads, up: _Snapshot, offset: int) -> Callable[[Any], None]:
+    """Remember the hash state as it is once the hash reaches ``offset``, a durable offset."""
+    return lambda state: ctx.digests.put(up.key, offset, state.copy())
+
+
+def _receive(ctx: Uploads, up: _Snapshot, offset: int, body: Body,
+             checksum: tus.Checksum | None) -> tuple[int, Any]:
     """Append ``body`` at ``offset``; returns the new durable offset and the hash of ``[0, new offset)``."""
     remaining = up.length - offset
     if body.content_length is not None and body.content_length > remaining:
         raise Problem(413, "upload-length-exceeded",
                       f"本次数据 {body.content_length} 字节超过该上传剩余的 {remaining} 字节，未保存任何内容",
                       title="数据超出上传长度", headers={"Upload-Offset": str(offset)})
+    hasher = _hash_from(ctx, up, offset)
     try:
         with ctx.store.append(up.storage_key, offset) as writer:
-            return _stream(ctx, up, writer, body, checksum, running, remaining)
+            return _stream(ctx, up, writer, body, checksum, hasher, remaining)
     except OffsetMismatch as exc:
         raise _offset_mismatch(offset, exc.durable_offset) from None
     except UnknownPartial:
         raise _gone(UploadStatus.EXPIRED) from None
+    finally:
+        hasher.close()
 
 
 def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, checksum: tus.Checksum | None,
-            running: Any, remaining: int) -> tuple[int, Any]:
-    committed = running.copy()  # the hash of [0, writer.durable_offset)
+            hasher: BackgroundHash, remaining: int) -> tuple[int, Any]:
+    # The hash state is remembered at durable offsets only (``_keep``): bytes
+    # that are discarded are hashed too, but that state is never kept.
     this_patch = checksum.new() if checksum is not None else None
     # A PATCH with its own checksum is all or nothing, so it cannot be made
     # durable piecemeal; nor can a chunked one, which might turn out too long.
@@ -442,44 +462,34 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
     try:
         for block in body.blocks(remaining):
             writer.write(block)
-            running.update(block)
+            hasher.update(block)
             if this_patch is not None:
                 this_patch.update(block)
             if checkpoints:
                 pending += len(block)
                 if pending >= ctx.checkpoint_bytes or time.monotonic() - since >= ctx.checkpoint_seconds:
-                    durable = writer.commit()
-                    committed = running.copy()
-                    ctx.digests.put(up.key, durable, running.copy())
+                    hasher.then(_keep(ctx, up, writer.commit()))
                     pending, since = 0, time.monotonic()
     except BodyTooLarge:
         writer.discard()
-        _remember(ctx, up, writer.durable_offset, committed)
         raise Problem(413, "upload-length-exceeded", f"数据超过该上传剩余的 {remaining} 字节，本次数据未保存",
                       title="数据超出上传长度", headers={"Upload-Offset": str(writer.durable_offset)}) from None
     except BodyTruncated:
         if this_patch is not None:
             writer.discard()  # cannot be checked, so cannot be kept
-            _remember(ctx, up, writer.durable_offset, committed)
         else:
-            durable = writer.commit()
-            _remember(ctx, up, durable, running)
+            hasher.then(_keep(ctx, up, writer.commit()))
         kept = writer.durable_offset
         raise Problem(400, "body-truncated", f"请求体不完整（连接中断或少于 Content-Length）；已保存到第 {kept} 字节，请从该处续传",
                       title="请求体不完整", headers={"Upload-Offset": str(kept)}, extra={"offset": kept}) from None
     if this_patch is not None and checksum is not None and this_patch.digest() != checksum.digest:
         writer.discard()
-        _remember(ctx, up, writer.durable_offset, committed)
         raise Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch",
                       f"本次数据与 Upload-Checksum（{checksum.algorithm}）不符，已丢弃，请从第 {writer.durable_offset} 字节重传",
                       title="校验和不符", headers={"Upload-Offset": str(writer.durable_offset)})
     durable = writer.commit()
-    _remember(ctx, up, durable, running)
-    return durable, running
-
-
-def _remember(ctx: Uploads, up: _Snapshot, offset: int, digest: Any) -> None:
-    ctx.digests.put(up.key, offset, digest.copy())
+    hasher.then(_keep(ctx, up, durable))
+    return durable, hasher.result()
 
 
 # ---- the end of an upload ---------------------------------------------------------------

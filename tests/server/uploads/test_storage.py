@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,31 @@ def test_durable_bytes_leave_the_page_cache_except_the_newest(store: LocalMediaS
         writer.commit()
     assert events == [("sync", "data"), ("sync", "offset"), ("drop", "data", 200, 150)]
     assert b"".join(store.read_partial(part.key, 450, start=290)) == b"b" * 10 + b"d" * 150
+
+
+def test_writeback_of_each_block_starts_before_the_commit(store: LocalMediaStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(storage, "_SYNC_FILE_RANGE",
+                        lambda fd, offset, length, flags: started.append((offset, length, flags)) or 0)
+    part = store.create_partial(100)
+    with store.append(part.key, 0) as writer:
+        writer.write(b"a" * 30)
+        writer.write(b"b" * 20)
+        writer.commit()
+    assert started == [(0, 30, 2), (30, 20, 2)]  # SYNC_FILE_RANGE_WRITE: start, do not wait
+    # Without the call (not Linux) the commit alone makes the bytes durable.
+    monkeypatch.setattr(storage, "_SYNC_FILE_RANGE", None)
+    with store.append(part.key, 50) as writer:
+        writer.write(b"c" * 50)
+        writer.commit()
+    assert store.partial(part.key).offset == 100
+    assert b"".join(store.read_partial(part.key, 100)) == b"a" * 30 + b"b" * 20 + b"c" * 50
+
+
+def test_the_real_sync_file_range_is_found_on_linux() -> None:
+    if sys.platform.startswith("linux"):
+        assert storage._SYNC_FILE_RANGE is not None
 
 
 def test_finishing_twice_or_identical_content_keeps_one_object(store: LocalMediaStore) -> None:
