@@ -21,7 +21,6 @@ the previous PATCH) hashes the durable bytes it has not seen, once.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -42,13 +41,14 @@ from server.errors import Problem, flatten_messages
 from server.extensions import db
 from server.sync.service import synced_media
 from server.tasks.service import is_task_member, member_task_ids
+from server.uploads import sha256 as portable_sha256
 from server.uploads import tus
 from server.uploads.digests import BackgroundHash, RunningDigests
 from server.uploads.locking import UploadLocked, UploadLocker
 from server.uploads.models import Media, MediaObject, Upload, UploadStatus, VerificationStatus
 from server.uploads.schemas import UploadMetadata
-from server.uploads.storage import (ExpiringStore, MediaStore, OffsetMismatch, PartialState, PartialWriter, StoredObject,
-                                    StorageError, UnknownPartial)
+from server.uploads.storage import (ExpiringStore, HashStateStore, MediaStore, OffsetMismatch, PartialState,
+                                    PartialWriter, StoredObject, StorageError, UnknownPartial)
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def create_upload(principal: Principal, length: int, metadata_header: str | None
     _hold(upload_id)
     now = utcnow()
     up = _Snapshot(upload_id, UploadStatus.ACTIVE, length, metadata["sha256"], part.key, metadata_header or "", now)
-    offset, running, last_write = 0, hashlib.sha256(), part.updated_at
+    offset, running, last_write = 0, portable_sha256.new(), part.updated_at
     if body is not None:
         try:
             offset, running = _receive(ctx, up, 0, body, checksum)
@@ -391,15 +391,28 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
 
 def _running_digest(ctx: Uploads, up: _Snapshot, offset: int) -> Any:
     """The SHA-256 of the durable bytes ``[0, offset)`` (see ``_hash_stored``)."""
-    start, digest = ctx.digests.nearest(up.key, offset) or (0, hashlib.sha256())
+    start, digest = _furthest_hash(ctx, up, offset)
     _hash_stored(ctx, up, digest, start, offset)
-    ctx.digests.put(up.key, offset, digest.copy())
+    _keep(ctx, up, offset)(digest)
     return digest
+
+
+def _furthest_hash(ctx: Uploads, up: _Snapshot, offset: int) -> tuple[int, Any]:
+    """The furthest hash state at or before ``offset`` that this process can go on from: its own,
+    the one the store keeps (saved by whichever process took an earlier PATCH), or a fresh one."""
+    best = ctx.digests.nearest(up.key, offset)
+    if isinstance(ctx.store, HashStateStore) and (best is None or best[0] < offset):
+        kept = ctx.store.load_hash_state(up.storage_key)
+        if kept is not None and kept[0] <= offset and (best is None or kept[0] > best[0]):
+            restored = portable_sha256.from_saved_state(kept[1])
+            if restored is not None:
+                best = (kept[0], restored)
+    return best or (0, portable_sha256.new())
 
 
 def _hash_from(ctx: Uploads, up: _Snapshot, offset: int) -> BackgroundHash:
     """A hash of the durable bytes ``[0, offset)``, ready for more, brought up to date on its own thread."""
-    start, digest = ctx.digests.nearest(up.key, offset) or (0, hashlib.sha256())
+    start, digest = _furthest_hash(ctx, up, offset)
     hasher = BackgroundHash(digest)
     if start < offset:
         hasher.then(lambda state: _hash_stored(ctx, up, state, start, offset))
@@ -410,10 +423,11 @@ def _hash_from(ctx: Uploads, up: _Snapshot, offset: int) -> BackgroundHash:
 def _hash_stored(ctx: Uploads, up: _Snapshot, digest: Any, start: int, end: int) -> None:
     """Hash the durable bytes ``[start, end)`` into ``digest``.
 
-    This process hashed up to ``start`` (0 if it knows nothing of the upload).
-    Clients that open a connection per PATCH land on any worker process, so a
-    worker often catches up on bytes another one received; the store keeps an
-    upload's newest bytes cached for that.
+    ``start`` is as far as a hash state this process could take up goes (0 if
+    none). Where hash states cannot be saved (a libcrypto without the functions,
+    a store without the capability), clients that open a connection per PATCH
+    make a worker catch up on the bytes another one received; the store keeps an
+    upload's newest bytes cached for that. After a restart, the same.
     """
     hashed = start
     for block in ctx.store.read_partial(up.storage_key, end, start=start):
@@ -426,8 +440,19 @@ def _hash_stored(ctx: Uploads, up: _Snapshot, digest: Any, start: int, end: int)
 
 
 def _keep(ctx: Uploads, up: _Snapshot, offset: int) -> Callable[[Any], None]:
-    """Remember the hash state as it is once the hash reaches ``offset``, a durable offset."""
-    return lambda state: ctx.digests.put(up.key, offset, state.copy())
+    """Remember the hash state as it is once the hash reaches ``offset``, a durable offset: in this
+    process, and in the store for any other (the next PATCH may reach another worker)."""
+
+    def keep(state: Any) -> None:
+        ctx.digests.put(up.key, offset, state.copy())
+        saved = portable_sha256.saved_state(state)
+        if saved is not None and isinstance(ctx.store, HashStateStore):
+            try:
+                ctx.store.save_hash_state(up.storage_key, offset, saved)
+            except (StorageError, UnknownPartial) as exc:  # an aid only: the next worker hashes again
+                log.warning("could not keep the hash state of upload %s: %s", up.id, exc)
+
+    return keep
 
 
 def _receive(ctx: Uploads, up: _Snapshot, offset: int, body: Body,

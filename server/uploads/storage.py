@@ -14,7 +14,8 @@ buckets; it talks to a ``MediaStore``:
 
 Optional capabilities are separate small interfaces, checked with
 ``isinstance``; the protocol advertises a tus extension only when the
-configured store has what it needs (``ExpiringStore`` → ``expiration``).
+configured store has what it needs (``ExpiringStore`` → ``expiration``), and
+keeps running-hash states only in a ``HashStateStore``.
 
 Every backend failure surfaces as one ``StorageError``; "no such upload" is
 ``UnknownPartial`` and a stale offset is ``OffsetMismatch``, which are answers,
@@ -34,8 +35,10 @@ import json
 import os
 import re
 import shutil
+import struct
 import sys
 import uuid
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,6 +46,9 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, TypeVar
 
 BLOCK_SIZE = 1 << 20
+_HASH_MAGIC = b"IOH1"
+_HASH_RECORD = struct.Struct(">4sQH")  # magic, offset, state size; then the state and a CRC-32
+
 # How much of each partial upload's newest durable bytes is left in the page cache.
 RECENT_BYTES_CACHED = 64 << 20
 
@@ -186,6 +192,22 @@ class MediaStore(ABC):
     @abstractmethod
     def quarantine_partial(self, key: str, reason: Mapping[str, Any]) -> str:
         """Move a partial upload aside, with ``reason``; returns where it went."""
+
+
+class HashStateStore(ABC):
+    """Capability: keep a partial upload's running-hash state beside it, for whichever process goes on.
+
+    Only an aid: a state that is missing, stale or unreadable just means the
+    caller hashes the durable bytes again.
+    """
+
+    @abstractmethod
+    def save_hash_state(self, key: str, offset: int, state: bytes) -> None:
+        """Keep ``state``, the hash of the durable bytes ``[0, offset)``, replacing the one kept before."""
+
+    @abstractmethod
+    def load_hash_state(self, key: str) -> tuple[int, bytes] | None:
+        """The state last kept and its offset, or None when there is none that can be trusted."""
 
 
 class ExpiringStore(ABC):
@@ -356,13 +378,14 @@ class _LocalWriter(PartialWriter):
             self._offset = self._durable
 
 
-class LocalMediaStore(MediaStore, ExpiringStore):
+class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
     """Files under one root directory::
 
         objects/ab/cd/<sha256>        complete files, read-only, one per content
         uploads/<key>/data            a partial upload's bytes (may run past the durable offset after a crash)
         uploads/<key>/offset          the durable offset: a fixed-width record rewritten in place
         uploads/<key>/info.json       length and creation time
+        uploads/<key>/hash            the running SHA-256 state at some durable offset, with a checksum
         quarantine/<key>/…            partial uploads whose hash did not match, with reason.json
         tmp/                          work in progress (creation, put)
 
@@ -629,6 +652,38 @@ class LocalMediaStore(MediaStore, ExpiringStore):
         _fsync_dir(self._quarantine)
         _write_durably(target / "reason.json", json.dumps(dict(reason), ensure_ascii=False, default=str).encode())
         return f"quarantine/{key}"
+
+    # -- hash state capability ---------------------------------------------------------
+
+    @_storage_errors
+    def save_hash_state(self, key: str, offset: int, state: bytes) -> None:
+        header = _HASH_RECORD.pack(_HASH_MAGIC, offset, len(state))
+        record = header + state + zlib.crc32(header + state).to_bytes(4, "big")
+        # Rewritten in place, not synced: after a crash it may be old or torn,
+        # which the checksum and the offset check on loading turn into "none".
+        fd = os.open(self._partial_dir(key) / "hash", os.O_WRONLY | os.O_CREAT, 0o640)
+        try:
+            if os.pwrite(fd, record, 0) != len(record):
+                raise OSError("short write of the hash state")
+            os.ftruncate(fd, len(record))
+        finally:
+            os.close(fd)
+
+    def load_hash_state(self, key: str) -> tuple[int, bytes] | None:
+        try:
+            record = (self._partial_dir(key) / "hash").read_bytes()
+            durable = self.partial(key).offset
+        except (OSError, UnknownPartial, StorageError):
+            return None
+        if len(record) < _HASH_RECORD.size + 4:
+            return None
+        body, crc = record[:-4], int.from_bytes(record[-4:], "big")
+        magic, offset, size = _HASH_RECORD.unpack_from(body)
+        if magic != _HASH_MAGIC or size != len(body) - _HASH_RECORD.size or zlib.crc32(body) != crc:
+            return None
+        if offset > durable:  # never ahead of the bytes that count
+            return None
+        return offset, body[_HASH_RECORD.size:]
 
     # -- expiration capability ---------------------------------------------------------
 

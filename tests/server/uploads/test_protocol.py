@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from server.extensions import db
 from server.uploads.models import Media, MediaObject, Upload, UploadStatus
+from server.uploads import sha256 as portable_sha256
 from server.uploads.service import uploads
 from server.uploads.storage import StorageError
 from tests.conftest import World, assert_problem, new_device
@@ -403,10 +404,14 @@ def test_an_upload_cut_at_random_offsets_resumes_to_the_right_file(client, world
     assert not files_under(media_root(app) / "uploads")
 
 
-def test_a_worker_that_missed_patches_hashes_only_the_bytes_it_missed(client, world: World, auth, app,
-                                                                      monkeypatch) -> None:
-    """Clients that connect per PATCH land on any worker process: the one that took the first PATCH
-    but not the second goes on from its own hash state, reading back only the second PATCH's bytes."""
+@pytest.mark.parametrize("states_kept", [True, False], ids=["hash-state-kept", "no-portable-hash"])
+def test_a_worker_that_missed_patches_reads_back_only_what_it_cannot_take_up(client, world: World, auth, app,
+                                                                           monkeypatch, states_kept: bool) -> None:
+    """Clients that connect per PATCH land on any worker process. The one that took the first PATCH but
+    not the second takes up the hash state the other kept in the store; without portable hash states
+    it reads back and hashes only the second PATCH's bytes."""
+    if not states_kept:
+        monkeypatch.setattr(portable_sha256, "saved_state", lambda digest: None)
     data = footage(90_000, seed=5)
     url, headers, media = new_upload(client, auth, world, data)
     digests = uploads().digests
@@ -426,15 +431,41 @@ def test_a_worker_that_missed_patches_hashes_only_the_bytes_it_missed(client, wo
 
     monkeypatch.setattr(store, "read_partial", recording_read_partial)
     assert patch(client, url, headers, 70_000, data[70_000:]).status_code == 204
-    assert read_back == [(30_000, 70_000)]
+    assert read_back == ([] if states_kept else [(30_000, 70_000)])
     stored = client.get(f"/api/v1/media/{media.id}", headers=headers).get_json()
     assert stored["sha256"] == sha256(data)
     assert [p.read_bytes() for p in object_files(app)] == [data]
 
 
-def test_bytes_changed_behind_a_workers_back_are_caught_by_the_whole_file_hash(client, world: World, auth,
-                                                                              app) -> None:
-    """The catch-up hashes what the disk holds, not what some process believes it holds."""
+def test_after_a_restart_the_kept_hash_state_is_taken_up_and_a_damaged_one_ignored(client, world: World, auth,
+                                                                                  app, monkeypatch) -> None:
+    data = footage(80_000, seed=8)
+    url, headers, media = new_upload(client, auth, world, data)
+    upload = db.session.scalars(select(Upload)).one()
+    store = uploads().store
+    read_back: list[tuple[int, int]] = []
+    real_read_partial = store.read_partial
+    monkeypatch.setattr(store, "read_partial", lambda key, end, start=0: read_back.append((start, end))
+                        or real_read_partial(key, end, start=start))
+    assert patch(client, url, headers, 0, data[:20_000]).status_code == 204
+    forget_running_hashes(app)  # a restart
+    assert patch(client, url, headers, 20_000, data[20_000:50_000]).status_code == 204
+    assert read_back == []  # nothing hashed twice
+    forget_running_hashes(app)
+    kept = media_root(app) / "uploads" / upload.storage_key / "hash"
+    damaged = bytearray(kept.read_bytes())
+    damaged[30] ^= 0xFF  # a torn write, say: the checksum no longer fits
+    kept.write_bytes(bytes(damaged))
+    assert patch(client, url, headers, 50_000, data[50_000:]).status_code == 204
+    assert read_back == [(0, 50_000)]
+    assert client.get(f"/api/v1/media/{media.id}", headers=headers).get_json()["sha256"] == sha256(data)
+
+
+def test_a_catch_up_hashes_what_the_disk_holds(client, world: World, auth, app, monkeypatch) -> None:
+    """Without a hash state to take up, the bytes are hashed as the disk holds them, not as some
+    process believes it wrote them: a changed byte fails the whole-file hash. (A kept state skips
+    that reading; the verifier hashes every stored file again.)"""
+    monkeypatch.setattr(portable_sha256, "saved_state", lambda digest: None)
     data = footage(60_000, seed=6)
     url, headers, media = new_upload(client, auth, world, data)
     upload = db.session.scalars(select(Upload)).one()

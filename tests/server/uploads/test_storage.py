@@ -185,6 +185,32 @@ def test_the_real_sync_file_range_is_found_on_linux() -> None:
         assert storage._SYNC_FILE_RANGE is not None
 
 
+def test_a_hash_state_is_kept_only_as_far_as_the_bytes_are_durable(store: LocalMediaStore) -> None:
+    part = store.create_partial(100)
+    assert store.load_hash_state(part.key) is None
+    with store.append(part.key, 0) as writer:
+        writer.write(b"x" * 40)
+        writer.commit()
+    store.save_hash_state(part.key, 40, b"state at forty")
+    assert store.load_hash_state(part.key) == (40, b"state at forty")
+    store.save_hash_state(part.key, 30, b"older")  # replaces, whatever was there (shorter too)
+    assert store.load_hash_state(part.key) == (30, b"older")
+    store.save_hash_state(part.key, 60, b"ahead of the durable bytes")  # e.g. the offset record was lost
+    assert store.load_hash_state(part.key) is None
+    record = store.root / "uploads" / part.key / "hash"
+    store.save_hash_state(part.key, 40, b"state at forty")
+    torn = bytearray(record.read_bytes())
+    torn[-6] ^= 1
+    record.write_bytes(bytes(torn))
+    assert store.load_hash_state(part.key) is None
+    record.write_bytes(b"IOH1")  # cut short
+    assert store.load_hash_state(part.key) is None
+    store.remove_partial(part.key)
+    assert store.load_hash_state(part.key) is None
+    with pytest.raises(StorageError):
+        store.save_hash_state(part.key, 40, b"gone")
+
+
 def test_finishing_twice_or_identical_content_keeps_one_object(store: LocalMediaStore) -> None:
     data = os.urandom(5000)
     parts = [store.create_partial(len(data)) for _ in range(2)]
