@@ -125,6 +125,10 @@ def _credit_code(rng: random.Random, used: set[str]) -> str:
             return code
 
 
+# The joint inspection the demo leaves for review: two inspectors of each of two departments.
+DEMO_TEAM = ("scjg-insp1", "scjg-insp2", "sthj-insp1", "sthj-insp2")
+
+
 def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: int = 2021) -> SeedSummary | None:
     """Create the demo city. Returns None when ``if_empty`` and data exists."""
     if if_empty and db.session.scalar(select(Department.id).limit(1)) is not None:
@@ -178,7 +182,10 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
         summary.devices += 3
 
     # A few certificates suspended or revoked, with reasons, as real offices have.
-    certificates = directory.list_certificates(SYSTEM, 200, None).items
+    # Drawn from a list in a fixed order (ids are random), so the same seed gives the same city; the
+    # members of the demo's joint inspection keep theirs valid.
+    certificates = sorted((c for c in directory.list_certificates(SYSTEM, 200, None).items
+                           if c.holder.username not in DEMO_TEAM), key=lambda c: c.number)
     for certificate, status, reason in zip(
             rng.sample(certificates, 4),
             [CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.REVOKED],
@@ -225,8 +232,7 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
     from server.uploads.service import on_media_stored, uploads
 
     market, ecology = departments["SCJG"], departments["STHJ"]
-    people = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(
-        ["scjg-insp1", "scjg-insp2", "sthj-insp1", "sthj-insp2"])))}
+    people = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(DEMO_TEAM)))}
     enterprise = next(e for e in db.session.scalars(select(Enterprise).order_by(Enterprise.name))
                       if {market.id, ecology.id} <= {d.id for d in e.supervising_departments})
     items = {d.code: db.session.scalars(select(CheckItem).where(CheckItem.department_id == d.id)
@@ -236,7 +242,7 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
     task = create_task(SYSTEM, {
         "title": f"联合检查：{enterprise.name}", "enterprise_id": enterprise.id, "lead_department_id": market.id,
         "window_start": started - timedelta(hours=1), "window_end": now + timedelta(hours=8),
-        "member_ids": [people[u].id for u in ("scjg-insp1", "scjg-insp2", "sthj-insp1", "sthj-insp2")],
+        "member_ids": [people[u].id for u in DEMO_TEAM],
         "check_item_ids": [items["SCJG"].id, items["STHJ"].id]})
     db.session.flush()
     inspection_id, photo_id = str(inspection_id_for(task.id)), str(uuid.uuid4())

@@ -73,20 +73,16 @@ def _try_load() -> _Libcrypto | None:
 
 
 def _passes_self_test(lib: _Libcrypto) -> bool:
-    global _libcrypto
-    previous = _libcrypto
-    _libcrypto = lib
     try:
-        first = PortableSha256()
+        first = PortableSha256(lib=lib)
         first.update(b"inspect once " * 7)
-        resumed = PortableSha256.from_state(first.saved_state())
+        resumed = PortableSha256.from_state(first.saved_state(), lib=lib)
         resumed.update(b"abc")
         expected = hashlib.sha256(b"inspect once " * 7 + b"abc").hexdigest()
-        return resumed.hexdigest() == expected and PortableSha256().hexdigest() == hashlib.sha256().hexdigest()
+        return (resumed.hexdigest() == expected
+                and PortableSha256(lib=lib).hexdigest() == hashlib.sha256().hexdigest())
     except (ValueError, OSError, RuntimeError):
         return False
-    finally:
-        _libcrypto = previous
 
 
 class PortableSha256:
@@ -97,8 +93,8 @@ class PortableSha256:
     digest_size = _DIGEST_SIZE
     block_size = 64
 
-    def __init__(self, _state: bytes | None = None) -> None:
-        lib = _libcrypto
+    def __init__(self, *, lib: _Libcrypto | None = None, _state: bytes | None = None) -> None:
+        lib = lib or _load()
         if lib is None:
             raise RuntimeError("libcrypto's SHA-256 functions are not available")
         self._lib = lib
@@ -110,14 +106,14 @@ class PortableSha256:
             ctypes.memmove(self._ctx, _state, _CTX_SIZE)
 
     @classmethod
-    def from_state(cls, state: bytes) -> PortableSha256:
+    def from_state(cls, state: bytes, *, lib: _Libcrypto | None = None) -> PortableSha256:
         if len(state) != _CTX_SIZE:
             raise ValueError("not a SHA-256 state")
         md_len, = struct.unpack_from("=I", state, _MD_LEN_AT)
         num, = struct.unpack_from("=I", state, _NUM_AT)
         if md_len != _DIGEST_SIZE or num >= 64:
             raise ValueError("not a SHA-256 state")
-        return cls(state)
+        return cls(lib=lib, _state=state)
 
     def saved_state(self) -> bytes:
         return self._ctx.raw
@@ -129,7 +125,7 @@ class PortableSha256:
             raise RuntimeError("SHA256_Update failed")
 
     def copy(self) -> PortableSha256:
-        return PortableSha256(self._ctx.raw)
+        return PortableSha256(lib=self._lib, _state=self._ctx.raw)
 
     def digest(self) -> bytes:
         finished = self.copy()  # Final spoils the state it finishes
