@@ -4,8 +4,8 @@ Keyed by upload and offset: a state is only ever handed out for the exact
 offset it has hashed up to, so it is right whichever process or thread wrote
 the bytes (a durable prefix never changes). When this process is behind —
 another server process took the previous PATCH, or this one restarted — the
-caller hashes the durable bytes from the furthest state it holds (``nearest``)
-and goes on from there.
+caller goes on from the state the store keeps, if that is further, and hashes
+the durable bytes it still lacks.
 
 ``BackgroundHash`` feeds one PATCH's bytes to a hash state on a thread of its
 own, so hashing runs beside receiving and writing rather than between them.

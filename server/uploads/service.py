@@ -16,8 +16,9 @@ directory (``storage.py``); an offset is reported only after that. A long body
 without its own checksum is made durable in checkpoints as it arrives, so a
 server killed mid-PATCH loses at most the last few seconds. The running
 SHA-256 of each upload is kept in memory keyed by upload and offset
-(``digests.py``); a process that lacks it (a restart, or another worker took
-the previous PATCH) hashes the durable bytes it has not seen, once.
+(``digests.py``) and, where the hash can leave the process (``sha256.py``), in
+the store, so that a restarted server or another worker goes on from it. A
+process with neither hashes the durable bytes it has not seen, once.
 """
 from __future__ import annotations
 

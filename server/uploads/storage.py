@@ -362,8 +362,8 @@ class _LocalWriter(PartialWriter):
             raise OSError("short write of the offset record")
         os.fdatasync(self._offset_fd)
         self._durable = self._offset
-        # The newest bytes stay cached: the next PATCH may reach another
-        # worker process, which hashes them before going on.
+        # The newest bytes stay cached: a worker process that takes the next
+        # PATCH without a hash state to go on from reads them back to hash them.
         keep_from = max(0, self._durable - RECENT_BYTES_CACHED)
         if keep_from > self._uncached_to:
             _drop_cached(self._fd, self._uncached_to, keep_from)
