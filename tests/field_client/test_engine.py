@@ -6,8 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
-from field_client.engine import (AuthRequired, FieldClient, LocalError, NotLoggedIn, ServerRefused,
-                                 ServerUnavailable)
+from field_client.engine import AuthRequired, FieldClient, LocalError, NotLoggedIn, ServerRefused, ServerUnavailable
 from field_client.transport import Response, TransportError
 from tests.field_client.conftest import MY_ITEM, OTHER_ITEM, TASK_ID, FakeServer
 
@@ -192,7 +191,7 @@ def test_pull_follows_has_more_and_saves_the_cursor_page_by_page(
                 raise TransportError("掉线")
         return original(method, path, **kw)
 
-    client._transport = type("T", (), {"request": staticmethod(flaky)})()
+    client.session.set_transport(type("T", (), {"request": staticmethod(flaky)})())
     client.max_attempts = 1
     with pytest.raises(ServerUnavailable):
         client.pull()
@@ -211,7 +210,7 @@ def test_a_token_another_process_refreshed_is_used_not_rotated_again(
     app = FieldClient(client.store.path, fake_server)  # the tablet app, on the same store
 
     def app_refreshes_meanwhile() -> Response:
-        app._refresh()
+        app.session.refresh()
         return Response(401, {}, {"type": "/problems/token-expired", "detail": "访问令牌已过期"})
 
     fake_server.script = [app_refreshes_meanwhile]
