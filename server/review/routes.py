@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from datetime import date, datetime
 from typing import Any, Callable, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
@@ -100,10 +101,24 @@ def error_page(error: HTTPException) -> tuple[str, int]:
     return render_template("review/error.html", status=status, message=message), status
 
 
+# Printable ASCII only: control characters split headers, and browsers read a backslash as a slash
+# ("/\\host" is another host); a path from this app needs neither (its query is percent-encoded).
+_UNSAFE_IN_NEXT = re.compile(r"[^\x21-\x7e]|\\")
+NEXT_MAX = 2000
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/review/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("review.queue")
+    """Where to go after log-on or a language switch: a path of this app as given, else the queue."""
+    fallback = url_for("review.queue")
+    if not isinstance(target, str) or not target or len(target) > NEXT_MAX or _UNSAFE_IN_NEXT.search(target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/review/"):
+        return fallback
+    # A browser resolves dot segments (also written %2e), and "/review/../x" leaves the app.
+    if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
+        return fallback
+    return target
 
 
 # ---- log-on ----------------------------------------------------------------------------------

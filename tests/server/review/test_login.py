@@ -1,6 +1,7 @@
 """Log-on to the review app: the API's accounts, a session on the server, CSRF on every form."""
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -159,3 +160,54 @@ def test_next_only_leads_within_the_app(client, world: World) -> None:
     response = client.post("/review/login", data={"username": "m-sup", "password": "correct-horse-battery",
                                                   "next": "https://evil.example/", "csrf_token": csrf_token(client)})
     assert response.headers["Location"].endswith("/review/")
+
+
+UNSAFE_NEXT = [
+    "/review/\r\nLocation: https://evil.example/",  # header splitting
+    "/review/\n", "/review/\x00", "/review/\t", "/review/\x7f", "/review/\u2028",
+    "https://evil.example/review/", "http:/review/", "javascript:alert(1)//review/",  # another scheme or host
+    "//evil.example/review/", "///evil.example/review/",  # scheme-relative
+    "/\\evil.example/review/", "/review/\\..\\..\\api", "\\\\evil.example\\review\\",  # backslashes
+    "/review/../api/v1/openapi.json", "/review/%2e%2e/api/v1/", "/review/./../field/",  # leaves /review/ when resolved
+    "/api/v1/openapi.json", "/reviewer/", "review/", "", "x" * 3000,
+]
+
+
+def test_an_unsafe_next_falls_back_to_the_queue_on_log_in(client, world: World) -> None:
+    for target in UNSAFE_NEXT:
+        client.delete_cookie(client.application.config["SESSION_COOKIE_NAME"])
+        shown = client.get("/review/login", query_string={"next": target})
+        assert shown.status_code == 200, repr(target)
+        response = client.post("/review/login", data={"username": "m-sup", "password": "correct-horse-battery",
+                                                      "next": target, "csrf_token": csrf_token(client)})
+        assert response.status_code == 303, (repr(target), response.status_code)
+        assert response.headers["Location"] == "/review/", repr(target)
+
+
+def test_the_crlf_log_in_link_of_the_report_does_not_break_the_answer(client, world: World) -> None:
+    page = client.get("/review/login?next=/review/%0D%0ALocation:%20https://evil.example/")
+    assert page.status_code == 200
+    token = csrf_token(client)
+    hidden = html.unescape(page.get_data(as_text=True).split('name="next" value="')[-1].split('"')[0])
+    assert "\r\n" in hidden  # the form carries it back as the browser would
+    response = client.post("/review/login", data={"username": "m-sup", "password": "correct-horse-battery",
+                                                  "next": hidden, "csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"] == "/review/"
+    assert "evil" not in "".join(f"{k}: {v}" for k, v in response.headers.items())
+
+
+def test_an_unsafe_next_falls_back_to_the_queue_on_a_language_switch(client, world: World) -> None:
+    log_in(client, "m-sup")
+    for target in UNSAFE_NEXT:
+        response = post_form(client, "/review/language", {"lang": "en", "next": target})
+        assert response.status_code == 303, (repr(target), response.status_code)
+        assert response.headers["Location"] == "/review/", repr(target)
+
+
+def test_a_safe_next_is_kept(client, scene: Scene) -> None:
+    target = f"/review/inspections/{scene.joint.id}?media={scene.video.id}&t=2.0#player"
+    response = client.post("/review/login", data={"username": "m-sup", "password": "correct-horse-battery",
+                                                  "next": target, "csrf_token": csrf_token(client)})
+    assert response.headers["Location"] == target
+    response = post_form(client, "/review/language", {"lang": "zh", "next": "/review/?status=all&page=2"})
+    assert response.headers["Location"] == "/review/?status=all&page=2"
