@@ -14,11 +14,12 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from server import transaction
+from server.audit.service import list_entries
+from server.audit.service import record as audit
 from server.auth.policy import Permission, can
 from server.db_types import OFFICE_TIMEZONE
 from server.errors import Problem
-from server.audit.service import list_entries
-from server.audit.service import record as audit
+from server.extensions import db
 from server.review import service
 from server.review.models import DecisionKind
 from server.review.sessions import LogOnRefused, log_off, log_on, principal_of, resume
@@ -218,6 +219,12 @@ def _denied(action: str, object_type: str, object_id: str) -> None:
 @bp.get("/inspections/<inspection_id>")
 @office()
 def inspection(inspection_id: str) -> Any:
+    return _show_inspection(inspection_id)
+
+
+def _show_inspection(inspection_id: str, *, status: int = 200, decision_error: str | None = None,
+                     comment: str = "") -> Any:
+    """The inspection page (also shown again, with the reason, when a decision on it is refused)."""
     try:
         view = service.inspection_view(g.principal, _inspection_id(inspection_id))
     except Problem:
@@ -234,7 +241,8 @@ def inspection(inspection_id: str) -> Any:
     return render_template("review/inspection.html", view=view, playing=playing, start_at=start_at,
                            flag_labels=FLAG_LABELS, audit_entries=_audit_entries(view),
                            can_decide=can(g.principal, Permission.DECIDE_REVIEW),
-                           can_sign=can(g.principal, Permission.LEGAL_SIGNOFF))
+                           can_sign=can(g.principal, Permission.LEGAL_SIGNOFF),
+                           decision_error=decision_error, comment=comment), status
 
 
 def _audit_entries(view: service.InspectionView) -> list[Any] | None:
@@ -255,10 +263,33 @@ def decide(inspection_id: str) -> Any:
         kind = DecisionKind(request.form.get("kind", ""))
     except ValueError:
         raise Problem(400, "bad-request", _("Unknown decision.")) from None
-    service.decide(g.principal, identifier, kind, request.form.get("comment"))
+    comment = request.form.get("comment")
+    try:
+        service.decide(g.principal, identifier, kind, comment)
+    except Problem as refused:
+        if refused.code not in (409, 422):
+            raise  # 403 and 404 stay error pages: the record is not theirs to decide on (or to see)
+        # A decision the record's state or the form refused: the page again, the reason beside the comment
+        # box and what was typed kept. Nothing of the refused decision is kept; the view is on the record.
+        db.session.rollback()
+        transaction.keep_writes_despite_error()
+        return _show_inspection(inspection_id, status=refused.code, decision_error=_refusal_text(refused),
+                                comment=(comment or "")[:service.COMMENT_MAX])
     flash({DecisionKind.APPROVE: _("Approved."), DecisionKind.RETURN: _("Returned with your comments."),
            DecisionKind.LEGAL_SIGNOFF: _("Legal review signed off.")}[kind], "success")
     return redirect(url_for("review.inspection", inspection_id=identifier) + "#decisions", 303)
+
+
+def _refusal_text(refused: Problem) -> str:
+    """Why a decision was refused, in the page's language (the service's detail is Chinese)."""
+    if refused.errors and "comment" in refused.errors:
+        return (_("Returning a record needs your comments.") if refused.errors["comment"] == ["required"]
+                else _("Comments may be at most %(count)s characters.", count=service.COMMENT_MAX))
+    texts = {"already-approved": _("This record is approved already: no further decision can be made."),
+             "legal-review-required": _("Coercive measures were taken: a legal reviewer must sign off first."),
+             "already-signed-off": _("The legal review is signed off already."),
+             "legal-review-not-required": _("This record needs no legal review.")}
+    return texts.get(refused.slug, refused.detail or _("The request failed."))
 
 
 # ---- footage ---------------------------------------------------------------------------------

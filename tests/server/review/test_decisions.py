@@ -158,3 +158,25 @@ def test_only_heads_reach_dispatch_approval(review_as, scene: Scene) -> None:
     assert post_form(other, f"/review/approvals/{task.id}", {"action": "approve"}, "/review/approvals").status_code in (403, 404)
     db.session.expire_all()
     assert db.session.get(InspectionTask, task.id).status == TaskStatus.PENDING_APPROVAL
+
+
+def test_an_empty_return_shows_the_page_again_with_a_message_at_the_comment_box(review_as, scene: Scene) -> None:
+    client = review_as("m-sup")
+    refused = _decide(client, scene.joint.id, kind="return", comment="  \n ")
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert 'data-testid="inspection"' in page and "厂区一号车间" in page  # the record, not a bare error page
+    form = page.split('data-testid="decision-form"')[1].split("</form>")[0]
+    assert 'data-testid="comment-error"' in form and "退回时必须填写意见" in form
+    assert 'aria-invalid="true"' in form and "aria-describedby=\"comment-error\"" in form
+    assert _decisions() == []
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "review.return")) == 0
+
+
+def test_a_refused_decision_keeps_what_was_typed(review_as, scene: Scene) -> None:
+    client = review_as("m-sup")
+    refused = _decide(client, scene.coercive.id, kind="approve", comment="同意<script>")
+    assert refused.status_code == 409
+    form = refused.get_data(as_text=True).split('data-testid="decision-form"')[1].split("</form>")[0]
+    assert "法制审核" in form and "同意&lt;script&gt;</textarea>" in form
+    assert _decisions() == []
