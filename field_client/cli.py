@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from field_client.dock import Dock, DockConfig, DockError, parse_utc_offset
-from field_client.engine import (COERCIVE_KINDS, RESULTS, FieldClient, FieldClientError, Rejection, ServerRefused,
-                                 Status, UploadReport)
+from field_client.engine import COERCIVE_KINDS, RESULTS, FieldClient, FieldClientError, Rejection, Status, UploadReport
 from field_client.store import StoreError
 from field_client.transport import Transport
 
@@ -411,9 +410,6 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
         return 1
     try:
         return _run(client, args, out, err, stdin or sys.stdin, password_prompt)
-    except ServerRefused as exc:
-        err.write(f"服务器拒绝：[{exc.code}] {exc.reason}\n")
-        return 1
     except FieldClientError as exc:
         err.write(f"{exc}\n")
         return 1

@@ -26,7 +26,7 @@ class ServerRefused(FieldClientError):
     """
 
     def __init__(self, code: str, reason: str, status: int) -> None:
-        super().__init__(f"服务器拒绝了请求（{code}）：{reason}")
+        super().__init__(f"服务器拒绝了请求：{reason}（代码 {code}）")
         self.code = code
         self.reason = reason
         self.status = status

@@ -16,11 +16,13 @@ to 500 of them.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from field_client import hlc
 from field_client.errors import ServerRefused, ServerUnavailable
+from field_client.messages import REJECTION_TEXTS, rejection_reason, unreadable_reason
 from field_client.records import REFERENCE_KINDS, LocalRecords
 from field_client.reports import PullReport, PushReport, Rejection
 from field_client.session import API, Session
@@ -30,7 +32,35 @@ from field_client.transport import Response
 MAX_BATCH = 500
 SYNCED_KINDS = ("inspection", "finding", "media", "signature")
 
+# Tried again like a 5xx: a timeout, two server processes committing the same mutation at once
+# (docs/sync.md: the retry gets "duplicate"), too early.
+RETRY_STATUSES = (408, 409, 425)
+# A batch refused with these may be refused for some of its mutations; any other 4xx is about
+# the request as a whole (the device, the account), which no choice of mutations can change.
+CONTENT_STATUSES = (400, 413, 422)
+_MUTATION_PATH = re.compile(r"^/?mutations[./\[](\d+)\]?(?:[./](.*))?$")
+_UNNAMED_PATHS = ("", "_body", "_schema", "json", "mutations", "/mutations")
+
 ProgressCallback = Callable[[str, int, int], None]
+
+
+def refused_mutations(response: Response, size: int) -> dict[int, list[str]] | None:
+    """Which mutations of a refused batch of ``size`` the answer names, with the fields it names.
+
+    ``None``: the refusal is about the request itself (not a content status, or
+    ``errors`` names a field outside the mutations, such as ``device_id``).
+    ``{}``: about the content, but no particular mutation is named.
+    """
+    if response.status not in CONTENT_STATUSES or response.problem[0] == "unknown-device":
+        return None
+    named: dict[int, list[str]] = {}
+    for path in response.errors:
+        match = _MUTATION_PATH.match(str(path))
+        if match and int(match.group(1)) < size:
+            named.setdefault(int(match.group(1)), []).append(re.split(r"[./]", match.group(2) or "")[0])
+        elif not match and str(path) not in _UNNAMED_PATHS:
+            return None
+    return named
 
 
 def _hlc_from_time(value: str | None, node: str) -> hlc.Stamp | None:
@@ -60,24 +90,30 @@ class SyncProtocol:
     # ---- push ------------------------------------------------------------------------------------
 
     def push(self) -> PushReport:
-        """Send every pending mutation, at most ``batch_size`` (≤ 500) per request."""
+        """Send every pending mutation, at most ``batch_size`` (≤ 500) per request.
+
+        A batch the server cannot read (422, 400, 413) never blocks the outbox:
+        the mutations its ``errors`` name are set aside as refused and the rest
+        go on; a refusal that names none is split in halves until the bad ones
+        are alone. A refusal of the request itself (an unregistered device, say)
+        leaves every mutation pending and raises ``ServerRefused``.
+        """
         device, _, _ = self.session.identity()
         report = PushReport()
         total = self.store.count("pending")
-        while True:
-            batch = self.store.sendable(self.batch_size)
-            if not batch:
-                break
-            ids = [m.id for m in batch]
-            response = self.session.call(
-                "POST", f"{API}/sync/push",
-                json_body={"device_id": device, "mutations": [m.envelope() for m in batch]},
-                on_attempt=lambda: self.store.note_attempt(ids, self.session.now()),
-                on_failure=lambda code, reason: self.store.note_failure(ids, code, reason, self.session.now()))
-            if response.status != 200:
-                code, reason = response.problem
-                self.store.note_failure(ids, code, reason, self.session.now())
-                raise ServerRefused(code, reason, response.status)
+        while batch := self.store.sendable(self.batch_size):
+            self._send(device, batch, report, total)
+        return report
+
+    def _send(self, device: str, batch: list[MutationRow], report: PushReport, total: int) -> None:
+        """Push one batch. Every call settles or sets aside at least one mutation, or raises."""
+        ids = [m.id for m in batch]
+        response = self.session.call(
+            "POST", f"{API}/sync/push", json_body={"device_id": device, "mutations": [m.envelope() for m in batch]},
+            retry_statuses=RETRY_STATUSES,
+            on_attempt=lambda: self.store.note_attempt(ids, self.session.now()),
+            on_failure=lambda code, reason: self.store.note_failure(ids, code, reason, self.session.now()))
+        if response.status == 200:
             results = self._results(response, ids)
             with self.store.transaction():
                 for mutation, result in zip(batch, results):
@@ -86,7 +122,39 @@ class SyncProtocol:
             report.sent += len(batch)
             report.batches += 1
             self._progress("push", report.sent, total)
-        return report
+            return
+        code, reason = response.problem
+        named = refused_mutations(response, len(batch))
+        if named is None:
+            self.store.note_failure(ids, code, reason, self.session.now())
+            raise ServerRefused(code, reason, response.status)
+        if named:
+            # Nothing of a refused batch was applied: the others go again, without these.
+            for index, fields in sorted(named.items()):
+                kind = "unknown-entity-kind" if "entity" in fields else "invalid-mutation"
+                text = REJECTION_TEXTS[kind] if kind == "unknown-entity-kind" else unreadable_reason(fields)
+                self._set_aside(batch[index], kind, text, report, total)
+        elif len(batch) == 1:
+            kind = "payload-too-large" if response.status == 413 else "invalid-mutation"
+            text = REJECTION_TEXTS[kind] if kind == "payload-too-large" else f"{REJECTION_TEXTS[kind]}（{reason}）"
+            self._set_aside(batch[0], kind, text, report, total)
+        else:
+            half = len(batch) // 2
+            self._send(device, batch[:half], report, total)
+            self._send(device, batch[half:], report, total)
+
+    def _set_aside(self, mutation: MutationRow, code: str, reason: str, report: PushReport, total: int) -> None:
+        """Keep a mutation the server cannot take as refused: shown in status, never sent again by itself."""
+        now = self.session.now()
+        reason = f"{reason}。该记录保存在本机，不会自动重发；请联系管理员或升级 fieldsync"
+        with self.store.transaction():
+            self.store.settle(mutation.id, status="rejected", result="rejected", version=None, code=code,
+                              reason=reason, now=now)
+            self.records.refresh_view(mutation.entity_id)
+        report.rejected.append(Rejection(mutation.id, mutation.entity, mutation.entity_id, code, reason,
+                                         mutation.fields, now))
+        report.sent += 1
+        self._progress("push", report.sent, total)
 
     @staticmethod
     def _results(response: Response, ids: list[str]) -> list[dict[str, Any]]:
@@ -114,7 +182,7 @@ class SyncProtocol:
                 self._confirm_own_write(mutation)
         elif status == "rejected":
             code = str(result.get("code") or "rejected")
-            reason = str(result.get("reason") or "服务器拒绝了该记录")
+            reason = rejection_reason(code, result.get("reason"))
             self.store.settle(mutation.id, status="rejected", result=status, version=None, code=code, reason=reason,
                               now=now)
             report.rejected.append(Rejection(mutation.id, mutation.entity, mutation.entity_id, code, reason,

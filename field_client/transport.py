@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
+from field_client.messages import problem_reason
+
 
 class TransportError(Exception):
     """No answer from the server: the request may or may not have been processed."""
@@ -38,17 +40,21 @@ class Response:
 
     @property
     def problem(self) -> tuple[str, str]:
-        """``(slug, detail)`` of a problem+json answer (best effort for anything else)."""
+        """``(slug, reason)`` of a problem+json answer: the machine code and the server's Chinese words.
+
+        The field-level ``errors`` (English, for programs) are never part of the
+        reason; ``errors`` holds them for code that needs to know which field.
+        """
         body = self.body if isinstance(self.body, dict) else {}
         kind = str(body.get("type") or "")
         slug = kind.rsplit("/", 1)[-1] if kind else f"http-{self.status}"
-        detail = body.get("detail") or body.get("title") or f"HTTP {self.status}"
-        errors = body.get("errors")
-        if isinstance(errors, dict) and errors:
-            details = "；".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                               for k, v in list(errors.items())[:5])
-            detail = f"{detail}（{details}）"
-        return slug, str(detail)
+        return slug, problem_reason(self.status, body)
+
+    @property
+    def errors(self) -> dict[str, Any]:
+        """The problem's field-level ``errors`` (field path -> messages), or an empty dict."""
+        errors = self.body.get("errors") if isinstance(self.body, dict) else None
+        return dict(errors) if isinstance(errors, dict) else {}
 
 
 class Transport(Protocol):

@@ -42,6 +42,8 @@ from tusclient.request import TusRequest
 from tusclient.storage.interface import Storage
 from tusclient.uploader import Uploader
 
+from field_client.messages import problem_reason
+
 UPLOADS_PATH = "/api/v1/uploads/"
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 # (connect, read) seconds for one request; the read covers one chunk's answer.
@@ -69,20 +71,15 @@ def sha256_file(path: str | Path, block: int = HASH_BLOCK) -> tuple[str, int]:
 
 
 def problem_of(response: requests.Response) -> tuple[str, str]:
-    """``(slug, detail)`` of a problem+json answer (best effort for anything else)."""
-    slug, detail = f"http-{response.status_code}", f"HTTP {response.status_code}"
+    """``(slug, reason)`` of a problem+json answer: the code and the server's Chinese words (never ``errors``)."""
     try:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict):
-        kind = str(body.get("type") or "")
-        if kind:
-            slug = kind.rsplit("/", 1)[-1]
-        detail = str(body.get("detail") or body.get("title") or detail)
-    elif response.text:
-        detail = f"{detail}：{response.text[:200]}"
-    return slug, detail
+    body = body if isinstance(body, dict) else {}
+    kind = str(body.get("type") or "")
+    slug = kind.rsplit("/", 1)[-1] if kind else f"http-{response.status_code}"
+    return slug, problem_reason(response.status_code, body)
 
 
 # ---- tuspy's URL storage in our SQLite file ------------------------------------------
@@ -298,7 +295,8 @@ class TusSender:
                     uploader = self._uploader(job, stream)
                     if uploader.stop_at != job.size:
                         self.storage.remove_item(job.key)
-                        raise UploadError("file-changed", f"文件大小已变化（应为 {job.size} 字节，现为 {uploader.stop_at}）",
+                        raise UploadError("file-changed",
+                                          f"文件大小已变化（应为 {job.size} 字节，现为 {uploader.stop_at}）",
                                           permanent=True)
                     if uploader.url:
                         if on_resume:
@@ -356,8 +354,8 @@ class TusSender:
                         last = UploadError(exc.slug, exc.detail, permanent=False, status=status)
                         retry_after = exc.headers.get("Retry-After")
                     elif status == 404:
-                        raise UploadError("uploads-unsupported", f"服务器不支持文件上传（{exc.detail}）", permanent=False,
-                                          status=404) from None
+                        raise UploadError("uploads-unsupported", f"服务器不支持文件上传（{exc.detail}）",
+                                          permanent=False, status=404) from None
                     else:
                         self.storage.remove_item(job.key)
                         raise UploadError(exc.slug, exc.detail, permanent=True, status=status) from None

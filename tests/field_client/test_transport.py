@@ -66,9 +66,12 @@ def test_json_both_ways_and_errors_are_answers_not_exceptions(server: str) -> No
     refused = transport.request("POST", "/api/v1/sync/push", json_body={"device_id": "平板"})
     assert refused.status == 422 and refused.body["echo"] == {"device_id": "平板"}
     code, reason = refused.problem
-    assert code == "validation-failed" and "数据有误" in reason and "mutations.0.hlc" in reason
+    # The inspector reads the server's Chinese words; which field was wrong is for the client's code.
+    assert code == "validation-failed" and reason == "数据有误" and "Not an HLC" not in reason
+    assert refused.errors == {"mutations.0.hlc": ["Not an HLC stamp"]}
     gateway = transport.request("GET", "/html")
-    assert gateway.status == 502 and gateway.header("retry-after") == "2" and "Bad Gateway" in gateway.problem[1]
+    assert gateway.status == 502 and gateway.header("retry-after") == "2"
+    assert gateway.problem == ("http-502", "服务器网关错误") and "Bad Gateway" in gateway.body["detail"]
 
 
 def test_no_answer_is_a_transport_error(server: str) -> None:
