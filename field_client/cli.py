@@ -8,20 +8,33 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import json
 import os
 import sqlite3
 import sys
 import time
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from field_client.dock import Dock, DockConfig, DockError, parse_utc_offset
-from field_client.engine import COERCIVE_KINDS, RESULTS, FieldClient, FieldClientError, Rejection, Status, UploadReport
+from field_client.engine import (
+    COERCIVE_KINDS,
+    RESULTS,
+    FieldClient,
+    FieldClientError,
+    Rejection,
+    Status,
+    UploadReport,
+    inspection_id_for,
+)
 from field_client.store import StoreError
+from field_client.times import OFFICE_TIMEZONE, TIMEZONE_ENV, office_time, office_zone
 from field_client.transport import Transport
 
 DEFAULT_STORE = "~/.inspect-once/field.db"
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool a closed pipe ended
 
 ENTITY_NAMES = {"inspection": "检查记录", "finding": "检查结论", "media": "证据文件", "signature": "签名"}
 RESULT_NAMES = {"compliant": "符合", "non_compliant": "不符合", "not_applicable": "不适用"}
@@ -42,6 +55,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fieldsync", description="执法平板离线采集与同步")
     parser.add_argument("--store", help=f"本地数据库路径（默认 $FIELDSYNC_STORE 或 {DEFAULT_STORE}）")
+    parser.add_argument("--timezone", metavar="ZONE",
+                        help=f"显示时间所用的时区，如 Asia/Shanghai 或 +08:00"
+                             f"（默认 ${TIMEZONE_ENV} 或 {OFFICE_TIMEZONE}）")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     login = commands.add_parser("login", help="登录（需要联网）")
@@ -171,12 +187,13 @@ def _print_rejection(out: TextIO, r: Rejection) -> None:
     out.write(f"  ✗ {_describe(r.entity, r.fields)} {r.entity_id}\n    [{r.code}] {r.reason}\n")
 
 
-def _print_status(out: TextIO, s: Status) -> None:
+def _print_status(out: TextIO, s: Status, zone: tzinfo) -> None:
     who = f"{s.username}@{s.server_url}，设备 {s.device_id}" if s.username else "尚未登录"
     out.write(f"账号：{who}\n")
     if s.needs_login:
         out.write("登录已失效，请重新登录：fieldsync login\n")
-    out.write(f"上次推送：{s.last_push_at or '从未'}；上次拉取：{s.last_pull_at or '从未'}\n")
+    out.write(f"上次推送：{office_time(s.last_push_at, zone) or '从未'}；"
+              f"上次拉取：{office_time(s.last_pull_at, zone) or '从未'}\n")
     out.write(f"待推送：{len(s.pending)} 条\n")
     for p in s.pending[:20]:
         error = f"（已尝试 {p.attempts} 次，上次错误 [{p.error_code}] {p.error_reason}）" if p.error_code else ""
@@ -248,7 +265,7 @@ def _status_json(s: Status) -> dict[str, Any]:
     return asdict(s)
 
 
-def _print_tasks(out: TextIO, client: FieldClient) -> None:
+def _print_tasks(out: TextIO, client: FieldClient, zone: tzinfo) -> None:
     tasks = client.tasks()
     if not tasks:
         out.write("本机没有检查任务。联网后执行 fieldsync sync 下载任务。\n")
@@ -257,8 +274,10 @@ def _print_tasks(out: TextIO, client: FieldClient) -> None:
     for task in tasks:
         enterprise = task.get("enterprise") or {}
         out.write(f"{task['id']}  {task.get('title')}  [{task.get('status')}]\n")
-        out.write(f"  检查对象：{enterprise.get('name')}（{enterprise.get('credit_code')}）{enterprise.get('address') or ''}\n")
-        out.write(f"  时间窗口：{task.get('window_start')} ~ {task.get('window_end')}\n")
+        out.write(f"  检查对象：{enterprise.get('name')}（{enterprise.get('credit_code')}）"
+                  f"{enterprise.get('address') or ''}\n")
+        out.write(f"  时间窗口：{office_time(task.get('window_start'), zone)} ~ "
+                  f"{office_time(task.get('window_end'), zone)}\n")
         team = "、".join(f"{m.get('full_name') or m.get('username')}（{m.get('certificate_number') or '无执法证'}）"
                         for m in task.get("team") or [])
         out.write(f"  检查组：{team}\n")
@@ -270,13 +289,14 @@ def _print_tasks(out: TextIO, client: FieldClient) -> None:
             out.write(f"  检查记录 {inspection['id']}（{inspection.get('status', 'open')}{pending}）\n")
 
 
-def _print_inspection(out: TextIO, client: FieldClient, inspection_id: str) -> None:
+def _print_inspection(out: TextIO, client: FieldClient, inspection_id: str, zone: tzinfo) -> None:
     view = client.inspection(inspection_id)
     out.write(f"检查记录 {view['id']}（{view.get('status', 'open')}{'，未同步' if view['unconfirmed'] else ''}）\n")
     for key, label in (("place", "地点"), ("started_at", "开始"), ("ended_at", "结束"),
                        ("representative", "企业代表"), ("conclusion", "结论")):
         if view.get(key):
-            out.write(f"  {label}：{view[key]}\n")
+            value = office_time(view[key], zone) if key in ("started_at", "ended_at") else view[key]
+            out.write(f"  {label}：{value}\n")
     for text in view.get("soft_measures") or []:
         out.write(f"  柔性措施：{text}\n")
     for measure in view.get("coercive_measures") or []:
@@ -290,6 +310,25 @@ def _print_inspection(out: TextIO, client: FieldClient, inspection_id: str) -> N
         out.write(f"  证据 {media['id']} {media.get('file_name')} {media.get('proves')} sha256={media.get('sha256')}\n")
     for signature in view["signatures"]:
         out.write(f"  签名 {signature.get('signer_role')} {signature.get('signer_name') or ''}\n")
+
+
+def _print_started(out: TextIO, task_id: str, inspection_id: str, before: dict[str, Any] | None, new: bool,
+                   zone: tzinfo) -> None:
+    """Say what ``inspect start`` did: a new record, a fresh start, or the record already there."""
+    if before is None:
+        out.write(f"已开始检查：{inspection_id}\n")
+    elif new:
+        out.write(f"已在该任务的检查记录上重新开始检查（开始时间已更新）：{inspection_id}\n")
+    elif before.get("status") == "finished":
+        ended = office_time(before.get("ended_at"), zone)
+        out.write(f"该任务的检查记录已结束{f'（结束于 {ended}）' if ended else ''}：{inspection_id}\n"
+                  "（一个检查任务只有一份联合检查记录）\n"
+                  f"  查看记录：fieldsync inspect show {inspection_id}\n"
+                  "  任务未关闭前，仍可补充检查结论（fieldsync finding）、证据（fieldsync attach）"
+                  "和措施（fieldsync measure）\n"
+                  f"  如需重新开始现场检查：fieldsync inspect start {task_id} --new\n")
+    else:
+        out.write(f"该任务已有进行中的检查记录，已加入：{inspection_id}\n（一个检查任务只有一份联合检查记录）\n")
 
 
 def _sync(client: FieldClient, out: TextIO, err: TextIO) -> int:
@@ -368,11 +407,45 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
     The keyword arguments let tests (or an embedding app) supply the transport,
     the streams, the password prompt, FieldClient options such as ``sleep`` and
     Dock options (``session``, ``sleep``, ``passes``, …).
+
+    Output to a reader that has gone (``fieldsync tasks | head``) ends the
+    command quietly with 141, as for a tool that SIGPIPE ended; what was done
+    until then is saved as always, each change being its own transaction.
     """
     out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        code = _main(argv, transport, stdin, out, err, password_prompt, client_options, dock_options)
+        out.flush()  # a pipe's reader may have gone before the buffered output leaves
+        return code
+    except BrokenPipeError:
+        _silence(out, err)
+        return EXIT_CLOSED_PIPE
+
+
+def _silence(*streams: TextIO) -> None:
+    """Point the standard streams among ``streams`` at /dev/null, so exiting flushes into nothing."""
+    for stream in streams:
+        if stream not in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            continue
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+
+def _main(argv: Sequence[str] | None, transport: Transport | None, stdin: TextIO | None, out: TextIO,
+          err: TextIO, password_prompt: Callable[[str], str], client_options: dict[str, Any] | None,
+          dock_options: dict[str, Any] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        try:
+            zone = office_zone(args.timezone)
+        except ValueError as exc:
+            source = "--timezone" if args.timezone is not None else f"环境变量 {TIMEZONE_ENV}"
+            raise UsageError(f"{source} 无效：{exc}") from None
         if args.command is None:
             raise UsageError(parser.format_usage().rstrip() + "\n请给出一个命令，例如 fieldsync status")
         if args.command == "inspect" and args.inspect_command is None:
@@ -409,7 +482,7 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
         err.write(f"{exc}\n")
         return 1
     try:
-        return _run(client, args, out, err, stdin or sys.stdin, password_prompt)
+        return _run(client, args, out, err, stdin or sys.stdin, password_prompt, zone)
     except FieldClientError as exc:
         err.write(f"{exc}\n")
         return 1
@@ -427,7 +500,7 @@ def main(argv: Sequence[str] | None = None, *, transport: Transport | None = Non
 
 
 def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO,
-         password_prompt: Callable[[str], str]) -> int:
+         password_prompt: Callable[[str], str], zone: tzinfo) -> int:
     command = args.command
     if command == "login":
         if args.password_stdin:
@@ -454,26 +527,23 @@ def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO
             out.write("没有需要上传的证据文件\n")
         return 0 if ok else 1
     if command == "tasks":
-        _print_tasks(out, client)
+        _print_tasks(out, client, zone)
         return 0
     if command == "status":
         status = client.status()
         if args.json:
             out.write(json.dumps(_status_json(status), ensure_ascii=False, indent=2) + "\n")
         else:
-            _print_status(out, status)
+            _print_status(out, status, zone)
         return 0
     if command == "inspect":
         if args.inspect_command == "show":
-            _print_inspection(out, client, client.resolve("inspection", args.inspection))
+            _print_inspection(out, client, client.resolve("inspection", args.inspection), zone)
             return 0
         task_id = client.resolve("task", args.task)
-        before = {i["id"] for i in client.inspections(task_id)}
+        before = client.entity(inspection_id_for(task_id))
         inspection_id = client.start_inspection(task_id, place=args.place, new=args.new)
-        if inspection_id in before:
-            out.write(f"该任务已有进行中的检查记录，已加入：{inspection_id}\n（一个检查任务只有一份联合检查记录）\n")
-        else:
-            out.write(f"已开始检查：{inspection_id}\n")
+        _print_started(out, task_id, inspection_id, before, args.new, zone)
         return 0
 
     inspection_id = client.resolve("inspection", args.inspection)

@@ -161,3 +161,95 @@ def test_fake_server_is_never_contacted_by_offline_commands(offline: Run, fake_s
     offline("status")
     offline("inspect", "start", TASK_ID)
     assert len(fake_server.calls) == calls
+
+
+# ---- what the inspector reads ---------------------------------------------------------------
+
+# 2026-01-05 09:00 in the offices' zone (01:00 UTC): the tablet's clock, never the machine's.
+FIXED_NOW = 1767574800.0
+
+
+def test_starting_a_finished_record_says_it_is_finished_and_what_can_be_done(offline: Run) -> None:
+    assert offline("inspect", "start", TASK_ID, clock=lambda: FIXED_NOW) == 0
+    inspection = offline.out.split("：")[1].strip()
+    assert offline("finish", inspection, "--conclusion", "责令整改", clock=lambda: FIXED_NOW + 3600) == 0
+    assert offline("inspect", "start", TASK_ID) == 0
+    assert "进行中" not in offline.out and "已加入" not in offline.out
+    assert "已结束" in offline.out and "2026-01-05 10:00" in offline.out and inspection in offline.out
+    assert f"fieldsync inspect show {inspection}" in offline.out and "--new" in offline.out
+    # Starting it anew is said as such.
+    assert offline("inspect", "start", TASK_ID, "--new", clock=lambda: FIXED_NOW + 7200) == 0
+    assert "重新开始" in offline.out and "已结束" not in offline.out
+    assert offline("inspect", "show", inspection) == 0 and "开始：2026-01-05 11:00" in offline.out
+
+
+@pytest.fixture
+def precise_window(fake_server: FakeServer) -> None:
+    """The task window as the server sends it: UTC, with microseconds."""
+    task = fake_server.changes[-1]["fields"]
+    task["window_start"], task["window_end"] = "2026-12-02T01:00:00.123456+00:00", "2026-12-02T09:30:00+00:00"
+
+
+@pytest.fixture
+def reset_machine_zone() -> Any:
+    yield
+    import time
+    time.tzset()
+
+
+def test_tasks_show_office_time_whatever_the_machine_zone(precise_window: None, offline: Run,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          reset_machine_zone: None) -> None:
+    import time
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    monkeypatch.delenv("FIELDSYNC_TIMEZONE", raising=False)
+    assert offline("tasks") == 0
+    assert "时间窗口：2026-12-02 09:00 ~ 2026-12-02 17:30" in offline.out
+    assert ".123456" not in offline.out and "+00:00" not in offline.out and "T01:00" not in offline.out
+
+
+def test_the_office_zone_can_be_set_by_option_or_environment(precise_window: None, offline: Run,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIELDSYNC_TIMEZONE", "UTC")
+    assert offline("tasks") == 0 and "时间窗口：2026-12-02 01:00 ~ 2026-12-02 09:30" in offline.out
+    assert offline("--timezone", "+05:30", "tasks") == 0
+    assert "时间窗口：2026-12-02 06:30 ~ 2026-12-02 15:00" in offline.out
+    assert offline("--timezone", "Mars/Olympus", "tasks") == 2 and "时区" in offline.err
+    monkeypatch.setenv("FIELDSYNC_TIMEZONE", "nowhere")
+    assert offline("tasks") == 2 and "FIELDSYNC_TIMEZONE" in offline.err
+
+
+class ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone (``fieldsync tasks | head``)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("argv", [("tasks",), ("status",), ("status", "--json"), ("inspect", "start", TASK_ID)])
+def test_a_closed_stdout_ends_the_command_quietly(offline: Run, argv: tuple[str, ...]) -> None:
+    err = io.StringIO()
+    code = main(["--store", str(offline.store), *argv], stdout=ClosedPipe(), stderr=err,
+                client_options={"sleep": lambda s: None})
+    assert code == 141 and err.getvalue() == ""
+
+
+@pytest.mark.parametrize(("argv", "exit_code"), [(("tasks",), 141), (("status",), 141),
+                                                 (("--help",), 0)])  # argparse itself ignores a failed write
+def test_fieldsync_into_a_closed_pipe_leaves_no_traceback(offline: Run, argv: tuple[str, ...], exit_code: int) -> None:
+    import os
+    import subprocess
+    import sys
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before fieldsync writes a byte, as after `| head` has had its lines
+    try:
+        result = subprocess.run([sys.executable, "-m", "field_client.cli", "--store", str(offline.store), *argv],
+                                stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60,
+                                cwd=Path(__file__).resolve().parents[2])
+    finally:
+        os.close(writer)
+    assert result.stderr == "" and result.returncode == exit_code
