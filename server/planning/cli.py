@@ -6,7 +6,7 @@ import uuid
 import click
 
 from server.errors import Problem
-from server.planning.service import verify_draw
+from server.planning.draws import verify_draw
 
 
 @click.command("verify-draw")

@@ -9,7 +9,19 @@ from flask.views import MethodView
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
 from server.planning import schemas as s
-from server.planning import service
+from server.planning.approval import approve_dispatch, pending_approvals, reject_dispatch
+from server.planning.conflicts import declare_conflict, get_conflict, list_conflicts
+from server.planning.draws import get_draw, list_draws, run_draw, verify_draw_as
+from server.planning.frequency import (
+    decide_override,
+    frequency_rule,
+    get_override,
+    list_overrides,
+    request_override,
+    set_frequency_rule,
+)
+from server.planning.joint_plans import create_joint_plan, get_joint_plan, list_joint_plans
+from server.planning.plans import create_plan, get_plan, list_plans
 from server.schemas import PageQuery
 
 plans = Blueprint("plans", __name__, url_prefix="/api/v1/plans", description="Departments' spot-check plans (抽查计划)")
@@ -51,7 +63,7 @@ class Plans(MethodView):
     @plans.response(200, s.PlanPage)
     def get(self, query: dict[str, Any]) -> Any:
         """List spot-check plans (optionally of one department)"""
-        return service.list_plans(current_principal(), query["department_id"], query["limit"], query["after"])
+        return list_plans(current_principal(), query["department_id"], query["limit"], query["after"])
 
     @requires(Permission.MANAGE_PLANS)
     @_documented(plans)
@@ -59,7 +71,7 @@ class Plans(MethodView):
     @plans.response(201, s.PlanSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Write a spot-check plan for your department"""
-        return service.create_plan(current_principal(), body)
+        return create_plan(current_principal(), body)
 
 
 @plans.route("/<uuid:plan_id>")
@@ -69,7 +81,7 @@ class PlanItem(MethodView):
     @plans.response(200, s.PlanSchema)
     def get(self, plan_id: uuid.UUID) -> Any:
         """Get a spot-check plan"""
-        return service.get_plan(current_principal(), plan_id)
+        return get_plan(current_principal(), plan_id)
 
 
 @joint_plans.route("/")
@@ -80,7 +92,7 @@ class JointPlans(MethodView):
     @joint_plans.response(200, s.JointPlanPage)
     def get(self, query: dict[str, Any]) -> Any:
         """List joint plans"""
-        return service.list_joint_plans(current_principal(), query["limit"], query["after"])
+        return list_joint_plans(current_principal(), query["limit"], query["after"])
 
     @requires(Permission.MANAGE_JOINT_PLANS)
     @_documented(joint_plans, (409, "A plan already joined another joint plan"))
@@ -88,7 +100,7 @@ class JointPlans(MethodView):
     @joint_plans.response(201, s.JointPlanSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Merge departments' plans into a joint plan, declaring equivalent check items"""
-        return service.create_joint_plan(current_principal(), body)
+        return create_joint_plan(current_principal(), body)
 
 
 @joint_plans.route("/<uuid:joint_plan_id>")
@@ -98,7 +110,7 @@ class JointPlanItem(MethodView):
     @joint_plans.response(200, s.JointPlanSchema)
     def get(self, joint_plan_id: uuid.UUID) -> Any:
         """Get a joint plan"""
-        return service.get_joint_plan(current_principal(), joint_plan_id)
+        return get_joint_plan(current_principal(), joint_plan_id)
 
 
 @draws.route("/")
@@ -109,7 +121,7 @@ class Draws(MethodView):
     @draws.response(200, s.DrawPage)
     def get(self, query: dict[str, Any]) -> Any:
         """List draws"""
-        return service.list_draws(current_principal(), query["limit"], query["after"])
+        return list_draws(current_principal(), query["limit"], query["after"])
 
     @requires(Permission.RUN_DRAWS)
     @_documented(draws, (409, "Frequency cap reached"))
@@ -117,7 +129,7 @@ class Draws(MethodView):
     @draws.response(201, s.DrawSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Draw targets and teams for a plan; the tasks wait for the heads' approval"""
-        return service.run_draw(current_principal(), body)
+        return run_draw(current_principal(), body)
 
 
 @draws.route("/<uuid:draw_id>")
@@ -127,7 +139,7 @@ class DrawItem(MethodView):
     @draws.response(200, s.DrawSchema)
     def get(self, draw_id: uuid.UUID) -> Any:
         """Get a draw with its seed, inputs, hashes and result"""
-        return service.get_draw(current_principal(), draw_id)
+        return get_draw(current_principal(), draw_id)
 
 
 @draws.route("/<uuid:draw_id>/verify")
@@ -137,7 +149,7 @@ class DrawVerify(MethodView):
     @draws.response(200, s.DrawVerificationSchema)
     def get(self, draw_id: uuid.UUID) -> Any:
         """Re-run a draw from its record: does it reproduce, is the record intact?"""
-        return service.verify_draw_as(current_principal(), draw_id)
+        return verify_draw_as(current_principal(), draw_id)
 
 
 @approvals.route("/pending-approval")
@@ -147,7 +159,7 @@ class PendingApprovals(MethodView):
     @approvals.response(200, s.TaskList)
     def get(self) -> Any:
         """Tasks waiting for your department's approval"""
-        return {"items": service.pending_approvals(current_principal())}
+        return {"items": pending_approvals(current_principal())}
 
 
 @approvals.route("/<uuid:task_id>/approve")
@@ -157,7 +169,7 @@ class TaskApprove(MethodView):
     @approvals.response(200, s.TaskWithApprovals)
     def post(self, task_id: uuid.UUID) -> Any:
         """Approve dispatching a task for your department"""
-        return service.approve_dispatch(task_id, current_principal())
+        return approve_dispatch(task_id, current_principal())
 
 
 @approvals.route("/<uuid:task_id>/reject")
@@ -168,7 +180,7 @@ class TaskReject(MethodView):
     @approvals.response(200, s.TaskWithApprovals)
     def post(self, body: dict[str, Any], task_id: uuid.UUID) -> Any:
         """Refuse a task, with a reason; it is not dispatched"""
-        return service.reject_dispatch(task_id, current_principal(), body["reason"])
+        return reject_dispatch(task_id, current_principal(), body["reason"])
 
 
 @conflicts.route("/")
@@ -179,7 +191,7 @@ class Conflicts(MethodView):
     @conflicts.response(200, s.ConflictOfInterestPage)
     def get(self, query: dict[str, Any]) -> Any:
         """Your declarations (inspectors) or your department's"""
-        return service.list_conflicts(current_principal(), query["limit"], query["after"])
+        return list_conflicts(current_principal(), query["limit"], query["after"])
 
     @requires(Permission.DECLARE_CONFLICTS)
     @_documented(conflicts, (404, "No such person in your department"), (409, "Already declared"))
@@ -187,7 +199,7 @@ class Conflicts(MethodView):
     @conflicts.response(201, s.ConflictOfInterestSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Declare a conflict of interest (yourself, or as the head for your department's people)"""
-        return service.declare_conflict(current_principal(), body)
+        return declare_conflict(current_principal(), body)
 
 
 @conflicts.route("/<uuid:conflict_id>")
@@ -197,7 +209,7 @@ class ConflictItem(MethodView):
     @conflicts.response(200, s.ConflictOfInterestSchema)
     def get(self, conflict_id: uuid.UUID) -> Any:
         """Get a declaration"""
-        return service.get_conflict(current_principal(), conflict_id)
+        return get_conflict(current_principal(), conflict_id)
 
 
 @overrides.route("/")
@@ -208,7 +220,7 @@ class Overrides(MethodView):
     @overrides.response(200, s.OverridePage)
     def get(self, query: dict[str, Any]) -> Any:
         """Your department's requests to exceed the frequency cap"""
-        return service.list_overrides(current_principal(), query["limit"], query["after"])
+        return list_overrides(current_principal(), query["limit"], query["after"])
 
     @requires(Permission.REQUEST_FREQUENCY_OVERRIDE)
     @_documented(overrides)
@@ -216,7 +228,7 @@ class Overrides(MethodView):
     @overrides.response(201, s.OverrideSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Ask for one more visit to an enterprise beyond the cap, with a reason"""
-        return service.request_override(current_principal(), body)
+        return request_override(current_principal(), body)
 
 
 @overrides.route("/<uuid:override_id>")
@@ -226,7 +238,7 @@ class OverrideItem(MethodView):
     @overrides.response(200, s.OverrideSchema)
     def get(self, override_id: uuid.UUID) -> Any:
         """Get a request, with who decided it and when"""
-        return service.get_override(current_principal(), override_id)
+        return get_override(current_principal(), override_id)
 
 
 @overrides.route("/<uuid:override_id>/approve")
@@ -236,7 +248,7 @@ class OverrideApprove(MethodView):
     @overrides.response(200, s.OverrideSchema)
     def post(self, override_id: uuid.UUID) -> Any:
         """Approve the request (the department's head)"""
-        return service.decide_override(current_principal(), override_id, approve=True)
+        return decide_override(current_principal(), override_id, approve=True)
 
 
 @overrides.route("/<uuid:override_id>/reject")
@@ -247,7 +259,7 @@ class OverrideReject(MethodView):
     @overrides.response(200, s.OverrideSchema)
     def post(self, body: dict[str, Any], override_id: uuid.UUID) -> Any:
         """Refuse the request, with a reason (the department's head)"""
-        return service.decide_override(current_principal(), override_id, approve=False, reason=body["reason"])
+        return decide_override(current_principal(), override_id, approve=False, reason=body["reason"])
 
 
 @frequency.route("/")
@@ -257,7 +269,7 @@ class Frequency(MethodView):
     @frequency.response(200, s.FrequencyRuleSchema)
     def get(self) -> Any:
         """The cap in force (defaults until an administrator sets it)"""
-        return service.frequency_rule()
+        return frequency_rule()
 
     @requires(Permission.MANAGE_FREQUENCY_RULE)
     @_documented(frequency)
@@ -265,4 +277,4 @@ class Frequency(MethodView):
     @frequency.response(200, s.FrequencyRuleSchema)
     def put(self, body: dict[str, Any]) -> Any:
         """Set the cap (administrator)"""
-        return service.set_frequency_rule(current_principal(), body)
+        return set_frequency_rule(current_principal(), body)

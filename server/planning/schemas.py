@@ -4,6 +4,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from server.planning.approval import task_approvals
 from server.schemas import PageMeta, PageQuery, StrictSchema
 from server.tasks.schemas import TaskSchema
 
@@ -172,7 +173,6 @@ class TaskWithApprovals(TaskSchema):
     approvals = ma.fields.Method("_approvals")
 
     def _approvals(self, task: Any) -> list[dict[str, Any]]:
-        from server.planning.service import task_approvals
         return ApprovalSchema(many=True).dump(task_approvals(task.id))  # type: ignore[no-any-return]
 
 

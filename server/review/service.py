@@ -22,7 +22,7 @@ from server.directory.models import CheckItem, Department, User
 from server.errors import Problem
 from server.extensions import db
 from server.joint.service import joint_record_for
-from server.planning.service import approve_dispatch, pending_approvals, reject_dispatch
+from server.planning.approval import approve_dispatch, pending_approvals, reject_dispatch
 from server.review.models import DecisionKind, ReviewDecision
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
 from server.sync.models import SyncedEntity, SyncConflict

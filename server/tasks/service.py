@@ -13,6 +13,7 @@ from server.directory.models import CheckItem, Enterprise, Role, User
 from server.errors import Problem
 from server.extensions import db
 from server.pagination import Page, keyset_page
+from server.planning.visits import schedule_visit
 from server.tasks.models import InspectionTask, TaskMember, TaskStatus
 
 
@@ -56,8 +57,6 @@ def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask
         if item is None or not item.active or item.department_id not in departments:
             raise _field_error("check_item_ids", f"检查事项 {item_id} 不存在、已停用或不属于检查组的部门")
     # The frequency cap, folding into another department's visit and approval are planning's rules.
-    from server.planning.service import schedule_visit
-
     groups = _equivalence_groups(data.get("equivalence_groups") or {}, item_ids)
     visit = schedule_visit(principal, title=data["title"], enterprise_id=enterprise.id, lead_department_id=lead,
                            window_start=data["window_start"], window_end=data["window_end"],

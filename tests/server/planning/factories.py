@@ -9,7 +9,11 @@ from server.directory import service as directory
 from server.directory.credit_code import make_credit_code
 from server.directory.models import Enterprise, User
 from server.extensions import db
-from server.planning import service as planning
+from server.planning.conflicts import declare_conflict
+from server.planning.draws import run_draw
+from server.planning.frequency import request_override
+from server.planning.joint_plans import create_joint_plan
+from server.planning.plans import create_plan
 from tests.conftest import World, new_user
 
 OFFICE = timezone(timedelta(hours=8))
@@ -49,7 +53,7 @@ def plan(world: World, department: str, *, ratio: float = 1.0, industries: list[
     dept = world.market if department == "market" else world.ecology
     item_keys = items or (["m-licence"] if department == "market" else ["e-permit"])
     today = date.today()
-    created = planning.create_plan(principal(world.people[author]) if author else SYSTEM, {
+    created = create_plan(principal(world.people[author]) if author else SYSTEM, {
         "title": f"{dept.name}{today.year}年度抽查计划", "subject_kind": kind, "department_id": dept.id,
         "period_start": today, "period_end": today + timedelta(days=180),
         "target_filter": {"industries": industries or []}, "sampling_ratio": ratio,
@@ -62,17 +66,17 @@ def ecology_planning_objects(world: World) -> dict[str, str]:
     """One of each planning object belonging to ecology (生态环境局), for the authorization table."""
     ecology_plan = plan(world, "ecology")
     market_plan = plan(world, "market")
-    joint = planning.create_joint_plan(SYSTEM, {
+    joint = create_joint_plan(SYSTEM, {
         "title": "食品企业联合抽查", "plan_ids": [ecology_plan.id, market_plan.id], "department_id": world.ecology.id,
         "target_filter": {}, "sampling_ratio": 1.0, "equivalences": []})
     second_market_inspector(world)
     start, end = window()
-    draw = planning.run_draw(principal(world.people["e-sup"]), {
+    draw = run_draw(principal(world.people["e-sup"]), {
         "joint_plan_id": joint.id, "window_start": start, "window_end": end, "inspectors_per_department": 2,
         "seed": "authorization-table"})
-    conflict = planning.declare_conflict(SYSTEM, {"user_id": world.people["e-insp"].id,
-                                                  "enterprise_id": world.enterprise.id, "reason": "亲属任职"})
-    override = planning.request_override(principal(world.people["e-sup"]), {
+    conflict = declare_conflict(SYSTEM, {"user_id": world.people["e-insp"].id,
+                                         "enterprise_id": world.enterprise.id, "reason": "亲属任职"})
+    override = request_override(principal(world.people["e-sup"]), {
         "enterprise_id": world.enterprise.id, "reason": "群众举报", "department_id": None})
     db.session.commit()
     return {"plan": str(ecology_plan.id), "joint_plan": str(joint.id), "draw": str(draw.id),

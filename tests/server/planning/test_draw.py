@@ -14,8 +14,9 @@ from server.directory import service as directory
 from server.directory.models import CertificateStatus, Enterprise
 from server.errors import Problem
 from server.extensions import db
-from server.planning import draw as drawing
-from server.planning import service as planning
+from server.planning import drawing
+from server.planning.conflicts import declare_conflict
+from server.planning.draws import run_draw, verify_draw
 from server.planning.models import Draw
 from server.tasks.models import InspectionTask, TaskStatus
 from tests.conftest import World, new_user
@@ -25,7 +26,7 @@ from tests.server.planning.factories import add_enterprises, plan, principal, se
 def _draw(world: World, source: object, *, seed: str = "seed-0001", per_department: int = 2, who: str = "m-sup",
           joint: bool = False, days_ahead: int = 10, length_days: int = 1) -> Draw:
     start, end = window(days_ahead, length_days)
-    record = planning.run_draw(principal(world.people[who]), {
+    record = run_draw(principal(world.people[who]), {
         "plan_id": None if joint else source.id, "joint_plan_id": source.id if joint else None,  # type: ignore[attr-defined]
         "window_start": start, "window_end": end, "inspectors_per_department": per_department, "seed": seed})
     db.session.commit()
@@ -109,7 +110,7 @@ def test_declared_conflicts_of_interest_are_excluded(world: World) -> None:
     third = new_user("m-insp3", "inspector", world.market, certificate="CERT-M-003")
     targets = add_enterprises(world, 6, industry="食品")
     conflicted = targets[0]
-    planning.declare_conflict(principal(third), {"user_id": third.id, "enterprise_id": conflicted.id, "reason": "配偶任职"})
+    declare_conflict(principal(third), {"user_id": third.id, "enterprise_id": conflicted.id, "reason": "配偶任职"})
     db.session.commit()
     record = _draw(world, plan(world, "market", ratio=1.0, industries=["食品"]), seed="conflict-seed")
     teams = {t["enterprise_id"]: t["team"][str(world.market.id)] for t in record.result["targets"]}
@@ -121,7 +122,7 @@ def test_declared_conflicts_of_interest_are_excluded(world: World) -> None:
 def test_a_conflict_that_leaves_too_few_inspectors_names_the_department(world: World) -> None:
     second_market_inspector(world)
     [target] = add_enterprises(world, 1, industry="食品")
-    planning.declare_conflict(SYSTEM, {"user_id": world.people["m-insp2"].id, "enterprise_id": target.id, "reason": "曾任职"})
+    declare_conflict(SYSTEM, {"user_id": world.people["m-insp2"].id, "enterprise_id": target.id, "reason": "曾任职"})
     db.session.commit()
     with pytest.raises(Problem) as refused:
         _draw(world, plan(world, "market", industries=["食品"]))
@@ -154,7 +155,7 @@ def test_a_past_draw_reproduces_from_its_record(world: World, runner) -> None:
     # Later changes to the directory do not matter: the record holds every input.
     add_enterprises(world, 4, industry="食品", start=200)
     db.session.expire_all()
-    report = planning.verify_draw(record.id)
+    report = verify_draw(record.id)
     assert report.reproduced and report.input_hash_matches and report.result_matches and not report.problems
     stored = db.session.get(Draw, record.id)
     assert drawing.compute_draw(stored.seed, stored.inputs) == stored.result
@@ -185,7 +186,7 @@ def test_a_tampered_draw_record_is_detected(world: World, runner, tamper: str) -
     db.session.execute(update(Draw).where(Draw.id == draw_id).values(**change))
     db.session.commit()
     db.session.expire_all()
-    report = planning.verify_draw(draw_id)
+    report = verify_draw(draw_id)
     assert not report.reproduced and report.problems
     if tamper != "result":
         assert not report.input_hash_matches
@@ -222,7 +223,7 @@ def test_a_consistently_rewritten_draw_is_caught_by_the_audit_log(world: World, 
     second_market_inspector(world)
     add_enterprises(world, 8, industry="食品")
     record = _draw(world, plan(world, "market", ratio=0.5), seed="original-seed")
-    assert planning.verify_draw(record.id).matches_audit_log is True
+    assert verify_draw(record.id).matches_audit_log is True
     seed = "rewritten-seed"
     result = drawing.compute_draw(seed, record.inputs)
     db.session.execute(update(Draw).where(Draw.id == record.id).values(
@@ -230,7 +231,7 @@ def test_a_consistently_rewritten_draw_is_caught_by_the_audit_log(world: World, 
         result_hash=drawing.result_digest(result)))
     db.session.commit()
     db.session.expire_all()
-    report = planning.verify_draw(record.id)
+    report = verify_draw(record.id)
     assert report.input_hash_matches and report.result_matches  # self-consistent...
     assert report.matches_audit_log is False and not report.reproduced  # ...but not what was drawn
     assert runner.invoke(args=["verify-draw", str(record.id)]).exit_code != 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -14,7 +13,10 @@ from server.auth.policy import SYSTEM
 from server.directory import service as directory
 from server.errors import Problem
 from server.extensions import db
-from server.planning import service as planning
+from server.planning.approval import pending_approvals, reject_dispatch, task_approvals
+from server.planning.draws import run_draw
+from server.planning.frequency import set_frequency_rule
+from server.planning.joint_plans import create_joint_plan
 from server.planning.models import ApprovalStatus, FrequencyOverride, TaskApproval
 from server.sync.entities import inspection_id_for
 from server.tasks.models import InspectionTask, TaskStatus
@@ -41,7 +43,7 @@ def _joint(world: World, **overrides: Any) -> Any:
             "equivalences": [{"key": "licence-displayed", "title": "营业执照公示",
                               "check_item_ids": [world.check_items["m-licence"].id, world.check_items["e-licence"].id]}]}
     data.update(overrides)
-    joint = planning.create_joint_plan(principal(world.people["m-sup"]), data)
+    joint = create_joint_plan(principal(world.people["m-sup"]), data)
     db.session.commit()
     return joint
 
@@ -49,7 +51,7 @@ def _joint(world: World, **overrides: Any) -> Any:
 def _joint_draw(world: World, joint: Any, seed: str = "joint-seed") -> Any:
     second_market_inspector(world)
     start, end = window()
-    record = planning.run_draw(principal(world.people["m-sup"]), {
+    record = run_draw(principal(world.people["m-sup"]), {
         "joint_plan_id": joint.id, "window_start": start, "window_end": end, "inspectors_per_department": 2,
         "seed": seed})
     db.session.commit()
@@ -71,7 +73,7 @@ def test_a_joint_draw_makes_one_visit_with_both_teams_and_every_check_item(world
         assert groups == {items["m-licence"].id: "licence-displayed", items["e-licence"].id: "licence-displayed",
                           items["e-permit"].id: None}
         assert task.status == TaskStatus.PENDING_APPROVAL
-        assert {a.department_id for a in planning.task_approvals(task.id)} == {world.market.id, world.ecology.id}
+        assert {a.department_id for a in task_approvals(task.id)} == {world.market.id, world.ecology.id}
 
 
 def test_equivalences_are_validated(world: World) -> None:
@@ -84,7 +86,7 @@ def test_equivalences_are_validated(world: World) -> None:
 
     def refused(equivalences: list[dict[str, Any]]) -> Problem:
         with pytest.raises(Problem) as caught:
-            planning.create_joint_plan(principal(world.people["m-sup"]), {**base, "equivalences": equivalences})
+            create_joint_plan(principal(world.people["m-sup"]), {**base, "equivalences": equivalences})
         db.session.rollback()
         return caught.value
 
@@ -101,7 +103,7 @@ def test_only_plans_for_the_same_kind_and_overlapping_period_merge(world: World)
     market = plan(world, "market")
     ecology = plan(world, "ecology", kind="餐饮服务单位")
     with pytest.raises(Problem) as refused:
-        planning.create_joint_plan(principal(world.people["m-sup"]), {
+        create_joint_plan(principal(world.people["m-sup"]), {
             "title": "联合", "plan_ids": [market.id, ecology.id], "target_filter": {}, "sampling_ratio": 1.0})
     assert refused.value.code == 422
     db.session.rollback()
@@ -110,7 +112,7 @@ def test_only_plans_for_the_same_kind_and_overlapping_period_merge(world: World)
     ecology.period_end = market.period_end + timedelta(days=30)
     db.session.commit()
     with pytest.raises(Problem) as refused:
-        planning.create_joint_plan(principal(world.people["m-sup"]), {
+        create_joint_plan(principal(world.people["m-sup"]), {
             "title": "联合", "plan_ids": [market.id, ecology.id], "target_filter": {}, "sampling_ratio": 1.0})
     assert "没有重叠" in refused.value.detail
 
@@ -118,7 +120,7 @@ def test_only_plans_for_the_same_kind_and_overlapping_period_merge(world: World)
 def test_a_plan_joins_one_joint_plan_only(world: World) -> None:
     joint = _joint(world)
     with pytest.raises(Problem) as refused:
-        planning.create_joint_plan(principal(world.people["m-sup"]), {
+        create_joint_plan(principal(world.people["m-sup"]), {
             "title": "再次合并", "plan_ids": [p.id for p in joint.plans], "target_filter": {}, "sampling_ratio": 1.0})
     assert refused.value.code == 409
 
@@ -135,7 +137,7 @@ def _market_visit(world: World, who: str = "m-head", days_ahead: int = 10) -> In
 
 
 def test_a_visit_beyond_the_cap_is_refused(world: World) -> None:
-    planning.set_frequency_rule(SYSTEM, {"max_inspections": 2, "period_days": 365, "fold_window_days": 5})
+    set_frequency_rule(SYSTEM, {"max_inspections": 2, "period_days": 365, "fold_window_days": 5})
     db.session.commit()
     _market_visit(world)  # the world's task and this one: two visits this year
     with pytest.raises(Problem) as refused:
@@ -150,7 +152,7 @@ def test_two_visits_scheduled_at_once_cannot_both_pass_the_cap(app, world: World
 
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite runs one writer at a time; the race needs concurrent transactions")
-    planning.set_frequency_rule(SYSTEM, {"max_inspections": 2, "period_days": 365, "fold_window_days": 5})
+    set_frequency_rule(SYSTEM, {"max_inspections": 2, "period_days": 365, "fold_window_days": 5})
     db.session.commit()
     a_added, b_started = threading.Event(), threading.Event()
     outcomes: dict[str, str] = {}
@@ -187,12 +189,12 @@ def test_two_visits_scheduled_at_once_cannot_both_pass_the_cap(app, world: World
 
 
 def test_a_draw_skips_enterprises_at_the_cap(world: World) -> None:
-    planning.set_frequency_rule(SYSTEM, {"max_inspections": 1, "period_days": 365, "fold_window_days": 0})
+    set_frequency_rule(SYSTEM, {"max_inspections": 1, "period_days": 365, "fold_window_days": 0})
     second_market_inspector(world)
     fresh = add_enterprises(world, 3, industry="食品")
     db.session.commit()
     start, end = window()
-    record = planning.run_draw(principal(world.people["m-sup"]), {
+    record = run_draw(principal(world.people["m-sup"]), {
         "plan_id": plan(world, "market").id, "window_start": start, "window_end": end,
         "inspectors_per_department": 2, "seed": "cap-seed"})
     drawn = {t["enterprise_id"] for t in record.result["targets"]}
@@ -203,7 +205,7 @@ def test_a_draw_skips_enterprises_at_the_cap(world: World) -> None:
 
 
 def test_an_override_needs_a_reason_and_the_heads_approval_and_is_recorded(world: World, client, auth) -> None:
-    planning.set_frequency_rule(SYSTEM, {"max_inspections": 1, "period_days": 365, "fold_window_days": 0})
+    set_frequency_rule(SYSTEM, {"max_inspections": 1, "period_days": 365, "fold_window_days": 0})
     db.session.commit()
     headers = auth.headers("m-sup")
     assert_problem(client.post("/api/v1/frequency-overrides/", json={"enterprise_id": str(world.enterprise.id)},
@@ -271,20 +273,20 @@ def test_a_task_is_dispatched_only_after_every_participating_head_approves(world
     assert refused["status"] == "rejected" and refused.get("code", refused.get("reason"))
     assert "批准" in refused["reason"]
 
-    assert {t.id for t in planning.pending_approvals(principal(world.people["m-head"]))} == {task.id}
+    assert {t.id for t in pending_approvals(principal(world.people["m-head"]))} == {task.id}
     approved = client.post(f"/api/v1/tasks/{task_id}/approve", headers=auth.headers("m-head"))
     assert approved.status_code == 200 and approved.get_json()["status"] == "pending_approval"
     assert_problem(client.post(f"/api/v1/tasks/{task_id}/approve", headers=auth.headers("m-head")), 409)
     assert task_id not in _pull_task_ids(client, insp_headers)
 
-    assert [t.id for t in planning.pending_approvals(principal(world.people["e-head"]))] == [task.id]
+    assert [t.id for t in pending_approvals(principal(world.people["e-head"]))] == [task.id]
     body = client.post(f"/api/v1/tasks/{task_id}/approve", headers=auth.headers("e-head")).get_json()
     assert body["status"] == "dispatched"
     assert {a["status"] for a in body["approvals"]} == {"approved"}
     assert task_id in _pull_task_ids(client, insp_headers)
     inspection = mutation("inspection", str(inspection_id_for(uuid.UUID(task_id))), {"task_id": task_id}, tablet)
     assert push(client, insp_headers, tablet, [inspection]).get_json()["results"][0]["status"] == "applied"
-    assert planning.pending_approvals(principal(world.people["e-head"])) == []
+    assert pending_approvals(principal(world.people["e-head"])) == []
 
 
 def test_a_rejection_carries_a_reason_and_stops_dispatch(world: World, client, auth) -> None:
@@ -294,7 +296,7 @@ def test_a_rejection_carries_a_reason_and_stops_dispatch(world: World, client, a
     assert_problem(client.post(f"/api/v1/tasks/{task_id}/reject", json={}, headers=headers), 422)
     assert_problem(client.post(f"/api/v1/tasks/{task_id}/reject", json={"reason": ""}, headers=headers), 422)
     with pytest.raises(Problem):
-        planning.reject_dispatch(uuid.UUID(task_id), principal(world.people["e-head"]), "   ")
+        reject_dispatch(uuid.UUID(task_id), principal(world.people["e-head"]), "   ")
     db.session.rollback()
     body = client.post(f"/api/v1/tasks/{task_id}/reject", json={"reason": "与环保专项检查时间冲突"}, headers=headers).get_json()
     assert body["status"] == "rejected"
