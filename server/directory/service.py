@@ -18,11 +18,8 @@ from server.directory.models import (
 )
 from server.errors import Problem
 from server.extensions import db
+from server.loading import load_authorized
 from server.pagination import Page, keyset_page
-
-
-def _not_found(what: str) -> Problem:
-    return Problem(404, "not-found", f"{what}不存在")
 
 
 def _field_error(field: str, message: str, status: int = 422, slug: str = "validation-failed") -> Problem:
@@ -37,11 +34,7 @@ def list_departments(principal: Principal, limit: int, after: str | None) -> Pag
 
 
 def get_department(principal: Principal, department_id: uuid.UUID) -> Department:
-    department = db.session.get(Department, department_id)
-    if department is None:
-        raise _not_found("部门")
-    authorize_object(principal, Permission.READ_DIRECTORY, department)
-    return department
+    return load_authorized(principal, Department, department_id, Permission.READ_DIRECTORY, not_found="部门不存在")
 
 
 def department_by_code(code: str) -> Department:
@@ -80,11 +73,7 @@ def list_check_items(principal: Principal, department_id: uuid.UUID | None, limi
 
 
 def get_check_item(principal: Principal, item_id: uuid.UUID) -> CheckItem:
-    item = db.session.get(CheckItem, item_id)
-    if item is None:
-        raise _not_found("检查事项")
-    authorize_object(principal, Permission.READ_DIRECTORY, item)
-    return item
+    return load_authorized(principal, CheckItem, item_id, Permission.READ_DIRECTORY, not_found="检查事项不存在")
 
 
 def create_check_item(principal: Principal, data: Mapping[str, Any]) -> CheckItem:
@@ -123,11 +112,7 @@ def list_enterprises(principal: Principal, q: str | None, department_id: uuid.UU
 
 
 def get_enterprise(principal: Principal, enterprise_id: uuid.UUID) -> Enterprise:
-    enterprise = db.session.get(Enterprise, enterprise_id)
-    if enterprise is None:
-        raise _not_found("检查对象")
-    authorize_object(principal, Permission.READ_DIRECTORY, enterprise)
-    return enterprise
+    return load_authorized(principal, Enterprise, enterprise_id, Permission.READ_DIRECTORY, not_found="检查对象不存在")
 
 
 def create_enterprise(principal: Principal, data: Mapping[str, Any],
@@ -170,11 +155,7 @@ def list_users(principal: Principal, role: Role | None, limit: int, after: str |
 
 
 def get_user(principal: Principal, user_id: uuid.UUID) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise _not_found("人员")
-    authorize_object(principal, Permission.READ_PEOPLE, user)
-    return user
+    return load_authorized(principal, User, user_id, Permission.READ_PEOPLE, not_found="人员不存在")
 
 
 def create_user(principal: Principal, data: Mapping[str, Any]) -> User:
@@ -215,11 +196,7 @@ def list_certificates(principal: Principal, limit: int, after: str | None) -> Pa
 
 
 def get_certificate(principal: Principal, certificate_id: uuid.UUID) -> Certificate:
-    certificate = db.session.get(Certificate, certificate_id)
-    if certificate is None:
-        raise _not_found("执法证")
-    authorize_object(principal, Permission.READ_PEOPLE, certificate)
-    return certificate
+    return load_authorized(principal, Certificate, certificate_id, Permission.READ_PEOPLE, not_found="执法证不存在")
 
 
 def certificate_by_number(number: str) -> Certificate:
@@ -301,11 +278,7 @@ def list_devices(principal: Principal, limit: int, after: str | None) -> Page[De
 
 
 def get_device(principal: Principal, device_id: str) -> Device:
-    device = db.session.get(Device, device_id)
-    if device is None:
-        raise _not_found("设备")
-    authorize_object(principal, Permission.READ_DEVICES, device)
-    return device
+    return load_authorized(principal, Device, device_id, Permission.READ_DEVICES, not_found="设备不存在")
 
 
 def create_device(principal: Principal, data: Mapping[str, Any]) -> CreatedDevice:

@@ -22,6 +22,7 @@ from server.directory.models import CheckItem, Department, User
 from server.errors import Problem
 from server.extensions import db
 from server.joint.service import joint_record_for
+from server.loading import load_authorized
 from server.planning.approval import approve_dispatch, pending_approvals, reject_dispatch
 from server.review.models import DecisionKind, ReviewDecision
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
@@ -109,22 +110,22 @@ def get_media_for_review(principal: Principal, media_id: uuid.UUID) -> Media:
     """A media file the caller may watch: evidence of an inspection they may review, or their department's own."""
     if not can(principal, Permission.USE_REVIEW):
         raise _refuse()
-    media = db.session.get(Media, media_id)
-    if media is None:
-        raise Problem(404, "not-found", "证据文件不存在")
-    if principal.is_admin or media.department_id == principal.department_id:
-        return media
-    owners = select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media.id)
-    named = select(SyncedEntity.inspection_id).where(SyncedEntity.id == media.id, SyncedEntity.kind == "media")
-    visible = db.session.scalar(select(SyncedEntity.id).where(
-        SyncedEntity.kind == "inspection", _visible(principal),
-        or_(SyncedEntity.id.in_(owners), SyncedEntity.id.in_(named))).limit(1))
-    if visible is None and media.task_id is not None:
+
+    def reviewable(media: Media) -> bool:
+        if principal.is_admin or media.department_id == principal.department_id:
+            return True
+        owners = select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media.id)
+        named = select(SyncedEntity.inspection_id).where(SyncedEntity.id == media.id, SyncedEntity.kind == "media")
         visible = db.session.scalar(select(SyncedEntity.id).where(
-            SyncedEntity.kind == "inspection", SyncedEntity.task_id == media.task_id, _visible(principal)).limit(1))
-    if visible is None:
-        raise Problem(404, "not-found", "证据文件不存在")
-    return media
+            SyncedEntity.kind == "inspection", _visible(principal),
+            or_(SyncedEntity.id.in_(owners), SyncedEntity.id.in_(named))).limit(1))
+        if visible is None and media.task_id is not None:
+            visible = db.session.scalar(select(SyncedEntity.id).where(
+                SyncedEntity.kind == "inspection", SyncedEntity.task_id == media.task_id, _visible(principal)).limit(1))
+        return visible is not None
+
+    return load_authorized(principal, Media, media_id, Permission.USE_REVIEW, not_found="证据文件不存在",
+                           sees=reviewable)
 
 
 # ---- the work queue ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from server.db_types import utcnow
 from server.directory.models import CheckItem, Enterprise, Role, User
 from server.errors import Problem
 from server.extensions import db
+from server.loading import load_authorized
 from server.pagination import Page, keyset_page
 from server.planning.visits import schedule_visit
 from server.tasks.models import InspectionTask, TaskMember, TaskStatus
@@ -95,10 +96,9 @@ def _participates(principal: Principal, task: InspectionTask) -> bool:
 
 
 def get_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
-    task = db.session.get(InspectionTask, task_id)
-    if task is None or not can(principal, Permission.READ_TASKS) or not _participates(principal, task):
-        raise Problem(404, "not-found", "检查任务不存在")
-    return task
+    """A task the caller takes part in (see ``_participates``); any other answers 404, as an unknown id does."""
+    return load_authorized(principal, InspectionTask, task_id, Permission.READ_TASKS, not_found="检查任务不存在",
+                           sees=lambda task: _participates(principal, task))
 
 
 def list_tasks(principal: Principal, limit: int, after: str | None) -> Page[InspectionTask]:

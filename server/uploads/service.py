@@ -35,11 +35,12 @@ from sqlalchemy import or_, select
 
 from server import transaction
 from server.audit import service as audit
-from server.auth.policy import Permission, Principal, authorize_object, can, in_scope
+from server.auth.policy import Permission, Principal, can
 from server.db_types import new_uuid, utcnow
 from server.directory.models import Device, DeviceKind
 from server.errors import Problem, flatten_messages
 from server.extensions import db
+from server.loading import load_authorized
 from server.sync.service import synced_media
 from server.tasks.service import is_task_member, member_task_ids
 from server.uploads import sha256 as portable_sha256
@@ -194,10 +195,7 @@ def _owns(principal: Principal, upload: Upload) -> bool:
 
 
 def _load(principal: Principal, upload_id: uuid.UUID) -> Upload:
-    upload = db.session.get(Upload, upload_id)
-    if upload is None:
-        raise _not_found()
-    authorize_object(principal, Permission.UPLOAD_MEDIA, upload)
+    upload = load_authorized(principal, Upload, upload_id, Permission.UPLOAD_MEDIA, not_found="上传不存在")
     if not _owns(principal, upload):
         raise Problem(403, "forbidden", "只有发起该上传的设备或人员可以继续或终止它")
     return upload
@@ -721,13 +719,12 @@ def find_media(principal: Principal, sha256: str) -> list[Media]:
 
 def get_media(principal: Principal, media_id: uuid.UUID, *, audit_action: str = "media.view") -> Media:
     """The media record, if the caller may see it; a refusal is recorded in the audit log as ``audit_action``."""
-    media = db.session.get(Media, media_id)
-    if media is None:
-        raise Problem(404, "not-found", "证据文件不存在")
-    if principal.user_id is not None and media.task_id is not None and can(principal, Permission.READ_MEDIA) \
-            and is_task_member(media.task_id, principal.user_id):
-        return media
-    if not in_scope(principal, Permission.READ_MEDIA, media.department_id):
+    def on_team(media: Media) -> bool:  # evidence of a task whose team the caller is on, of any department
+        return principal.user_id is not None and media.task_id is not None and can(principal, Permission.READ_MEDIA) \
+            and is_task_member(media.task_id, principal.user_id)
+
+    def refused(media: Media) -> None:
         audit.record(audit_action, object_type="media", object_id=str(media.id), outcome="denied", actor=principal)
-    authorize_object(principal, Permission.READ_MEDIA, media)
-    return media
+
+    return load_authorized(principal, Media, media_id, Permission.READ_MEDIA, not_found="证据文件不存在",
+                           also_allowed=on_team, on_refused=refused)
