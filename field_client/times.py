@@ -51,6 +51,8 @@ def office_time(value: Any, zone: tzinfo) -> str:
     """An ISO 8601 instant as ``2026-12-02 09:00`` in ``zone``; other text as it is, nothing as ``""``."""
     if value is None:
         return ""
+    if len(str(value)) <= 10:
+        return str(value)  # a date (or less) is no instant: shifting it to a zone would change it
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
