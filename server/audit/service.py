@@ -300,6 +300,8 @@ def list_entries(principal: Principal, filters: Mapping[str, Any], limit: int, a
     for name in ("action", "object_type", "object_id"):
         if filters.get(name) is not None:
             query = query.where(getattr(AuditEntry, name) == filters[name])
+    if filters.get("object_ids") is not None:  # several objects at once (a record's evidence files)
+        query = query.where(AuditEntry.object_id.in_(list(filters["object_ids"])))
     if filters.get("outcome") is not None:
         query = query.where(AuditEntry.outcome == Outcome(filters["outcome"]))
     if filters.get("actor") is not None:

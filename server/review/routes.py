@@ -2,19 +2,30 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import uuid
 from datetime import date, datetime
 from typing import Any, Callable, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from server import transaction
-from server.audit.service import list_entries
 from server.audit.service import record as audit
 from server.auth.policy import Permission, can
 from server.db_types import OFFICE_TIMEZONE
@@ -22,6 +33,7 @@ from server.errors import Problem
 from server.extensions import db
 from server.review import service
 from server.review.models import DecisionKind
+from server.review.paging import MAX_PAGE
 from server.review.sessions import LogOnRefused, log_off, log_on, principal_of, resume
 from server.uploads.streaming import audited_media_response
 from server.verification.flags import FLAG_LABELS
@@ -181,16 +193,14 @@ def _filters() -> service.QueueFilters:
     status = request.args.get("status", service.ReviewStatus.OPEN)
     if status not in service.STATUSES:
         raise Problem(400, "bad-request", _("Unknown status."))
-    page = request.args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 100000:
-        raise Problem(400, "bad-request", _("Unknown page."))
+    page = _page_number("page")
     try:
         department_id = uuid.UUID(department) if department else None
     except ValueError:
         raise Problem(400, "bad-request", _("Unknown department.")) from None
     flag = request.args.get("flag", "").strip()[:40] or None
     return service.QueueFilters(department_id=department_id, date_from=_date("from"), date_to=_date("to"),
-                                flag=flag, status=status, page=int(page))
+                                flag=flag, status=status, page=page)
 
 
 @bp.get("/")
@@ -222,37 +232,63 @@ def inspection(inspection_id: str) -> Any:
     return _show_inspection(inspection_id)
 
 
+_LIST_PAGES = ("findings", "signatures", "evidence", "flags", "conflicts", "decisions")
+#: The query arguments the inspection page's own links carry on (a page of each list, the player's file and time).
+INSPECTION_ARGS = tuple(f"{name}_page" for name in _LIST_PAGES) + ("audit_before", "media", "t")
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def _page_number(name: str) -> int:
+    raw = request.args.get(name, "1")
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE:
+        raise Problem(400, "bad-request", _("Unknown page."))
+    return int(raw)
+
+
+def _inspection_pages() -> service.InspectionPages:
+    wanted = request.args.get("media")
+    try:
+        media = uuid.UUID(wanted) if wanted else None
+    except ValueError:
+        media = None  # a stale or mistyped link still shows the record, with its first recording
+    return service.InspectionPages(**{name: _page_number(f"{name}_page") for name in _LIST_PAGES}, media=media)
+
+
+def _audit_before() -> int | None:
+    raw = request.args.get("audit_before")
+    if raw is None:
+        return None
+    if not _DIGITS.fullmatch(raw):
+        raise Problem(400, "bad-request", _("Unknown page."))
+    return int(raw)
+
+
 def _show_inspection(inspection_id: str, *, status: int = 200, decision_error: str | None = None,
                      comment: str = "") -> Any:
     """The inspection page (also shown again, with the reason, when a decision on it is refused)."""
+    pages, before = _inspection_pages(), _audit_before()
     try:
-        view = service.inspection_view(g.principal, _inspection_id(inspection_id))
+        view = service.inspection_view(g.principal, _inspection_id(inspection_id), pages)
     except Problem:
         _denied("inspection.view", "inspection", inspection_id)
         raise
     audit("inspection.view", object_type="inspection", object_id=str(view.inspection.id), actor=g.principal)
-    videos = [m for m in view.media if m.is_video]
-    wanted = request.args.get("media")
-    playing = next((m for m in videos if str(m.media.id) == wanted), videos[0] if videos else None)
     try:
         start_at = max(0.0, float(request.args.get("t", "0")))
     except ValueError:
         start_at = 0.0
-    return render_template("review/inspection.html", view=view, playing=playing, start_at=start_at,
-                           flag_labels=FLAG_LABELS, audit_entries=_audit_entries(view),
-                           can_decide=can(g.principal, Permission.DECIDE_REVIEW),
+    asked = request.args.get("media")
+    if not math.isfinite(start_at) or (asked and view.playing is not None and str(view.playing.media.id) != asked):
+        start_at = 0.0  # a time belongs to the file it was given with
+    args = {name: request.args[name] for name in INSPECTION_ARGS if request.args.get(name)}
+    return render_template("review/inspection.html", view=view, playing=view.playing, start_at=start_at,
+                           flag_labels=FLAG_LABELS, audit=service.audit_trail(g.principal, view.inspection, before),
+                           audit_page=service.AUDIT_PAGE,
+                           args=args, can_decide=can(g.principal, Permission.DECIDE_REVIEW),
                            can_sign=can(g.principal, Permission.LEGAL_SIGNOFF),
                            decision_error=decision_error, comment=comment), status
-
-
-def _audit_entries(view: service.InspectionView) -> list[Any] | None:
-    """The audit log's entries on this record and its footage, newest first (None for a role that may not read it)."""
-    if not can(g.principal, Permission.READ_AUDIT):
-        return None
-    objects = [("inspection", view.inspection.id)] + [("media", m.media.id) for m in view.media]
-    entries = [entry for object_type, object_id in objects for entry in list_entries(
-        g.principal, {"object_type": object_type, "object_id": str(object_id)}, 50, None).items]
-    return sorted(entries, key=lambda e: e.seq, reverse=True)[:100]
 
 
 @bp.post("/inspections/<inspection_id>/decisions")
@@ -325,7 +361,7 @@ def contact_sheet(media_id: str) -> Any:
 @bp.get("/approvals")
 @office(Permission.APPROVE_TASKS)
 def approvals() -> Any:
-    pending = service.pending_dispatches(g.principal)
+    pending = service.pending_dispatches(g.principal, _page_number("page"))
     return render_template("review/approvals.html", pending=pending)
 
 

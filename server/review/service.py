@@ -6,27 +6,30 @@ import logging
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, cast, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
+from server.audit.models import AuditEntry
+from server.audit.service import list_entries
 from server.audit.service import record as audit
 from server.auth.policy import Permission, Principal, can
 from server.db_types import OFFICE_TIMEZONE, utcnow
-from server.directory.models import CheckItem, Department, User
+from server.directory.models import Certificate, CheckItem, Department, User
 from server.errors import Problem
 from server.extensions import db
 from server.joint.service import joint_record_for
 from server.loading import load_authorized
 from server.planning.approval import approve_dispatch, pending_approvals, reject_dispatch
 from server.review.models import DecisionKind, ReviewDecision
+from server.review.paging import Slice, first_of, page_of
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
-from server.sync.models import SyncedEntity, SyncConflict
+from server.sync.models import SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskMember
 from server.uploads.models import Media
 from server.verification.models import InspectionFlag, InspectionMedia, VerificationReport
@@ -97,15 +100,6 @@ def get_inspection(principal: Principal, inspection_id: uuid.UUID) -> SyncedEnti
     return found
 
 
-def media_of(inspection: SyncedEntity) -> list[Media]:
-    """The stored evidence of an inspection: what its record names and the footage attached to it."""
-    named = select(SyncedEntity.id).where(SyncedEntity.kind == "media",
-                                          SyncedEntity.inspection_id == inspection.id)
-    attached = select(InspectionMedia.media_id).where(InspectionMedia.inspection_id == inspection.id)
-    return list(db.session.scalars(select(Media).where(or_(Media.id.in_(named), Media.id.in_(attached)))
-                                   .order_by(Media.capture_start, Media.uploaded_at)))
-
-
 def get_media_for_review(principal: Principal, media_id: uuid.UUID) -> Media:
     """A media file the caller may watch: evidence of an inspection they may review, or their department's own."""
     if not can(principal, Permission.USE_REVIEW):
@@ -147,13 +141,32 @@ class QueueFilters:
     page: int = 1
 
 
+QUEUE_NAMES = 5  # people named on a queue badge (the rest are counted)
+
+
+@dataclass
+class QueueBadge:
+    """One flag code raised on a record: how often, its gravest severity, and whom or what it concerns."""
+
+    code: str
+    severity: str
+    count: int
+    people: list[str]   # the people concerned (certificate flags are raised per person), the first few
+    notes: list[str]    # the first few messages, for flags about files or the record
+
+
 @dataclass
 class QueueRow:
     inspection: SyncedEntity
     task: InspectionTask
     department: Department
     status: str
-    flags: list[Any]
+    flags: list[QueueBadge]
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the visit began, by the record itself (None: not recorded, the task's window stands in)."""
+        return parse_time((self.inspection.fields or {}).get("started_at"))
 
 
 @dataclass
@@ -169,16 +182,32 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, OFFICE_TIMEZONE).astimezone(timezone.utc)
 
 
+def _visit_time() -> ColumnElement[str]:
+    """A record's time as sortable UTC text: its own start (ISO 8601, as sync stores it), else its task's window.
+
+    Text on both sides, so one column orders and filters rows with and without a start of their own.
+    """
+    started = SyncedEntity.fields["started_at"].as_string()
+    if db.session.get_bind().dialect.name == "postgresql":
+        window = func.to_char(func.timezone("UTC", InspectionTask.window_start), 'YYYY-MM-DD"T"HH24:MI:SS')
+        return func.coalesce(started, window).collate("C")  # byte order, as ISO 8601 text needs
+    return func.coalesce(started, func.strftime("%Y-%m-%dT%H:%M:%S", InspectionTask.window_start))
+
+
+def _text_of(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -> Any:
     latest = _latest_decision()
     query = (select(SyncedEntity.id).join(InspectionTask, InspectionTask.id == SyncedEntity.task_id)
              .where(SyncedEntity.kind == "inspection", SyncedEntity.deleted.is_(False), _visible(principal)))
     if filters.department_id:
         query = query.where(SyncedEntity.department_id == filters.department_id)
-    if filters.date_from:
-        query = query.where(InspectionTask.window_start >= _start_of(filters.date_from))
+    if filters.date_from:  # the office days of the visits, as the rows show them
+        query = query.where(_visit_time() >= _text_of(_start_of(filters.date_from)))
     if filters.date_to:
-        query = query.where(InspectionTask.window_start < _start_of(filters.date_to + timedelta(days=1)))
+        query = query.where(_visit_time() < _text_of(_start_of(filters.date_to + timedelta(days=1))))
     if filters.status == ReviewStatus.OPEN:
         query = query.where(or_(latest.is_(None), latest != DecisionKind.APPROVE))
     elif filters.status == ReviewStatus.PENDING:
@@ -187,7 +216,8 @@ def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -
         kind = next(k for k, s in _STATUS_OF_KIND.items() if s == filters.status)
         query = query.where(latest == kind)
     if with_flag and filters.flag:
-        query = query.where(exists().where(InspectionFlag.inspection_id == SyncedEntity.id, InspectionFlag.code == filters.flag))
+        query = query.where(exists().where(InspectionFlag.inspection_id == SyncedEntity.id,
+                                           InspectionFlag.code == filters.flag))
     return query
 
 
@@ -203,22 +233,58 @@ def work_queue(principal: Principal, filters: QueueFilters) -> Queue:
         .join(InspectionTask, InspectionTask.id == SyncedEntity.task_id)
         .join(Department, Department.id == SyncedEntity.department_id)
         .where(SyncedEntity.id.in_(select(ids.c.id)))
-        .order_by(InspectionTask.window_start.desc(), SyncedEntity.id)
+        .order_by(_visit_time().desc(), SyncedEntity.id)
         .offset(offset).limit(PAGE_SIZE + 1)).all()
-    flags: dict[uuid.UUID, list[Any]] = {}
-    for flag in db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id.in_([r[0].id for r in rows]))
-                                   .order_by(InspectionFlag.severity, InspectionFlag.code)):
-        flags.setdefault(flag.inspection_id, []).append(flag)
+    flags = _badges([entity.id for entity, *_ in rows[:PAGE_SIZE]])
     unflagged = _filtered(principal, filters, with_flag=False).subquery()
     # "error" sorts before "warning": min() is the gravest severity raised under that code.
     counts = [(code, n, severity) for code, n, severity in db.session.execute(
-        select(InspectionFlag.code, func.count(func.distinct(InspectionFlag.inspection_id)), func.min(InspectionFlag.severity))
+        select(InspectionFlag.code, func.count(func.distinct(InspectionFlag.inspection_id)),
+               func.min(InspectionFlag.severity))
         .where(InspectionFlag.inspection_id.in_(select(unflagged.c.id)))
         .group_by(InspectionFlag.code).order_by(InspectionFlag.code))]
     return Queue(
-        rows=[QueueRow(entity, task, department, _STATUS_OF_KIND.get(kind, ReviewStatus.PENDING), flags.get(entity.id, []))
+        rows=[QueueRow(entity, task, department, _STATUS_OF_KIND.get(kind, ReviewStatus.PENDING),
+                       flags.get(entity.id, []))
               for entity, task, department, kind in rows[:PAGE_SIZE]],
         flag_counts=counts, page=max(filters.page, 1), has_next=len(rows) > PAGE_SIZE, total=total)
+
+
+def _badges(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[QueueBadge]]:
+    """Per record, one badge per flag code: its count and the first few flags under it (a bounded read)."""
+    if not inspection_ids:
+        return {}
+    group = (InspectionFlag.inspection_id, InspectionFlag.code)
+    ranked = select(InspectionFlag.inspection_id, InspectionFlag.code, InspectionFlag.message, InspectionFlag.details,
+                    func.row_number().over(partition_by=group, order_by=(InspectionFlag.raised_at, InspectionFlag.id))
+                    .label("n"),
+                    func.count().over(partition_by=group).label("total"),
+                    # "error" sorts before "warning": min() is the gravest severity raised under that code.
+                    func.min(InspectionFlag.severity).over(partition_by=group).label("gravest"),
+                    ).where(InspectionFlag.inspection_id.in_(inspection_ids)).subquery()
+    rows = db.session.execute(select(ranked).where(ranked.c.n <= QUEUE_NAMES)
+                              .order_by(ranked.c.inspection_id, ranked.c.gravest, ranked.c.code, ranked.c.n)).all()
+    user_ids: set[uuid.UUID] = set()
+    for row in rows:
+        details = row.details if isinstance(row.details, dict) else {}
+        if details.get("user_id") and not details.get("name"):
+            try:
+                user_ids.add(uuid.UUID(str(details["user_id"])))
+            except ValueError:
+                pass
+    names = {str(u.id): u.full_name for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} \
+        if user_ids else {}
+    badges: dict[uuid.UUID, dict[str, QueueBadge]] = {}
+    for row in rows:
+        badge = badges.setdefault(row.inspection_id, {}).setdefault(
+            row.code, QueueBadge(row.code, row.gravest, row.total, [], []))
+        details = row.details if isinstance(row.details, dict) else {}
+        person = (details.get("name") or names.get(str(details["user_id"]))) if details.get("user_id") else None
+        if person:
+            badge.people.append(str(person))
+        else:
+            badge.notes.append(row.message)
+    return {key: list(by_code.values()) for key, by_code in badges.items()}
 
 
 def departments() -> list[Department]:
@@ -243,6 +309,37 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+# How much of each list the inspection page shows at once. Whatever the record holds (a load test left one
+# with 17,000 signatures), the page shows a page of each list and says how many there are in all.
+FINDINGS_PAGE = 50
+SIGNATURES_PAGE = 50
+EVIDENCE_PAGE = 20
+FLAGS_PAGE = 30
+CONFLICTS_PAGE = 20
+DECISIONS_PAGE = 20
+AUDIT_PAGE = 50
+TEAM_SHOWN = 50          # certificate numbers of the team
+SIGHTING_FILES = 50      # files whose certificate readings are looked at
+SIGHTINGS_SHOWN = 20
+TIMELINE_CLIPS = 60      # recording segments drawn on the timeline
+TIMELINE_MARKS = 150     # events and problems drawn on it
+JOINT_SHOWN = 30         # merged findings of the joint record
+AUDIT_IDS_PER_QUERY = 1000
+
+
+@dataclass(frozen=True)
+class InspectionPages:
+    """Which page of each of the inspection page's lists to show, and which file to play."""
+
+    findings: int = 1
+    signatures: int = 1
+    evidence: int = 1
+    flags: int = 1
+    conflicts: int = 1
+    decisions: int = 1
+    media: uuid.UUID | None = None
+
+
 @dataclass
 class MediaView:
     media: Media
@@ -258,6 +355,10 @@ class MediaView:
         return (self.media.content_type or "").startswith("video/") or (self.duration or 0) > 0
 
     @property
+    def is_photo(self) -> bool:
+        return not self.is_video and (self.media.content_type or "").startswith("image/")
+
+    @property
     def proves(self) -> str | None:
         return self.synced.get("proves")
 
@@ -267,10 +368,44 @@ class MediaView:
 
 
 @dataclass
-class DepartmentFindings:
+class FindingRow:
+    finding: SyncedEntity
+    item: CheckItem | None
     department: Department
-    inspections: list[SyncedEntity]
-    findings: list[tuple[SyncedEntity, CheckItem | None]]
+
+
+@dataclass
+class Sighting:
+    """A certificate number read in a file."""
+
+    text: str
+    media: MediaView
+    start: float | None
+    own: bool  # a team member's certificate
+
+
+@dataclass
+class Sightings:
+    shown: list[Sighting]
+    total: int                # readings in the files looked at
+    unreadable: list[str]     # names of files where a code was seen but not read
+    files_not_read: int       # files with readings beyond those looked at
+
+
+@dataclass
+class TimelineView:
+    timeline: Timeline | None
+    clips_total: int   # recording segments of the inspection
+    clips_shown: int
+    marks_left_out: int  # at least this many events and problems are not drawn
+
+
+@dataclass
+class JointSummary:
+    """A bounded view of the joint-inspection package's merged record, with the size of each of its lists."""
+
+    merged: Slice[dict[str, Any]]
+    counts: dict[str, int]
 
 
 @dataclass
@@ -279,62 +414,114 @@ class InspectionView:
     task: InspectionTask
     department: Department
     recorded_by: User | None
-    departments: list[DepartmentFindings]
-    signatures: list[SyncedEntity]
-    media: list[MediaView]
-    flags: list[Any]
-    conflicts: list[SyncConflict]
-    decisions: list[tuple[ReviewDecision, User | None]]
+    findings: Slice[FindingRow]
+    finding_counts: list[tuple[Department, int]]
+    signatures: Slice[SyncedEntity]
+    media: Slice[MediaView]
+    flags: Slice[InspectionFlag]
+    flag_counts: list[tuple[str, str, int]]  # code, gravest severity, how many
+    conflicts: Slice[SyncConflict]
+    decisions: Slice[tuple[ReviewDecision, User | None]]
     status: str
     legal_required: bool
     legal_signed: bool
-    timeline: Timeline | None
-    joint: dict[str, Any] | None
-    certificate_numbers: list[str] = field(default_factory=list)
+    timeline: TimelineView
+    playing: MediaView | None
+    sightings: Sightings
+    joint: JointSummary | None
+    certificate_numbers: Slice[str]
 
     @property
     def fields(self) -> dict[str, Any]:
         return self.inspection.fields or {}
 
 
-def _media_view(media: Media, synced: dict[str, Any]) -> MediaView:
-    report = db.session.get(VerificationReport, media.id)
+def _inspection_media(inspection: SyncedEntity) -> Select[Any]:
+    """The stored evidence of an inspection: what its record names and the footage attached to it."""
+    named = select(SyncedEntity.id).where(SyncedEntity.kind == "media", SyncedEntity.inspection_id == inspection.id)
+    attached = select(InspectionMedia.media_id).where(InspectionMedia.inspection_id == inspection.id)
+    return select(Media).where(or_(Media.id.in_(named), Media.id.in_(attached)))
+
+
+def _in_capture_order(query: Select[Any]) -> Select[Any]:
+    # Files without a capture time last on both databases (their NULLs sort differently).
+    return query.order_by(Media.capture_start.is_(None), Media.capture_start, Media.uploaded_at, Media.id)
+
+
+def media_ids_of(inspection: SyncedEntity) -> list[uuid.UUID]:
+    """The ids of all the inspection's evidence (for the audit entries about it)."""
+    return list(db.session.scalars(_inspection_media(inspection).with_only_columns(Media.id)))
+
+
+def _media_views(media: list[Media]) -> list[MediaView]:
+    """Views of a page of files, their reports and synced records loaded in one query each."""
+    ids = [m.id for m in media]
+    reports = {r.media_id: r for r in db.session.scalars(
+        select(VerificationReport).where(VerificationReport.media_id.in_(ids)))} if ids else {}
+    synced = {e.id: e.fields or {} for e in db.session.scalars(
+        select(SyncedEntity).where(SyncedEntity.id.in_(ids), SyncedEntity.kind == "media"))} if ids else {}
+    return [_media_view(m, reports.get(m.id), synced.get(m.id, {})) for m in media]
+
+
+def _media_view(media: Media, report: VerificationReport | None, synced: dict[str, Any]) -> MediaView:
     detections = list(report.detections or []) if report else []
     measurements = (report.measurements or {}) if report else {}
     duration = measurements.get("duration")
     return MediaView(
         media=media, report=report, synced=synced,
         duration=float(duration) if isinstance(duration, (int, float)) and duration > 0 else None,
-        certificates=[d for d in detections if d.get("kind") == "certificate"],
-        covered=[d for d in detections if d.get("kind") == "lens-covered"],
-        unreadable=any(d.get("kind") == "unreadable-code" for d in detections))
+        certificates=[d for d in detections if isinstance(d, dict) and d.get("kind") == "certificate"],
+        covered=[d for d in detections if isinstance(d, dict) and d.get("kind") == "lens-covered"],
+        unreadable=any(isinstance(d, dict) and d.get("kind") == "unreadable-code" for d in detections))
 
 
-def _decisions(inspection_id: uuid.UUID) -> list[ReviewDecision]:
-    return list(db.session.scalars(select(ReviewDecision).where(ReviewDecision.inspection_id == inspection_id)
-                                   .order_by(ReviewDecision.decided_at, ReviewDecision.id)))
+def _is_video() -> ColumnElement[bool]:
+    return or_(Media.content_type.like("video/%"), VerificationReport.measurements["kind"].as_string() == "video")
 
 
-def _signed_since_return(decisions: list[ReviewDecision]) -> bool:
-    signed = False
-    for decision in decisions:
-        if decision.kind == DecisionKind.RETURN:
-            signed = False
-        elif decision.kind == DecisionKind.LEGAL_SIGNOFF:
-            signed = True
-    return signed
+def _videos(inspection: SyncedEntity) -> tuple[list[MediaView], int]:
+    """The first recording segments (in capture order) and how many there are."""
+    query = (_inspection_media(inspection)
+             .outerjoin(VerificationReport, VerificationReport.media_id == Media.id).where(_is_video()))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return _media_views(list(db.session.scalars(_in_capture_order(query).limit(TIMELINE_CLIPS)))), total
 
 
-def _status(decisions: list[ReviewDecision]) -> str:
-    kinds = [d.kind for d in decisions if d.kind in _STATUS_OF_KIND]
-    return _STATUS_OF_KIND[kinds[-1] if kinds else None]
+def _playing(inspection: SyncedEntity, wanted: uuid.UUID | None, videos: list[MediaView]) -> MediaView | None:
+    """The file the player shows: the one asked for when it is this record's recording, else the first."""
+    if wanted is not None:
+        found = next((v for v in videos if v.media.id == wanted), None)
+        if found is not None:
+            return found
+        media = db.session.scalar(_inspection_media(inspection).where(Media.id == wanted))
+        if media is not None:
+            [view] = _media_views([media])
+            if view.is_video:
+                return view
+    return videos[0] if videos else None
 
 
-def _timeline(inspection: SyncedEntity, media: list[MediaView], flags: list[Any],
-              findings: list[tuple[SyncedEntity, CheckItem | None]]) -> Timeline | None:
+def _latest_kind(inspection_id: uuid.UUID, kinds: list[DecisionKind]) -> DecisionKind | None:
+    return db.session.scalar(select(ReviewDecision.kind).where(
+        ReviewDecision.inspection_id == inspection_id, ReviewDecision.kind.in_(kinds))
+        .order_by(ReviewDecision.decided_at.desc(), ReviewDecision.id.desc()).limit(1))
+
+
+def review_status(inspection_id: uuid.UUID) -> str:
+    """The record's review status: its latest decision."""
+    return _STATUS_OF_KIND[_latest_kind(inspection_id, [k for k in _STATUS_OF_KIND if k])]
+
+
+def legal_signed(inspection_id: uuid.UUID) -> bool:
+    """Signed off by a legal reviewer since the record was last returned."""
+    return _latest_kind(inspection_id, [DecisionKind.RETURN, DecisionKind.LEGAL_SIGNOFF]) == DecisionKind.LEGAL_SIGNOFF
+
+
+def _timeline(inspection: SyncedEntity, videos: list[MediaView], clips_total: int) -> TimelineView:
+    """The timeline of the first segments and the first events; what is left out is counted, not drawn."""
     clips: list[Clip] = []
     marks: list[Mark] = []
-    for view in media:
+    for view in videos:
         start = view.media.capture_start or parse_time(view.synced.get("capture_start"))
         if start is None or not view.is_video or not view.duration:
             continue
@@ -349,19 +536,41 @@ def _timeline(inspection: SyncedEntity, media: list[MediaView], flags: list[Any]
                               media_id, float(begin)))
     clips.sort(key=lambda c: c.start)
     marks += gaps_between(clips)
-    for finding, item in findings:
+    left_out = 0
+    # The recording department's findings with a time, and the flags with one, the earliest first.
+    recorded_at = SyncedEntity.fields["recorded_at"].as_string()
+    timed = (select(SyncedEntity).where(SyncedEntity.task_id == inspection.task_id, SyncedEntity.kind == "finding",
+                                        SyncedEntity.department_id == inspection.department_id,
+                                        SyncedEntity.deleted.is_(False), recorded_at.is_not(None)))
+    findings = list(db.session.scalars(timed.order_by(recorded_at, SyncedEntity.id).limit(TIMELINE_MARKS)))
+    if len(findings) == TIMELINE_MARKS:
+        left_out += (db.session.scalar(select(func.count()).select_from(timed.subquery())) or 0) - TIMELINE_MARKS
+    titles = _check_items(findings)
+    for finding in findings:
         at = parse_time((finding.fields or {}).get("recorded_at"))
         if at:
+            item = titles.get(str((finding.fields or {}).get("check_item_id")))
             marks.append(Mark("finding", item.title if item else "", at))
+    # Gaps are drawn from the segments themselves; only flags whose details carry a time are looked at.
+    flagged = select(InspectionFlag).where(InspectionFlag.inspection_id == inspection.id,
+                                           InspectionFlag.code != "recording-gap",
+                                           cast(InspectionFlag.details, String).like('%"start"%'))
+    flags = list(db.session.scalars(flagged.order_by(InspectionFlag.raised_at, InspectionFlag.id)
+                                    .limit(TIMELINE_MARKS)))
+    if len(flags) == TIMELINE_MARKS:
+        left_out += (db.session.scalar(select(func.count()).select_from(flagged.subquery())) or 0) - TIMELINE_MARKS
     for flag in flags:
-        for interval in (flag.details or {}).get("intervals", []) if isinstance(flag.details, dict) else []:
+        details = flag.details if isinstance(flag.details, dict) else {}
+        intervals = details.get("intervals") if isinstance(details.get("intervals"), list) else []
+        for interval in [details, *intervals]:
+            if not isinstance(interval, dict):
+                continue
             begin, end = parse_time(interval.get("start")), parse_time(interval.get("end"))
-            if begin and flag.code != "recording-gap":  # gaps are drawn from the segments themselves
-                marks.append(Mark("flag", flag.message, begin, end if end and end > begin else None))
-        if isinstance(flag.details, dict) and flag.code != "recording-gap":
-            begin, end = parse_time(flag.details.get("start")), parse_time(flag.details.get("end"))
             if begin:
                 marks.append(Mark("flag", flag.message, begin, end if end and end > begin else None))
+    marks.sort(key=lambda m: m.start)
+    left_out += max(0, len(marks) - TIMELINE_MARKS)
+    marks = marks[:TIMELINE_MARKS]
     fields = inspection.fields or {}
     # A clip points the player at the moment a mark shows, when that moment is in a segment.
     placed: list[Mark] = []
@@ -373,63 +582,141 @@ def _timeline(inspection: SyncedEntity, media: list[MediaView], flags: list[Any]
                     mark = Mark(mark.kind, mark.label, mark.start, mark.end, clip.media_id, offset)
                     break
         placed.append(mark)
-    return lay_out(clips, placed, (parse_time(fields.get("started_at")), parse_time(fields.get("ended_at"))))
+    timeline = lay_out(clips, placed, (parse_time(fields.get("started_at")), parse_time(fields.get("ended_at"))))
+    return TimelineView(timeline, clips_total, len(clips), left_out)
 
 
-def inspection_view(principal: Principal, inspection_id: uuid.UUID) -> InspectionView:
-    """Everything a reviewer looks at for one inspection record."""
+def _check_items(findings: list[SyncedEntity]) -> dict[str, CheckItem]:
+    ids = set()
+    for finding in findings:
+        try:
+            ids.add(uuid.UUID(str((finding.fields or {}).get("check_item_id"))))
+        except ValueError:
+            continue
+    if not ids:
+        return {}
+    return {str(i.id): i for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(ids)))}
+
+
+def _findings(task: InspectionTask, page: int) -> tuple[Slice[FindingRow], list[tuple[Department, int]]]:
+    """A page of the findings of every department of the task, and how many each department recorded."""
+    live = (SyncedEntity.task_id == task.id, SyncedEntity.kind == "finding", SyncedEntity.deleted.is_(False))
+    counts = dict(db.session.execute(select(SyncedEntity.department_id, func.count()).where(*live)
+                                     .group_by(SyncedEntity.department_id)).all())
+    rows = page_of(select(SyncedEntity, Department).join(Department, Department.id == SyncedEntity.department_id)
+                   .where(*live).order_by(Department.code, SyncedEntity.first_received_at, SyncedEntity.id),
+                   page, FINDINGS_PAGE, scalars=False)
+    items = _check_items([finding for finding, _ in rows.items])
+    shown = [FindingRow(finding, items.get(str((finding.fields or {}).get("check_item_id"))), department)
+             for finding, department in rows.items]
+    departments = {d.id: d for d in db.session.scalars(select(Department).where(Department.id.in_(counts)))}
+    per_department = sorted(((departments[i], n) for i, n in counts.items() if i in departments),
+                            key=lambda pair: pair[0].code)
+    return Slice(shown, rows.total, rows.page, rows.size), per_department
+
+
+def _sightings(inspection: SyncedEntity, team: set[str]) -> Sightings:
+    """Certificate numbers read in the evidence: the files with readings (a bounded number), in capture order."""
+    read = (_inspection_media(inspection).join(VerificationReport, VerificationReport.media_id == Media.id)
+            .where(or_(cast(VerificationReport.detections, String).like('%"certificate"%'),
+                       cast(VerificationReport.detections, String).like('%"unreadable-code"%'))))
+    files = _media_views(list(db.session.scalars(_in_capture_order(read).limit(SIGHTING_FILES + 1))))
+    not_read = 0
+    if len(files) > SIGHTING_FILES:
+        files = files[:SIGHTING_FILES]
+        not_read = (db.session.scalar(select(func.count()).select_from(read.subquery())) or 0) - SIGHTING_FILES
+    readings = [(view, d) for view in files for d in view.certificates]
+    texts = {str(d.get("text") or "") for _, d in readings[:SIGHTINGS_SHOWN]}
+    own = team | set(db.session.scalars(select(Certificate.number).join(
+        TaskMember, TaskMember.user_id == Certificate.holder_id).where(
+        TaskMember.task_id == inspection.task_id, Certificate.number.in_(texts)))) if texts else team
+    shown = [Sighting(str(d.get("text") or ""), view,
+                      float(d["start"]) if isinstance(d.get("start"), (int, float)) else None,
+                      str(d.get("text") or "") in own) for view, d in readings[:SIGHTINGS_SHOWN]]
+    return Sightings(shown, len(readings), [v.name for v in files if v.unreadable][:SIGHTINGS_SHOWN], not_read)
+
+
+def inspection_view(principal: Principal, inspection_id: uuid.UUID,
+                    pages: InspectionPages = InspectionPages()) -> InspectionView:
+    """Everything a reviewer looks at for one inspection record, each list a bounded page of it."""
     inspection = get_inspection(principal, inspection_id)
     task = db.session.get(InspectionTask, inspection.task_id)
-    entities = list(db.session.scalars(select(SyncedEntity).where(
-        SyncedEntity.task_id == inspection.task_id, SyncedEntity.deleted.is_(False))
-        .order_by(SyncedEntity.first_received_at, SyncedEntity.id)))
-    departments = {d.id: d for d in db.session.scalars(select(Department).where(
-        Department.id.in_({e.department_id for e in entities} | {task.department_id})))}
-    items = {str(i.id): i for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(
-        [uuid.UUID(e.fields["check_item_id"]) for e in entities if e.kind == "finding" and e.fields.get("check_item_id")])))}
-    by_department: dict[uuid.UUID, DepartmentFindings] = {}
-    for entity in entities:
-        if entity.kind in ("inspection", "finding"):
-            group = by_department.setdefault(entity.department_id,
-                                             DepartmentFindings(departments[entity.department_id], [], []))
-            if entity.kind == "inspection":
-                group.inspections.append(entity)
-            else:
-                group.findings.append((entity, items.get(str(entity.fields.get("check_item_id")))))
-    synced_media = {e.id: e.fields or {} for e in entities if e.kind == "media"}
-    media = [_media_view(m, synced_media.get(m.id, {})) for m in media_of(inspection)]
-    flags = list(db.session.scalars(select(InspectionFlag).where(InspectionFlag.inspection_id == inspection.id)
-                                    .order_by(InspectionFlag.severity, InspectionFlag.code)))
-    decisions = _decisions(inspection.id)
+    findings, finding_counts = _findings(task, pages.findings)
+    evidence = page_of(_in_capture_order(_inspection_media(inspection)), pages.evidence, EVIDENCE_PAGE)
+    media = Slice(_media_views(evidence.items), evidence.total, evidence.page, evidence.size)
+    flags = page_of(select(InspectionFlag).where(InspectionFlag.inspection_id == inspection.id)
+                    .order_by(InspectionFlag.severity, InspectionFlag.code, InspectionFlag.raised_at,
+                              InspectionFlag.id), pages.flags, FLAGS_PAGE)
+    flag_counts = [(code, severity, n) for code, severity, n in db.session.execute(
+        select(InspectionFlag.code, func.min(InspectionFlag.severity), func.count())
+        .where(InspectionFlag.inspection_id == inspection.id).group_by(InspectionFlag.code)
+        .order_by(func.min(InspectionFlag.severity), InspectionFlag.code))]
+    decided = page_of(select(ReviewDecision).where(ReviewDecision.inspection_id == inspection.id)
+                      .order_by(ReviewDecision.decided_at.desc(), ReviewDecision.id.desc()),
+                      pages.decisions, DECISIONS_PAGE)
     users = {u.id: u for u in db.session.scalars(select(User).where(
-        User.id.in_({d.decided_by_id for d in decisions} | {inspection.created_by_id})))}
-    joint = _joint_dict(principal, task)
-    own = by_department.get(inspection.department_id)
-    numbers = [c.number for member in task.members for c in member.user.certificates]
+        User.id.in_({d.decided_by_id for d in decided.items} | {inspection.created_by_id})))}
+    numbers = page_of(select(Certificate.number).join(TaskMember, TaskMember.user_id == Certificate.holder_id)
+                      .where(TaskMember.task_id == task.id).order_by(Certificate.number), 1, TEAM_SHOWN)
+    videos, clips_total = _videos(inspection)
     return InspectionView(
-        inspection=inspection, task=task, department=departments[inspection.department_id],
+        inspection=inspection, task=task, department=db.session.get(Department, inspection.department_id),
         recorded_by=users.get(inspection.created_by_id),
-        departments=list(by_department.values()),
-        signatures=[e for e in entities if e.kind == "signature" and e.inspection_id == inspection.id],
-        media=media, flags=flags,
-        conflicts=list(db.session.scalars(select(SyncConflict).where(SyncConflict.task_id == task.id)
-                                          .order_by(SyncConflict.detected_at))),
-        decisions=[(d, users.get(d.decided_by_id)) for d in decisions],
-        status=_status(decisions), legal_required=needs_legal_review(inspection),
-        legal_signed=_signed_since_return(decisions),
-        timeline=_timeline(inspection, media, flags, own.findings if own else []),
-        joint=joint, certificate_numbers=numbers)
+        findings=findings, finding_counts=finding_counts,
+        signatures=page_of(select(SyncedEntity).where(
+            SyncedEntity.kind == "signature", SyncedEntity.inspection_id == inspection.id,
+            SyncedEntity.deleted.is_(False)).order_by(SyncedEntity.first_received_at, SyncedEntity.id),
+            pages.signatures, SIGNATURES_PAGE),
+        media=media, flags=flags, flag_counts=flag_counts,
+        conflicts=page_of(select(SyncConflict).where(SyncConflict.task_id == task.id)
+                          .order_by(SyncConflict.detected_at, SyncConflict.id), pages.conflicts, CONFLICTS_PAGE),
+        decisions=Slice([(d, users.get(d.decided_by_id)) for d in decided.items], decided.total, decided.page,
+                        decided.size),
+        status=review_status(inspection.id), legal_required=needs_legal_review(inspection),
+        legal_signed=legal_signed(inspection.id),
+        timeline=_timeline(inspection, videos, clips_total), playing=_playing(inspection, pages.media, videos),
+        sightings=_sightings(inspection, set(numbers.items)),
+        joint=_joint_summary(principal, task), certificate_numbers=numbers)
 
 
-def _joint_dict(principal: Principal, task: InspectionTask) -> dict[str, Any] | None:
-    """The joint-inspection package's merged record (it checks the caller's access itself)."""
+def _joint_summary(principal: Principal, task: InspectionTask) -> JointSummary | None:
+    """The joint-inspection package's merged record (it checks the caller's access itself), a bounded part of it."""
     try:
-        return joint_record_for(principal, task.id).to_dict()
+        record = joint_record_for(principal, task.id).to_dict()
     except Problem:
         return None
     except LookupError:  # a record the merge cannot read: the reviewer still sees the rest of the page
         log.exception("joint record of task %s could not be built", task.id)
         return None
+    lists = {name: value for name, value in record.items() if isinstance(value, list)}
+    counts = {name: len(value) for name, value in lists.items()}
+    # Findings come grouped by department: count the findings, not the groups.
+    counts["findings"] = sum(len(group.get("findings") or []) for group in lists.get("findings", [])
+                             if isinstance(group, dict))
+    return JointSummary(first_of(lists.get("merged_findings", []), JOINT_SHOWN), counts)
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    entries: list[AuditEntry]
+    older_than: int | None  # the ``before`` of the next (older) page, None on the last one
+
+
+def audit_trail(principal: Principal, inspection: SyncedEntity, before: int | None) -> AuditTrail | None:
+    """The audit log's entries on the record and its evidence, newest first, a page at a time
+    (None for a role that may not read the log)."""
+    if not can(principal, Permission.READ_AUDIT):
+        return None
+    pages = [list_entries(principal, {"object_type": "inspection", "object_id": str(inspection.id)},
+                          AUDIT_PAGE, before)]
+    ids = [str(i) for i in media_ids_of(inspection)]
+    for start in range(0, len(ids), AUDIT_IDS_PER_QUERY):
+        chunk = ids[start:start + AUDIT_IDS_PER_QUERY]
+        pages.append(list_entries(principal, {"object_type": "media", "object_ids": chunk}, AUDIT_PAGE, before))
+    entries = sorted((e for page in pages for e in page.items), key=lambda e: e.seq, reverse=True)
+    more = len(entries) > AUDIT_PAGE or any(page.next_after for page in pages)
+    entries = entries[:AUDIT_PAGE]
+    return AuditTrail(entries, entries[-1].seq if more and entries else None)
 
 
 # ---- decisions -----------------------------------------------------------------------------
@@ -440,25 +727,24 @@ def decide(principal: Principal, inspection_id: uuid.UUID, kind: DecisionKind, c
     permission = Permission.LEGAL_SIGNOFF if kind == DecisionKind.LEGAL_SIGNOFF else Permission.DECIDE_REVIEW
     if kind == DecisionKind.RETURN and can(principal, Permission.LEGAL_SIGNOFF):
         permission = Permission.LEGAL_SIGNOFF  # a legal reviewer may send a record back too
-    if kind not in (DecisionKind.APPROVE, DecisionKind.RETURN, DecisionKind.LEGAL_SIGNOFF) or not can(principal, permission):
+    decidable = (DecisionKind.APPROVE, DecisionKind.RETURN, DecisionKind.LEGAL_SIGNOFF)
+    if kind not in decidable or not can(principal, permission):
         raise _refuse()
     if not principal.is_admin and inspection.department_id != principal.department_id:
         raise Problem(403, "forbidden", "只能审核本部门的检查记录")
     comment = (comment or "").strip() or None
     if comment and len(comment) > COMMENT_MAX:
         raise Problem(422, "validation-failed", f"意见不能超过 {COMMENT_MAX} 个字符", errors={"comment": ["too long"]})
-    decisions = _decisions(inspection.id)
-    status = _status(decisions)
-    if status == ReviewStatus.APPROVED:
+    if review_status(inspection.id) == ReviewStatus.APPROVED:
         raise Problem(409, "already-approved", "该检查记录已批准，不能再作决定")
     if kind == DecisionKind.RETURN and not comment:
         raise Problem(422, "validation-failed", "退回时必须填写意见", errors={"comment": ["required"]})
     if kind == DecisionKind.LEGAL_SIGNOFF:
         if not needs_legal_review(inspection):
             raise Problem(409, "legal-review-not-required", "该检查记录无需法制审核")
-        if _signed_since_return(decisions):
+        if legal_signed(inspection.id):
             raise Problem(409, "already-signed-off", "法制审核已签署")
-    if kind == DecisionKind.APPROVE and needs_legal_review(inspection) and not _signed_since_return(decisions):
+    if kind == DecisionKind.APPROVE and needs_legal_review(inspection) and not legal_signed(inspection.id):
         raise Problem(409, "legal-review-required", "该记录采取了强制措施，须经法制审核签署后才能批准")
     decision = ReviewDecision(inspection_id=inspection.id, task_id=inspection.task_id,
                               department_id=inspection.department_id, kind=kind, comment=comment,
@@ -485,12 +771,16 @@ def record_dispatch_decision(principal: Principal, task_id: uuid.UUID, approve: 
                                   department_id=principal.department_id if task is None else task.department_id,
                                   kind=kind, comment=reason, decided_by_id=principal.user_id, decided_at=utcnow()))
     db.session.flush()
-    audit(f"review.{kind.value}", object_type="task", object_id=str(task_id), details={"reason": reason}, actor=principal)
+    audit(f"review.{kind.value}", object_type="task", object_id=str(task_id), details={"reason": reason},
+          actor=principal)
 
 
-def pending_dispatches(principal: Principal) -> list[InspectionTask]:
-    """Tasks waiting for the approval of this head's department (the planning service decides)."""
-    return pending_approvals(principal)
+APPROVALS_PAGE = 25
+
+
+def pending_dispatches(principal: Principal, page: int = 1) -> Slice[InspectionTask]:
+    """A page of the tasks waiting for the approval of this head's department (the planning service decides)."""
+    return first_of(pending_approvals(principal), APPROVALS_PAGE, page)
 
 
 # ---- contact sheets ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from server.audit.service import record as audit
 from server.auth import passwords
 from server.auth.policy import Permission, Principal, can
 from server.auth.throttle import FailureThrottle
@@ -17,7 +18,6 @@ from server.db_types import utcnow
 from server.directory.models import User
 from server.errors import Problem
 from server.extensions import db
-from server.audit.service import record as audit
 from server.review.models import ReviewSession
 
 # last_seen_at is written at most this often: a page with a playing video makes many requests.

@@ -113,10 +113,12 @@ def test_an_unknown_decision_is_refused(review_as, scene: Scene) -> None:
     assert _decisions() == []
 
 
-def _pending_task(scene: Scene) -> InspectionTask:
+def _pending_task(scene: Scene, n: int = 0) -> InspectionTask:
     world = scene.world
+    suffix = f" {n + 1}" if n else ""
     task = create_task(principal_of(world.people["m-sup"]), {
-        "title": "双随机抽查：祁阳米业", "enterprise_id": other_enterprise("PL990003", "祁阳米业有限公司", world).id,
+        "title": f"双随机抽查：祁阳米业{suffix}",
+        "enterprise_id": other_enterprise(f"PL99{n + 3:04d}", f"祁阳米业有限公司{suffix}", world).id,
         "window_start": scene.start + timedelta(days=3), "window_end": scene.start + timedelta(days=3, hours=4),
         "member_ids": [world.people["m-insp"].id], "check_item_ids": [world.check_items["m-licence"].id]})
     db.session.commit()

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from server.audit.models import AuditEntry
-from server.extensions import db
 from server.db_types import OFFICE_TIMEZONE
+from server.extensions import db
 from tests.server.review.conftest import CERTIFICATE_AT, Scene
 
 
@@ -81,7 +81,7 @@ def test_the_inspection_page_shows_the_record_and_its_evidence(review_as, scene:
                  "CERT-M-001", "REC_0001.MP4", "镜头被遮挡 2 秒"):
         assert text in page, text
     assert page.count('data-testid="merged-finding"') == 2  # the joint record, merged across departments
-    merged = page.split('data-testid="joint-record"')[1].split("<details>")[0]
+    merged = page.split('data-testid="merged-findings"')[1].split("</table>")[0]
     assert "不合规" in merged and "合规" in merged and "non_compliant" not in merged  # results in words
     assert f'/review/media/{scene.video.id}/stream' in page
     assert f'/review/media/{scene.video.id}/contact-sheet.jpg' in page
@@ -124,9 +124,8 @@ def test_a_refused_range_is_kept_in_the_audit_log_as_failed(review_as, scene: Sc
 
 
 def test_footage_of_another_department_is_404(review_as, scene: Scene, clip: bytes) -> None:
-    from tests.server.review.conftest import stored_media
-
     from server.tasks.models import InspectionTask
+    from tests.server.review.conftest import stored_media
 
     task = db.session.get(InspectionTask, scene.ecology_only.task_id)
     hidden = stored_media(clip[:1000], task, scene.world.ecology.id, name="E.MP4", capture_start=scene.start)
@@ -167,3 +166,49 @@ def test_an_inspector_cannot_use_the_media_urls(client, scene: Scene) -> None:
 def test_without_javascript_a_timeline_link_reloads_the_player_at_that_moment(review_as, scene: Scene) -> None:
     page = review_as("m-sup").get(f"/review/inspections/{scene.joint.id}?media={scene.video.id}&t=9.5").get_data(as_text=True)
     assert f'src="/review/media/{scene.video.id}/stream#t=9.5"' in page
+
+
+def _queue_row(page: str, inspection_id: object) -> str:
+    return next(r for r in page.split('<tr data-testid="queue-row">')[1:] if f"/review/inspections/{inspection_id}" in r)
+
+
+def test_the_queue_shows_one_badge_per_flag_with_its_count_and_the_people_concerned(review_as, scene: Scene) -> None:
+    from server.verification.models import InspectionFlag
+
+    people = scene.world.people
+    for person in ("m-insp", "e-insp"):
+        db.session.add(InspectionFlag(inspection_id=scene.joint.id, task_id=scene.world.task.id,
+                                      code="certificate-missing", severity="error",
+                                      message=f"证据中未见 {people[person].full_name} 出示执法证", raised_at=scene.start,
+                                      details={"user_id": str(people[person].id), "name": people[person].full_name}))
+    db.session.commit()
+    row = _queue_row(review_as("m-sup").get("/review/").get_data(as_text=True), scene.joint.id)
+    badges = re.findall(r'<span class="flag [a-z]+"[^>]*data-flag="([a-z-]+)"', row)
+    assert sorted(badges) == ["certificate-missing", "lens-covered"]  # one badge per code, not one per person
+    missing = row.split('data-flag="certificate-missing"')[1].split("</span>\n")[0]
+    assert "<b>2</b>" in missing
+    assert "测试m-insp" in missing and "测试e-insp" in missing  # named, not only counted
+
+
+def test_the_queue_dates_a_row_by_the_inspection_in_office_time(review_as, scene: Scene) -> None:
+    from datetime import datetime, timezone
+
+    # 16:30 UTC is half past midnight of the next day in the offices; the task's window is days away.
+    visited = datetime(2026, 3, 1, 16, 30, tzinfo=timezone.utc)
+    scene.joint.fields = {**scene.joint.fields, "started_at": visited.isoformat()}
+    db.session.commit()
+    client = review_as("admin")
+    page = client.get("/review/?status=all").get_data(as_text=True)
+    joint = _queue_row(page, scene.joint.id)
+    assert "2026-03-02 00:30" in joint
+    window = scene.world.task.window_start.astimezone(OFFICE_TIMEZONE).strftime("%Y-%m-%d")
+    assert window not in joint
+    # A record without its own time falls back to the task's window, and says so.
+    coercive = _queue_row(page, scene.coercive.id)
+    task_day = (scene.start - timedelta(days=1)).astimezone(OFFICE_TIMEZONE).strftime("%Y-%m-%d")
+    assert task_day in coercive and 'data-testid="window-date"' in coercive
+    # The date filter and the order follow the same date.
+    assert _rows(client.get("/review/?status=all&from=2026-03-02&to=2026-03-02").get_data(as_text=True)) == \
+        [str(scene.joint.id)]
+    assert _rows(client.get("/review/?status=all&from=2026-03-01&to=2026-03-01").get_data(as_text=True)) == []
+    assert _rows(page)[-1] == str(scene.joint.id)  # the oldest visit last
