@@ -47,9 +47,20 @@ import requests
 from field_client import durable
 from field_client.durable import DurableTransactions
 from field_client.transport import HttpTransport, Response, Transport, TransportError
-from field_client.uploads import (DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT, HASH_BLOCK, TUS_URLS_SCHEMA, UPLOADS_PATH,
-                                  SQLiteURLStorage, TusSender, UploadError, UploadJob, UploadUnauthorized,
-                                  default_backoff, sha256_file)
+from field_client.uploads import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_TIMEOUT,
+    HASH_BLOCK,
+    TUS_URLS_SCHEMA,
+    UPLOADS_PATH,
+    SQLiteURLStorage,
+    TusSender,
+    UploadError,
+    UploadJob,
+    UploadUnauthorized,
+    default_backoff,
+    sha256_file,
+)
 
 API = "/api/v1"
 STATE_NAME = ".fieldsync-dock.db"
@@ -373,7 +384,8 @@ class Dock:
         code, reason = response.problem
         self.log.write("ERROR", f"device token refused for {self.config.device_id}: HTTP {response.status} {code}")
         if response.status in (400, 401, 403, 422):
-            raise DockError(f"设备 {self.config.device_id} 的凭据被服务器拒绝（{code}）：{reason}。请检查设备编号和密钥文件")
+            raise DockError(f"设备 {self.config.device_id} 的凭据被服务器拒绝（{code}）：{reason}。"
+                            "请检查设备编号和密钥文件")
         raise DockUnavailable(f"无法取得设备令牌（HTTP {response.status} {code}）：{reason}")
 
     def _token(self) -> str:
@@ -478,7 +490,8 @@ class Dock:
         report.failed_before = len(failed_before & {r["id"] for r in self.state.rows("failed", "missing")})
         self.log.write("INFO" if report.ok else "WARNING",
                        f"pass finished: {report.found} segments, {report.new} new, {report.uploaded} uploaded "
-                       f"({report.resumed} resumed, {report.bytes_sent} bytes), {report.already} already on the server, "
+                       f"({report.resumed} resumed, {report.bytes_sent} bytes), "
+                       f"{report.already} already on the server, "
                        f"{report.confirmed} confirmed, {report.deleted} deleted, {report.kept} kept, "
                        f"{len(report.failed)} failed, {report.failed_before} failed earlier, "
                        f"{report.unconfirmed} unconfirmed, {report.busy} busy, {report.ignored} ignored")

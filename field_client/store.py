@@ -467,7 +467,8 @@ class Store(DurableTransactions):
                          "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (media_id) DO NOTHING",
                          (media_id, user_id, sha256, size, file_name, content_type, now, now))
 
-    def uploads(self, *, user_id: str | None = None, status: str | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    def uploads(self, *, user_id: str | None = None,
+                status: str | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         clauses, params = [], []
         if user_id is not None:
             clauses.append("user_id = ?")

@@ -1,8 +1,8 @@
 """``fieldsync dock``: a collection workstation uploads a docked bodycam's segments, against the live app."""
 from __future__ import annotations
 
-import io
 import hashlib
+import io
 import os
 import signal
 import sqlite3
@@ -460,7 +460,8 @@ def test_watch_mode_keeps_scanning_until_interrupted(dock: Dock) -> None:
 
 
 def test_two_docks_on_one_folder_do_not_run_at_once(dock: Dock, live_server: LiveServer) -> None:
-    from field_client.dock import Dock as Engine, DockConfig, DockError
+    from field_client.dock import Dock as Engine
+    from field_client.dock import DockConfig, DockError
     config = DockConfig(folder=dock.folder, server_url=live_server.url, device_id="SCJG-DOCK1", secret="x")
     with Engine(config):
         with pytest.raises(DockError, match="另一个"):

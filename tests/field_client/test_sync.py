@@ -92,7 +92,8 @@ def test_a_rejected_mutation_is_reported_with_its_reason_and_blocks_nothing(worl
     now = datetime.now(timezone.utc)
     second = create_task(SYSTEM, {"title": "复查：浯溪食品", "enterprise_id": world.enterprise.id,
                                   "window_start": now - timedelta(hours=1), "window_end": now + timedelta(hours=2),
-                                  "member_ids": [world.people["m-insp"].id], "check_item_ids": [world.check_items["m-licence"].id],
+                                  "member_ids": [world.people["m-insp"].id],
+                                  "check_item_ids": [world.check_items["m-licence"].id],
                                   "lead_department_id": world.market.id})
     db.session.commit()
     market = tablet("m-insp", "SCJG-TAB1")
