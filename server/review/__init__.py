@@ -21,6 +21,7 @@ def select_locale() -> str:
 
 
 def init_app(app: Flask) -> None:
+    from server.review import labels
     from server.review.routes import bp, clock, local_time
 
     relaxed = bool(app.config.get("DEBUG") or app.config.get("TESTING"))
@@ -40,6 +41,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["clock"] = clock
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals.update(label=labels.label, flag_text=labels.flag_label, audit_details=labels.audit_details,
+                                 value_text=labels.value_text)
     app.register_blueprint(bp)
     from server.audit.service import register_object_type
     from server.review.service import inspection_department
