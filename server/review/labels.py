@@ -37,7 +37,6 @@ ACTIONS = {
     "inspection.view": _l("Viewed the record"),
     "media.view": _l("Looked up the file"),
     "media.stream": _l("Watched or downloaded the file"),
-    "media.photo": _l("Viewed the photo"),
     "media.contact_sheet": _l("Viewed the contact sheet"),
     "review.approve": _l("Approved"),
     "review.return": _l("Returned with comments"),

@@ -324,6 +324,7 @@ SIGHTINGS_SHOWN = 20
 TIMELINE_CLIPS = 60      # recording segments drawn on the timeline
 TIMELINE_MARKS = 150     # events and problems drawn on it
 JOINT_SHOWN = 30         # merged findings of the joint record
+CERTIFICATE_PHOTOS = 6   # photos of the certificate shown (亮证) in the certificate card
 AUDIT_IDS_PER_QUERY = 1000
 
 
@@ -428,6 +429,7 @@ class InspectionView:
     timeline: TimelineView
     playing: MediaView | None
     sightings: Sightings
+    certificate_photos: Slice[MediaView]
     joint: JointSummary | None
     certificate_numbers: Slice[str]
 
@@ -636,6 +638,16 @@ def _sightings(inspection: SyncedEntity, team: set[str]) -> Sightings:
     return Sightings(shown, len(readings), [v.name for v in files if v.unreadable][:SIGHTINGS_SHOWN], not_read)
 
 
+def _certificate_photos(inspection: SyncedEntity) -> Slice[MediaView]:
+    """The first photos the tablet synced as proof that the certificate was shown, and how many there are."""
+    proves = SyncedEntity.fields["proves"].as_string()
+    photos = (select(Media).join(SyncedEntity, SyncedEntity.id == Media.id)
+              .where(SyncedEntity.kind == "media", SyncedEntity.inspection_id == inspection.id,
+                     SyncedEntity.deleted.is_(False), proves == "certificate", Media.content_type.like("image/%")))
+    found = page_of(_in_capture_order(photos), 1, CERTIFICATE_PHOTOS)
+    return Slice(_media_views(found.items), found.total, found.page, found.size)
+
+
 def inspection_view(principal: Principal, inspection_id: uuid.UUID,
                     pages: InspectionPages = InspectionPages()) -> InspectionView:
     """Everything a reviewer looks at for one inspection record, each list a bounded page of it."""
@@ -675,7 +687,7 @@ def inspection_view(principal: Principal, inspection_id: uuid.UUID,
         status=review_status(inspection.id), legal_required=needs_legal_review(inspection),
         legal_signed=legal_signed(inspection.id),
         timeline=_timeline(inspection, videos, clips_total), playing=_playing(inspection, pages.media, videos),
-        sightings=_sightings(inspection, set(numbers.items)),
+        sightings=_sightings(inspection, set(numbers.items)), certificate_photos=_certificate_photos(inspection),
         joint=_joint_summary(principal, task), certificate_numbers=numbers)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from server.audit.models import AuditEntry
 from server.db_types import OFFICE_TIMEZONE
 from server.extensions import db
+from server.tasks.models import InspectionTask
 from tests.server.review.conftest import CERTIFICATE_AT, Scene
 
 
@@ -212,3 +213,42 @@ def test_the_queue_dates_a_row_by_the_inspection_in_office_time(review_as, scene
         [str(scene.joint.id)]
     assert _rows(client.get("/review/?status=all&from=2026-03-01&to=2026-03-01").get_data(as_text=True)) == []
     assert _rows(page)[-1] == str(scene.joint.id)  # the oldest visit last
+
+
+def _certificate_photo(scene: Scene, clip: bytes, inspection=None):  # type: ignore[no-untyped-def]
+    from tests.server.review.conftest import entity, stored_media
+
+    inspection = inspection or scene.joint
+    task = db.session.get(InspectionTask, inspection.task_id)
+    photo = stored_media(clip[:3000], task, inspection.department_id, name="IMG_0001.jpg",
+                         capture_start=scene.start + timedelta(seconds=1), content_type="image/jpeg")
+    entity("media", task, inspection.department_id, inspection.created_by_id, entity_id=photo.id,
+           inspection_id=inspection.id, fields={"inspection_id": str(inspection.id), "sha256": photo.sha256,
+                                                "size": photo.size, "proves": "certificate",
+                                                "content_type": "image/jpeg", "file_name": "IMG_0001.jpg"})
+    db.session.commit()
+    return photo
+
+
+def test_a_certificate_photo_is_shown_on_the_page_through_the_audited_stream(review_as, scene: Scene,
+                                                                              clip: bytes) -> None:
+    photo = _certificate_photo(scene, clip)
+    client = review_as("m-sup")
+    page = client.get(f"/review/inspections/{scene.joint.id}").get_data(as_text=True)
+    certificate = page.split('id="certificate"')[1].split("</section>")[0]
+    assert f'<img src="/review/media/{photo.id}/stream"' in certificate  # the photo itself, in the certificate card
+    row = next(r for r in page.split('data-testid="media-row"')[1:] if "IMG_0001.jpg" in r.split("</tr>")[0])
+    assert f'href="/review/media/{photo.id}/stream"' in row.split("</tr>")[0]  # and opened from the evidence list
+    response = client.get(f"/review/media/{photo.id}/stream")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.headers["Content-Disposition"] == "inline" and response.data == clip[:3000]
+    [seen] = [e for e in _audit("media.stream") if e.object_id == str(photo.id)]
+    assert seen.outcome.value == "success" and seen.actor_username == "m-sup"
+
+
+def test_a_certificate_photo_of_another_department_is_refused_and_the_refusal_recorded(review_as, scene: Scene,
+                                                                                      clip: bytes) -> None:
+    photo = _certificate_photo(scene, clip, scene.coercive)  # market's own record: ecology may not see it
+    assert review_as("e-sup").get(f"/review/media/{photo.id}/stream").status_code == 404
+    [refused] = [e for e in _audit("media.stream") if e.object_id == str(photo.id)]
+    assert refused.outcome.value == "denied" and refused.actor_username == "e-sup"
