@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 
 from server.auth.policy import SYSTEM
+from server.db_types import office_day, utcnow
 from server.directory import service as directory
 from server.directory.models import CertificateStatus, DeviceKind, Role
 from server.errors import Problem
@@ -121,9 +122,10 @@ def create_user_command(username: str, password: str, role: str, department_code
     payload: dict[str, Any] = {"username": username, "password": password, "role": role,
                                "full_name": full_name or username, "department_id": str(department.id)}
     if certificate:
+        today = office_day(utcnow())  # the offices' day: the machine's date.today() is another from 16:00 UTC
         payload["certificate"] = {"number": certificate,
-                                  "valid_from": (_parse_day(valid_from, "--valid-from") or date.today()).isoformat(),
-                                  "valid_until": (_parse_day(valid_until, "--valid-until") or date.today()).isoformat()}
+                                  "valid_from": (_parse_day(valid_from, "--valid-from") or today).isoformat(),
+                                  "valid_until": (_parse_day(valid_until, "--valid-until") or today).isoformat()}
     user = directory.create_user(SYSTEM, _validate(UserCreate, payload))
     click.echo(f"created user {user.username} ({user.role.value}, {department.code})")
 

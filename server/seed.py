@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -11,7 +11,7 @@ from server.auth.policy import SYSTEM
 from server.directory import service as directory
 from server.directory.credit_code import ALPHABET, make_credit_code
 from server.directory.models import CertificateStatus, Department, User
-from server.db_types import utcnow
+from server.db_types import office_day, utcnow
 from server.extensions import db
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -135,7 +135,7 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
         return None
     rng = random.Random(rng_seed)
     summary = SeedSummary()
-    today = date.today()
+    today = office_day(utcnow())  # the offices' day, not the machine's
     departments: dict[str, Department] = {}
     for code, name in DEPARTMENTS:
         departments[code] = directory.create_department(SYSTEM, code, name)

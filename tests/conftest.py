@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, settings
 from flask import Flask
 from flask.testing import FlaskClient
@@ -27,6 +28,7 @@ from server.directory import service as directory
 from server.directory.models import Department, User
 from server.extensions import db
 from server.tasks.service import create_task
+from tests.clock import AROUND_OFFICE_MIDNIGHT, office_today, session_now
 
 # CI machines are shared and slow at times: a slow first draw is not a failing test.
 settings.register_profile("inspect-once", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,6 +36,34 @@ settings.load_profile("inspect-once")
 
 PASSWORD = "correct-horse-battery"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_clock: the test reads the wall clock (it says why); no travel")
+    config.addinivalue_line("markers", "around_office_midnight: run at each instant of "
+                                       "tests.clock.AROUND_OFFICE_MIDNIGHT, frozen there")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("around_office_midnight"):
+        metafunc.parametrize("clock", list(AROUND_OFFICE_MIDNIGHT.values()), ids=list(AROUND_OFFICE_MIDNIGHT),
+                             indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """Every test runs at a fixed instant, never at the wall clock's (see tests/clock.py).
+
+    It starts before any other fixture of the test, so the data they make is placed at that instant too.
+    ``move_to``/``shift`` on the value move it; a test marked ``around_office_midnight`` runs frozen at
+    each of those instants; one marked ``real_clock`` is not moved (it is given None).
+    """
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    instant = getattr(request, "param", None)
+    with time_machine.travel(instant or session_now(), tick=instant is None) as traveller:
+        yield traveller
 
 
 def _normalise(url: str) -> str:
@@ -132,8 +162,8 @@ def new_user(username: str, role: str, department: Department, *, certificate: s
                             "role": role, "department_id": department.id, "certificate": None}
     if certificate:
         data["certificate"] = {"number": certificate,
-                               "valid_from": valid_from or date.today() - timedelta(days=365),
-                               "valid_until": valid_until or date.today() + timedelta(days=365)}
+                               "valid_from": valid_from or office_today() - timedelta(days=365),
+                               "valid_until": valid_until or office_today() + timedelta(days=365)}
     user = directory.create_user(SYSTEM, data)
     db.session.commit()
     return user

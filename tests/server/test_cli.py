@@ -108,13 +108,16 @@ def test_create_user_with_certificate_can_log_in(runner: Any, client: Any, make_
     assert response.status_code == 200, response.get_json()
 
 
+@pytest.mark.around_office_midnight
 def test_create_user_certificate_valid_from_defaults_to_today(runner: Any, make_department: Any) -> None:
-    from datetime import date
+    """Today is the offices' day (UTC+8), not the machine's: they differ from 16:00 to 24:00 UTC."""
+    from datetime import datetime, timedelta, timezone
     make_department("SCJG")
     ok(invoke(runner, "create-user", "--username", "zhao", "--password", PASSWORD, "--role", "inspector",
               "--department", "SCJG", "--certificate", "CERT-0001", "--valid-until", "2099-01-01"))
     certificate = db.session.scalar(select(Certificate).where(Certificate.number == "CERT-0001"))
-    assert certificate is not None and certificate.valid_from == date.today()
+    office_today = (datetime.now(timezone.utc) + timedelta(hours=8)).date()
+    assert certificate is not None and certificate.valid_from == office_today
 
 
 def test_create_user_refuses_an_unknown_department(runner: Any, make_department: Any) -> None:

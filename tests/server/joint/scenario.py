@@ -27,6 +27,7 @@ from server.sync.entities import inspection_id_for
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask
 from server.tasks.service import create_task
+from tests.clock import office_today
 
 MAX_SKEW = timedelta(minutes=5)
 PASSWORD = "correct-horse-battery"
@@ -68,8 +69,8 @@ def build_team(departments: int, *, items_per_department: int = 3, tablets_per_d
             user = directory.create_user(SYSTEM, {
                 "username": f"{code.lower()}-insp{n}", "full_name": f"执法员{code}{n}", "password": PASSWORD,
                 "role": "inspector", "department_id": department.id,
-                "certificate": {"number": f"CERT-{code}-{n}", "valid_from": datetime.now().date() - timedelta(days=30),
-                                "valid_until": datetime.now().date() + timedelta(days=300)}})
+                "certificate": {"number": f"CERT-{code}-{n}", "valid_from": office_today() - timedelta(days=30),
+                                "valid_until": office_today() + timedelta(days=300)}})
             inspectors[code].append(user)
             members.append(user.id)
         items[code] = [directory.create_check_item(SYSTEM, {

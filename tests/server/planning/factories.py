@@ -1,7 +1,7 @@
 """Planning objects built through the services, for the planning tests and the authorization table."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from server.auth.policy import SYSTEM, Principal
@@ -14,6 +14,7 @@ from server.planning.draws import run_draw
 from server.planning.frequency import request_override
 from server.planning.joint_plans import create_joint_plan
 from server.planning.plans import create_plan
+from tests.clock import office_today
 from tests.conftest import World, new_user
 
 OFFICE = timezone(timedelta(hours=8))
@@ -25,7 +26,7 @@ def principal(user: User) -> Principal:
 
 def window(days_ahead: int = 10, length_days: int = 1) -> tuple[datetime, datetime]:
     """A visit window starting at 09:00 office time ``days_ahead`` days from today."""
-    start = datetime.combine(date.today() + timedelta(days=days_ahead), time(9), OFFICE)
+    start = datetime.combine(office_today() + timedelta(days=days_ahead), time(9), OFFICE)
     return start, start + timedelta(days=length_days - 1, hours=8)
 
 
@@ -52,7 +53,7 @@ def plan(world: World, department: str, *, ratio: float = 1.0, industries: list[
          kind: str = "食品生产企业", items: list[str] | None = None, author: str | None = None) -> Any:
     dept = world.market if department == "market" else world.ecology
     item_keys = items or (["m-licence"] if department == "market" else ["e-permit"])
-    today = date.today()
+    today = office_today()
     created = create_plan(principal(world.people[author]) if author else SYSTEM, {
         "title": f"{dept.name}{today.year}年度抽查计划", "subject_kind": kind, "department_id": dept.id,
         "period_start": today, "period_end": today + timedelta(days=180),

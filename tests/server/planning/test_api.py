@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 from sqlalchemy import update
 
 from server.extensions import db
 from server.planning.models import Draw
+from tests.clock import office_today
 from tests.conftest import World, assert_problem
 from tests.server.planning.factories import add_enterprises, second_market_inspector, window
 
 
 def _plan_body(world: World, department: str, **changes: object) -> dict[str, object]:
-    today = date.today()
+    today = office_today()
     item = world.check_items["m-licence" if department == "market" else "e-permit"]
     body: dict[str, object] = {
         "title": "年度双随机抽查计划", "subject_kind": "食品生产企业", "period_start": today.isoformat(),

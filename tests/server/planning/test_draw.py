@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -19,6 +19,7 @@ from server.planning.conflicts import declare_conflict
 from server.planning.draws import run_draw, verify_draw
 from server.planning.models import Draw
 from server.tasks.models import InspectionTask, TaskStatus
+from tests.clock import office_today
 from tests.conftest import World, new_user
 from tests.server.planning.factories import add_enterprises, plan, principal, second_market_inspector, window
 
@@ -68,7 +69,7 @@ def test_only_certificates_valid_for_the_whole_window_qualify(world: World) -> N
     """Expiring inside the window, not yet valid at its start, suspended or revoked: not drawn."""
     add_enterprises(world, 3, industry="食品")
     start, end = window(10, length_days=5)
-    today = date.today()
+    today = office_today()
     qualified = second_market_inspector(world)
     new_user("m-expiring", "inspector", world.market, certificate="CERT-M-EXP",
              valid_until=today + timedelta(days=12))  # ends on the window's third day

@@ -21,6 +21,7 @@ from tusclient.client import TusClient
 
 from server.extensions import db
 from server.uploads.models import Upload
+from tests.clock import subprocess_command
 from tests.conftest import World
 from tests.server.uploads.conftest import (OCTETS, TUS, UPLOADS, Live, create, device_headers, footage, media_root,
                                            metadata, object_files, push_media, sha256)
@@ -157,12 +158,13 @@ class ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO), "UPLOAD_TEST_DATABASE_URL": database_url,
                "UPLOAD_TEST_VAR": str(var)}
         if kind == "werkzeug":
-            command = [sys.executable, "-m", "tests.server.uploads.serve", database_url, str(var)]
+            command = subprocess_command(sys.executable, "tests.server.uploads.serve", database_url, str(var))
         else:
-            command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
-                       "--threads", "4", "--bind", "127.0.0.1:0", "--no-control-socket", "--log-level", "info",
-                       "--access-logfile", "-", "--access-logformat", "access %(p)s %(m)s %(s)s",
-                       "tests.server.uploads.serve:make_app()"]
+            command = subprocess_command(
+                sys.executable, "gunicorn", "--workers", "1", "--worker-class", "gthread", "--threads", "4",
+                "--bind", "127.0.0.1:0", "--no-control-socket", "--log-level", "info", "--access-logfile", "-",
+                "--access-logformat", "access %(p)s %(m)s %(s)s", "tests.server.uploads.serve:make_app()")
+        # Either runs at the test's instant (tests/clock.py), as the app in this process does.
         # Output goes to a file: a pipe nobody reads would stall a chatty server.
         self.log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(command, cwd=REPO, env=env, text=True, start_new_session=True,

@@ -160,15 +160,49 @@ def test_no_certificate_shown_at_all(app, visit, media) -> None:  # noqa: F811
     assert codes(assessment).count("certificate-missing") == 2
 
 
-def test_a_suspended_certificate_is_invalid_on_the_day(app, visit, media) -> None:  # noqa: F811
-    certificate = db.session.query(Certificate).filter_by(number="CERT-E-001").one()
+# The visit (the ``visit`` fixture) began an hour before the certificate is suspended, and the suspension is now:
+# at these instants both fall on one office day (UTC+8; office midnight is 16:00 UTC) ...
+HOUR_BEFORE_ON_THE_SAME_OFFICE_DAY = {
+    "office-23h59m59": datetime(2026, 3, 10, 15, 59, 59, tzinfo=timezone.utc),
+    "office-01h00m01": datetime(2026, 3, 10, 17, 0, 1, tzinfo=timezone.utc),
+    "office-new-year-01h30": datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc),  # 2026-12-31 in UTC
+}
+# ... and at these (00:00-01:00 office time) the visit was on the office day before.
+HOUR_BEFORE_ON_THE_OFFICE_DAY_BEFORE = {
+    "office-00h00m01": datetime(2026, 3, 10, 16, 0, 1, tzinfo=timezone.utc),
+    "office-00h14": datetime(2026, 12, 2, 16, 14, tzinfo=timezone.utc),  # where CI once failed
+    "office-new-year-00h30": datetime(2026, 12, 31, 16, 30, tzinfo=timezone.utc),
+}
+
+
+def _suspend(number: str) -> None:
+    certificate = db.session.query(Certificate).filter_by(number=number).one()
     change_certificate_status(SYSTEM, certificate, CertificateStatus.SUSPENDED, "调查中")
     db.session.commit()
+
+
+@pytest.mark.parametrize("clock", HOUR_BEFORE_ON_THE_SAME_OFFICE_DAY.values(),
+                         ids=HOUR_BEFORE_ON_THE_SAME_OFFICE_DAY.keys(), indirect=True)
+def test_a_suspended_certificate_is_invalid_on_the_day(app, visit, media) -> None:  # noqa: F811
+    _suspend("CERT-E-001")
     visit.photo(team_photo(media))
     clean_recording(visit, media)
     assessment = visit.assessment(app)
     assert codes(assessment) == ["certificate-invalid"]
     assert assessment["flags"][0]["details"]["status"] == "suspended"
+
+
+@pytest.mark.parametrize("clock", HOUR_BEFORE_ON_THE_OFFICE_DAY_BEFORE.values(),
+                         ids=HOUR_BEFORE_ON_THE_OFFICE_DAY_BEFORE.keys(), indirect=True)
+def test_a_certificate_suspended_the_office_day_after_the_visit_was_valid_then(app, visit, media) -> None:  # noqa: F811
+    _suspend("CERT-E-001")
+    visit.photo(team_photo(media))
+    clean_recording(visit, media)
+    assessment = visit.assessment(app)
+    assert assessment["assessed_at"] and assessment["pending_media"] == 0
+    assert assessment["flags"] == [], assessment["flags"]
+    certificate = [e["media"] for e in assessment["evidence"] if e["source"] == "record"][0]
+    assert {d["text"] for d in certificate["verification"]["detections"]} == {"CERT-M-001", "CERT-E-001"}
 
 
 @pytest.mark.parametrize("damage, reason", [
@@ -237,8 +271,12 @@ def test_an_inspection_outside_your_departments_is_not_found(app, client, auth, 
     assert_problem(client.get(f"/api/v1/inspections/{uuid.uuid4()}/assessment", headers=auth.headers("m-sup")), 404)
 
 
+@pytest.mark.parametrize("clock", [datetime(2026, 3, 10, 15, 59, 59, tzinfo=timezone.utc),
+                                   datetime(2026, 3, 10, 16, 1, 1, tzinfo=timezone.utc),
+                                   datetime(2026, 12, 31, 16, 30, tzinfo=timezone.utc)],
+                         ids=["office-23h59m59", "office-00h01m01", "office-new-year-00h30"], indirect=True)
 def test_suspending_a_certificate_today_re_assesses_todays_inspections(app, client, auth, world, media) -> None:  # noqa: F811
-    # A visit that began a minute ago is on today's office day (an hour ago could be yesterday there).
+    # A visit that began a minute ago: on today's office day at each of these instants, midnight on either side.
     visit = Visit(client, auth, world, datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=60), 15)
     visit.photo(team_photo(media))
     clean_recording(visit, media)

@@ -21,6 +21,7 @@ import pytest
 from server.extensions import db
 from server.uploads.models import Media, VerificationStatus
 from server.verification.models import VerificationReport
+from tests.clock import subprocess_command
 from tests.media.conftest import run_ffmpeg
 from tests.server.uploads.conftest import create, metadata, push_media, sha256
 
@@ -48,7 +49,9 @@ class Worker:
                    INSPECT_ONCE_VERIFICATION_LEASE_SECONDS=str(LEASE_SECONDS))
         self.log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "server", "worker", "--workers", "1"], cwd=REPO, env=env,
+            # At the test's instant, not the wall clock's: the worker and the test share the leases' times.
+            subprocess_command(sys.executable, "flask", "--app", "server", "worker", "--workers", "1"),
+            cwd=REPO, env=env,
             start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
