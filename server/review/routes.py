@@ -288,7 +288,8 @@ def _show_inspection(inspection_id: str, *, status: int = 200, decision_error: s
                            audit_page=service.AUDIT_PAGE,
                            args=args, can_decide=can(g.principal, Permission.DECIDE_REVIEW),
                            can_sign=can(g.principal, Permission.LEGAL_SIGNOFF),
-                           decision_error=decision_error, comment=comment), status
+                           decision_error=decision_error, comment=comment,
+                           back_to=url_for("review.inspection", inspection_id=view.inspection.id)), status
 
 
 @bp.post("/inspections/<inspection_id>/decisions")

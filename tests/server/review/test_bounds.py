@@ -5,108 +5,19 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
-import pytest
-from sqlalchemy import insert
-
-from server.audit.service import record as audit
-from server.extensions import db
 from server.review import service
-from server.review.models import DecisionKind
-from server.review.sessions import principal_of
-from server.sync import service as sync
-from server.sync.models import SyncConflict
-from server.uploads.models import Media, VerificationStatus
-from server.verification.models import InspectionFlag, InspectionMedia, VerificationReport
-from tests.server.review.conftest import Scene
-
-SIGNATURES = 6000
-FINDINGS = 3000
-FILES = 400   # photos and recording segments
-FLAGS = 1500
-CONFLICTS = 500
-DECISIONS = 60
-VIEWS = 300
-PAGE_BOUND = 400_000  # bytes: the page of the record as built in the scene is about 40 kB
-
-
-def _push(scene: Scene, user: str, tablet: str, mutations: list[tuple[str, uuid.UUID, dict[str, Any]]]) -> None:
-    """Through the sync service, as tablets push, a thousand mutations a batch."""
-    principal = principal_of(scene.world.people[user])
-    for start in range(0, len(mutations), 1000):
-        batch = [{"id": uuid.uuid4(), "entity": entity, "entity_id": entity_id, "op": "upsert", "base_version": 0,
-                  "hlc": f"{int(time.time() * 1000):013d}-{n:04x}-{tablet}", "fields": fields}
-                 for n, (entity, entity_id, fields) in enumerate(mutations[start:start + 1000])]
-        results = sync.push(principal, tablet, batch, timedelta(minutes=5))
-        assert {r.status for r in results} == {"applied"}, [r for r in results if r.status != "applied"][:3]
-        db.session.commit()
-
-
-@dataclass
-class Crowded:
-    scene: Scene
-    files: list[uuid.UUID]
-
-
-@pytest.fixture
-def crowded(scene: Scene) -> Crowded:
-    world, joint, start = scene.world, scene.joint, scene.start
-    inspection = str(joint.id)
-    item = str(world.check_items["m-licence"].id)
-    _push(scene, "m-insp", "SCJG-TAB1", [
-        ("signature", uuid.uuid4(), {"inspection_id": inspection, "signer_role": "witness",
-                                     "signer_name": f"见证人{n:05d}", "signed_at": start.isoformat()})
-        for n in range(SIGNATURES)] + [
-        ("finding", uuid.uuid4(), {"inspection_id": inspection, "check_item_id": item, "result": "compliant",
-                                   "note": f"抽查第 {n} 处", "recorded_at": (start + timedelta(seconds=n % 600)).isoformat()})
-        for n in range(FINDINGS)])
-    # The files' records come as tablets sync them; their stored copies (one small object for all) are
-    # inserted in bulk: uploading 400 files through tus is tested in tests/server/uploads.
-    files = [uuid.uuid4() for _ in range(FILES)]
-    _push(scene, "m-insp", "SCJG-TAB1", [
-        ("media", media_id, {"inspection_id": inspection, "sha256": scene.video.sha256, "size": scene.video.size,
-                             "proves": "scene", "content_type": "video/mp4" if n % 2 else "image/jpeg",
-                             "file_name": f"F{n:04d}.MP4" if n % 2 else f"IMG_{n:04d}.jpg",
-                             "capture_start": (start + timedelta(seconds=n)).isoformat()})
-        for n, media_id in enumerate(files)])
-    db.session.execute(insert(Media), [
-        {"id": media_id, "sha256": scene.video.sha256, "size": scene.video.size, "department_id": world.market.id,
-         "task_id": world.task.id, "content_type": "video/mp4" if n % 2 else "image/jpeg",
-         "file_name": f"F{n:04d}.MP4" if n % 2 else f"IMG_{n:04d}.jpg", "capture_start": start + timedelta(seconds=n),
-         "uploaded_at": start, "verification_status": VerificationStatus.VERIFIED, "verification_reasons": []}
-        for n, media_id in enumerate(files)])
-    db.session.execute(insert(VerificationReport), [
-        {"media_id": media_id, "status": "verified", "reasons": [], "attempts": 1, "analyser": "media/1",
-         "measurements": {"duration": 1.0, "kind": "video"} if n % 2 else {"kind": "photo"},
-         "detections": [{"kind": "certificate", "text": f"CERT-X-{n:04d}", "start": 0.1, "end": 0.5, "count": 1}],
-         "started_at": start, "finished_at": start}
-        for n, media_id in enumerate(files)])
-    db.session.execute(insert(InspectionMedia), [
-        {"inspection_id": joint.id, "media_id": media_id, "task_id": world.task.id, "source": "record",
-         "attached_at": start} for media_id in files])
-    # What the verification worker and the sync merge would leave for such a record, in bulk.
-    db.session.execute(insert(InspectionFlag), [
-        {"id": uuid.uuid4(), "inspection_id": joint.id, "task_id": world.task.id, "code": "lens-covered",
-         "severity": "warning", "message": f"F{n:04d}.MP4 中有 1 段画面疑似镜头被遮挡", "media_id": files[n % FILES],
-         "raised_at": start, "details": {"name": f"F{n:04d}.MP4", "intervals": [
-             {"start": (start + timedelta(seconds=n)).isoformat(), "end": (start + timedelta(seconds=n + 1)).isoformat()}]}}
-        for n in range(FLAGS)])
-    db.session.execute(insert(SyncConflict), [
-        {"id": uuid.uuid4(), "entity_id": joint.id, "task_id": world.task.id, "field": "place", "kept_value": f"甲{n}",
-         "kept_hlc": "x", "lost_value": f"乙{n}", "lost_hlc": "y", "mutation_id": uuid.uuid4(), "detected_at": start}
-        for n in range(CONFLICTS)])
-    db.session.commit()
-    supervisor = principal_of(world.people["m-sup"])
-    for n in range(DECISIONS):
-        service.decide(supervisor, joint.id, DecisionKind.RETURN, f"第 {n} 次退回：请补充")
-    for _ in range(VIEWS):
-        audit("inspection.view", object_type="inspection", object_id=inspection, actor=supervisor)
-    db.session.commit()
-    return Crowded(scene, files)
+from tests.server.review.conftest import (
+    CONFLICTS,
+    DECISIONS,
+    FILES,
+    FINDINGS,
+    FLAGS,
+    PAGE_BOUND,
+    SIGNATURES,
+    Crowded,
+    Scene,
+)
 
 
 def _count(page: str, testid: str) -> int:

@@ -8,6 +8,7 @@ launched by path. Screenshots go to the artifacts folder (``INSPECT_ONCE_TEST_AR
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,7 +16,7 @@ import pytest
 from flask import Flask
 
 from tests.conftest import PASSWORD
-from tests.server.review.conftest import CERTIFICATE_AT, Scene
+from tests.server.review.conftest import CERTIFICATE_AT, PAGE_BOUND, SIGNATURES, Crowded, Scene
 from tests.server.uploads.conftest import Live, live  # noqa: F401 - the live-server fixture
 
 CHROMIUM = "/usr/bin/chromium"
@@ -130,3 +131,138 @@ def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Sc
     assert "不存在" in page.locator("[data-testid=error-message]").inner_text()
     assert page.request.get(f"{live_url}/review/media/{scene.video.id}/stream").status == 200  # joint footage: theirs too
     other.close()
+
+
+def _jpeg() -> bytes:
+    """A real photo of a certificate's QR code, as a tablet takes it (the browser must decode it)."""
+    import cv2
+    import numpy as np
+
+    picture = np.full((360, 640, 3), (200, 210, 190), np.uint8)
+    code = cv2.resize(cv2.QRCodeEncoder.create().encode("CERT-M-001"), None, fx=6, fy=6,
+                      interpolation=cv2.INTER_NEAREST)
+    picture[40:40 + code.shape[0], 40:40 + code.shape[1]] = code[..., None]
+    return cv2.imencode(".jpg", picture)[1].tobytes()
+
+
+def test_the_hardened_pages_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,
+                                           request: pytest.FixtureRequest) -> None:
+    """The unsafe log-in link, the certificate photo, an empty return, words for codes, the queue's badges."""
+    from sqlalchemy import select
+
+    from server.audit.models import AuditEntry
+    from server.extensions import db
+    from server.verification.models import InspectionFlag
+    from tests.server.review.conftest import entity, stored_media
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    suffix = request.node.callspec.id if hasattr(request.node, "callspec") else "run"
+    world, joint = scene.world, scene.joint
+    photo = stored_media(_jpeg(), world.task, world.market.id, name="IMG_0001.jpg",
+                         capture_start=scene.start + timedelta(seconds=1), content_type="image/jpeg")
+    entity("media", world.task, world.market.id, world.people["m-insp"].id, entity_id=photo.id, inspection_id=joint.id,
+           fields={"inspection_id": str(joint.id), "sha256": photo.sha256, "size": photo.size, "proves": "certificate",
+                   "content_type": "image/jpeg", "file_name": "IMG_0001.jpg"})
+    for person in ("m-insp", "e-insp"):
+        user = world.people[person]
+        db.session.add(InspectionFlag(inspection_id=joint.id, task_id=world.task.id, code="certificate-missing",
+                                      severity="error", message=f"证据中未见 {user.full_name} 出示执法证",
+                                      raised_at=scene.start, details={"user_id": str(user.id), "name": user.full_name}))
+    db.session.commit()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    # The reported link: CR/LF in next= lands on the queue, not on a 500.
+    page.goto(live.url + "/review/login?next=/review/%0D%0ALocation:%20https://evil.example/")
+    page.fill("input[name=username]", "m-sup")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/review/login'] button[type=submit]")
+    page.wait_for_load_state()
+    assert page.url == live.url + "/review/"
+    row = page.locator("[data-testid=queue-row]", has=page.locator(f"a[href='/review/inspections/{joint.id}']"))
+    badge = row.locator("[data-flag=certificate-missing]")
+    assert badge.count() == 1 and "2" in badge.inner_text() and "测试m-insp" in badge.inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"review-queue-badges-{suffix}.png"), full_page=True)
+
+    # The certificate photo is shown (decoded by the browser) and its view is on the audit record.
+    page.goto(f"{live.url}/review/inspections/{joint.id}")
+    image = page.locator("[data-testid=certificate-photo]")
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("() => { const i = document.querySelector('[data-testid=certificate-photo]');"
+                           " return i.complete && i.naturalWidth === 640; }", timeout=15000)
+    db.session.expire_all()
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "media.stream",
+                                                      AuditEntry.object_id == str(photo.id))) is not None
+    audit_text = page.locator("[data-testid=audit]").inner_text()
+    assert "查看检查记录" in audit_text and "inspection.view" not in audit_text and '{"' not in audit_text
+    assert "亮证" in page.locator("[data-testid=media-row]", has_text="IMG_0001.jpg").inner_text()
+
+    # An empty "return with comments": the same page, the reason beside the comment box, nothing stored.
+    page.click("[data-testid=decision-form] button[value=return]")
+    page.wait_for_load_state()
+    error = page.locator("[data-testid=comment-error]")
+    assert error.is_visible() and "意见" in error.inner_text()
+    assert page.locator("[data-testid=inspection]").get_attribute("data-inspection-id") == str(joint.id)
+    assert page.locator("[data-testid=decisions] li[data-kind]").count() == 0
+    error.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"review-return-needs-comments-{suffix}.png"), full_page=True)
+
+    # In English: flag names and audit actions in words.
+    page.click("button[name=lang][value=en]")
+    page.wait_for_load_state()
+    flags = page.locator("#flags").inner_text()
+    assert "Lens covered" in flags and "No certificate shown" in flags and "lens-covered" not in flags
+    assert "Viewed the record" in page.locator("[data-testid=audit]").inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"review-inspection-en-{suffix}.png"), full_page=True)
+    context.close()
+
+
+def test_a_crowded_record_pages_in_the_browser(app: Flask, crowded: Crowded, live: Live, browser: Any,
+                                               request: pytest.FixtureRequest) -> None:
+    scene = crowded.scene
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    suffix = request.node.callspec.id if hasattr(request.node, "callspec") else "run"
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    _log_in(page, live.url, "m-sup")
+    answer = page.goto(f"{live.url}/review/inspections/{scene.joint.id}")
+    assert answer.status == 200 and len(answer.body()) < PAGE_BOUND
+    assert page.locator("[data-testid=signature]").count() == 50
+    assert page.locator("[data-testid=signatures]").inner_text().startswith(f"共 {SIGNATURES} 条")
+    page.screenshot(path=str(ARTIFACTS / f"review-inspection-crowded-{suffix}.png"), full_page=True)
+    first = page.locator("[data-testid=signature]").first.inner_text()
+    page.locator("[data-testid=signatures-pages] a[rel=next]").click()
+    page.wait_for_load_state()
+    assert "signatures_page=2" in page.url and page.url.endswith("#signatures")
+    assert page.locator("[data-testid=signature]").first.inner_text() != first
+    page.locator("[data-testid=audit-pages] a[rel=next]").click()
+    page.wait_for_load_state()
+    assert "audit_before=" in page.url and "signatures_page=2" in page.url  # the other list stays where it was
+    context.close()
+
+
+def test_a_head_pages_through_dispatch_approvals_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,
+                                                                request: pytest.FixtureRequest,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.review import service
+    from tests.server.review.test_decisions import _pending_task
+
+    monkeypatch.setattr(service, "APPROVALS_PAGE", 2)
+    for n in range(3):
+        _pending_task(scene, n)
+    suffix = request.node.callspec.id if hasattr(request.node, "callspec") else "run"
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    _log_in(page, live.url, "m-head")
+    page.click("nav a[href='/review/approvals']")
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=approval-row]").count() == 2
+    assert page.locator("[data-testid=approvals]").inner_text() == "共 3 条，显示第 1–2 条"
+    page.screenshot(path=str(ARTIFACTS / f"review-approvals-{suffix}.png"), full_page=True)
+    page.locator("[data-testid=approvals-pages] a[rel=next]").click()
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=approval-row]").count() == 1
+    page.locator("[data-testid=approval-row] button[value=approve]").click()
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=approval-row]").count() == 2  # one fewer waits: back to one page
+    context.close()

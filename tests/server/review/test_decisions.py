@@ -171,8 +171,11 @@ def test_an_empty_return_shows_the_page_again_with_a_message_at_the_comment_box(
     form = page.split('data-testid="decision-form"')[1].split("</form>")[0]
     assert 'data-testid="comment-error"' in form and "退回时必须填写意见" in form
     assert 'aria-invalid="true"' in form and "aria-describedby=\"comment-error\"" in form
+    # Switching the language from there comes back to the record's page, not to the form's address.
+    assert f'name="next" value="/review/inspections/{scene.joint.id}"' in page
     assert _decisions() == []
-    assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "review.return")) == 0
+    returns = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "review.return")
+    assert db.session.scalar(returns) == 0
 
 
 def test_a_refused_decision_keeps_what_was_typed(review_as, scene: Scene) -> None:

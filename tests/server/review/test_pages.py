@@ -170,7 +170,8 @@ def test_without_javascript_a_timeline_link_reloads_the_player_at_that_moment(re
 
 
 def _queue_row(page: str, inspection_id: object) -> str:
-    return next(r for r in page.split('<tr data-testid="queue-row">')[1:] if f"/review/inspections/{inspection_id}" in r)
+    rows = page.split('<tr data-testid="queue-row">')[1:]
+    return next(r for r in rows if f"/review/inspections/{inspection_id}" in r)
 
 
 def test_the_queue_shows_one_badge_per_flag_with_its_count_and_the_people_concerned(review_as, scene: Scene) -> None:
@@ -180,7 +181,8 @@ def test_the_queue_shows_one_badge_per_flag_with_its_count_and_the_people_concer
     for person in ("m-insp", "e-insp"):
         db.session.add(InspectionFlag(inspection_id=scene.joint.id, task_id=scene.world.task.id,
                                       code="certificate-missing", severity="error",
-                                      message=f"证据中未见 {people[person].full_name} 出示执法证", raised_at=scene.start,
+                                      message=f"证据中未见 {people[person].full_name} 出示执法证",
+                                      raised_at=scene.start,
                                       details={"user_id": str(people[person].id), "name": people[person].full_name}))
     db.session.commit()
     row = _queue_row(review_as("m-sup").get("/review/").get_data(as_text=True), scene.joint.id)
