@@ -1,6 +1,7 @@
 """Log-in, refresh rotation with reuse detection, logout, device credentials, throttling."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from server.auth.models import RefreshToken
@@ -83,6 +84,7 @@ def test_replaying_a_used_refresh_token_revokes_the_whole_family(client, world: 
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": other}).status_code == 200
 
 
+@pytest.mark.around_office_midnight
 def test_expired_refresh_token_is_refused(client, world: World, auth) -> None:
     from datetime import timedelta
     raw = auth.login("m-insp")["refresh_token"]

@@ -36,6 +36,7 @@ def _get_me(client, token: str):  # type: ignore[no-untyped-def]
     return client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
 
 
+@pytest.mark.around_office_midnight
 def test_a_well_formed_token_is_accepted(client, world: World) -> None:
     token = jwt.encode(_claims(world), KEY, algorithm="HS256")
     assert _get_me(client, token).status_code == 200

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from server.auth.policy import SYSTEM
@@ -129,6 +130,7 @@ def test_certificate_status_history(client, world: World, auth) -> None:
     assert history[1]["changed_by_id"] == str(world.people["m-head"].id)
 
 
+@pytest.mark.around_office_midnight
 def test_certificate_validity_on_a_day_uses_history(world: World) -> None:
     certificate = world.people["m-insp"].certificates[0]
     today = office_day(utcnow())  # days are the offices' days, whatever the server's time zone

@@ -65,6 +65,7 @@ def test_the_ratio_rounds_up_and_a_district_filters_by_address(world: World) -> 
     assert "白水镇" in db.session.get(Enterprise, uuid.UUID(_targets(record)[0])).address
 
 
+@pytest.mark.around_office_midnight
 def test_only_certificates_valid_for_the_whole_window_qualify(world: World) -> None:
     """Expiring inside the window, not yet valid at its start, suspended or revoked: not drawn."""
     add_enterprises(world, 3, industry="食品")
@@ -212,6 +213,7 @@ def test_a_draw_makes_tasks_that_wait_for_approval(world: World) -> None:
         assert [i.check_item_id for i in task.check_items] == [world.check_items["m-licence"].id]
 
 
+@pytest.mark.around_office_midnight
 def test_a_draw_window_must_lie_in_the_plan_period(world: World) -> None:
     second_market_inspector(world)
     with pytest.raises(Problem) as refused:

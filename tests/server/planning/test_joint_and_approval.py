@@ -136,6 +136,7 @@ def _market_visit(world: World, who: str = "m-head", days_ahead: int = 10) -> In
     return task
 
 
+@pytest.mark.around_office_midnight
 def test_a_visit_beyond_the_cap_is_refused(world: World) -> None:
     set_frequency_rule(SYSTEM, {"max_inspections": 2, "period_days": 365, "fold_window_days": 5})
     db.session.commit()
@@ -188,6 +189,7 @@ def test_two_visits_scheduled_at_once_cannot_both_pass_the_cap(app, world: World
     assert outcomes == {"A": "created", "B": "frequency-cap-reached"}
 
 
+@pytest.mark.around_office_midnight
 def test_a_draw_skips_enterprises_at_the_cap(world: World) -> None:
     set_frequency_rule(SYSTEM, {"max_inspections": 1, "period_days": 365, "fold_window_days": 0})
     second_market_inspector(world)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from server.audit.models import AuditEntry
@@ -70,6 +71,7 @@ def test_an_inspector_is_told_clearly_that_the_app_is_not_for_them(client, world
     assert ("review.login", "denied") in _actions()
 
 
+@pytest.mark.around_office_midnight
 def test_an_idle_session_ends(app, client, world: World) -> None:
     log_in(client, "m-sup")
     assert client.get("/review/").status_code == 200

@@ -648,6 +648,7 @@ def test_a_failing_store_answers_503_and_keeps_the_offset(client, world: World, 
 
 # ---- expiry --------------------------------------------------------------------------------
 
+@pytest.mark.around_office_midnight
 def test_expire_uploads_removes_abandoned_partial_uploads(client, world: World, auth, app, runner) -> None:
     import os
     from datetime import timedelta
@@ -655,11 +656,11 @@ def test_expire_uploads_removes_abandoned_partial_uploads(client, world: World, 
     from server.db_types import utcnow
 
     data = footage(3000)
-    stale_url, headers, _ = new_upload(client, auth, world, data)
+    stale_url, headers, stale_media = new_upload(client, auth, world, data)
     assert patch(client, stale_url, headers, 0, data[:1000]).status_code == 204
     fresh_url, _, _ = new_upload(client, auth, world, footage(10))
-    stale = db.session.scalars(select(Upload).where(Upload.created_at == select(func.min(Upload.created_at))
-                                                    .scalar_subquery())).one()
+    # By its file, not by the earliest creation: on a frozen clock both were created at one instant.
+    stale = db.session.scalars(select(Upload).where(Upload.media_id == uuid.UUID(str(stale_media.id)))).one()
     long_ago = utcnow() - timedelta(hours=73)
     stale.created_at = long_ago
     db.session.commit()
@@ -717,6 +718,7 @@ def test_upload_limits_come_from_the_environment(tmp_path) -> None:
             create_app({"TESTING": True}, env={"INSPECT_ONCE_VAR": str(tmp_path), name: value})
 
 
+@pytest.mark.around_office_midnight
 def test_the_worker_expires_abandoned_uploads_too(client, world: World, auth, app) -> None:
     import os
     from datetime import timedelta

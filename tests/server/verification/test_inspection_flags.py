@@ -233,6 +233,7 @@ def test_coercive_measures_without_footage(app, visit, media) -> None:  # noqa: 
     assert codes(visit.assessment(app)) == ["footage-missing"]
 
 
+@pytest.mark.around_office_midnight
 def test_a_visit_synced_days_later_is_flagged_late(app, client, auth, world, media) -> None:  # noqa: F811
     long_ago = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=4)
     visit = Visit(client, auth, world, long_ago, 15)
