@@ -12,7 +12,14 @@ import pytest
 from time_machine import escape_hatch
 
 from server.db_types import office_day
-from tests.clock import AROUND_OFFICE_MIDNIGHT, office_today, parse_instant, session_now, subprocess_command
+from tests.clock import (
+    AROUND_OFFICE_MIDNIGHT,
+    DEFAULT_NOW,
+    office_today,
+    parse_instant,
+    session_now,
+    subprocess_command,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = timezone.utc
@@ -27,7 +34,7 @@ def test_a_test_runs_at_the_suites_instant_and_time_flows_on_from_it() -> None:
 
 
 def test_the_default_instant_is_hours_from_any_midnight() -> None:
-    start = session_now()
+    start = DEFAULT_NOW
     for zone in (UTC, timezone(timedelta(hours=8))):  # the machine's (CI's is UTC) and the offices'
         local = start.astimezone(zone)
         since_midnight = timedelta(hours=local.hour, minutes=local.minute, seconds=local.second)
