@@ -25,7 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    from server import cli, errors, health
+    from server import cli, errors, events, health
     from server.api import api, document_security
     from server.auth import passwords
     from server.auth import service as auth_service
@@ -52,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     if testing:
         passwords.configure(time_cost=1, memory_cost=8 * 1024)
     db.init_app(app)
+    events.init_app(app)
     app.extensions["inspect_once.queue"] = build_queue(app)
     with app.app_context():
         configure_sqlite(db.engine)

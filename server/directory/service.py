@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import or_, select
 
+from server import events
 from server.audit import service as audit
 from server.auth import passwords
 from server.auth.policy import Permission, Principal, authorize_object, in_scope, scope_query
@@ -217,12 +218,11 @@ def change_certificate_status(principal: Principal, certificate: Certificate, st
     if certificate.status == status:
         raise _field_error("status", f"执法证已处于该状态（{status.value}）", 409, "no-change")
     certificate.status = status
+    changed_at = utcnow()
     certificate.history.append(CertificateStatusChange(
-        status=status, reason=reason, changed_at=utcnow(), changed_by_id=principal.user_id))
+        status=status, reason=reason, changed_at=changed_at, changed_by_id=principal.user_id))
     db.session.flush()
-    from server.verification.jobs import on_certificate_changed  # the holder's inspections are re-assessed
-
-    on_certificate_changed(certificate.holder_id)
+    events.emit(events.Event.CERTIFICATE_CHANGED, holder_id=certificate.holder_id, changed_at=changed_at)
     audit.record("certificate.status_change", object_type="certificate", object_id=str(certificate.id), actor=principal,
                  details={"number": certificate.number, "status": status.value, "reason": reason})
     return certificate

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
-from server import changefeed
+from server import changefeed, events
 from server.auth.policy import Permission, Principal, authorize_object
 from server.db_types import utcnow
 from server.directory.models import Certificate, CheckItem, Device, DeviceKind, Enterprise
@@ -169,14 +169,12 @@ def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], 
 
 
 def _announce(batch: _Batch) -> None:
-    """Inspections whose records changed get their evidence re-assessed after the push commits."""
-    from server.verification.jobs import on_inspections_changed
-
+    """Announce the inspections whose records changed (their evidence is re-assessed after the push commits)."""
     touched = {e.id if e.kind == "inspection" else e.inspection_id
                for e in batch.entities.values() if e.is_new or e.changed}
     touched.discard(None)
     if touched:
-        on_inspections_changed(touched)  # type: ignore[arg-type]
+        events.emit(events.Event.INSPECTIONS_CHANGED, inspection_ids=touched)
 
 
 def _write(batch: _Batch) -> None:

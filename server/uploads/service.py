@@ -33,7 +33,7 @@ import marshmallow as ma
 from flask import current_app
 from sqlalchemy import or_, select
 
-from server import transaction
+from server import events, transaction
 from server.audit import service as audit
 from server.auth.policy import Permission, Principal, can
 from server.db_types import new_uuid, utcnow
@@ -584,19 +584,12 @@ def _record_media(row: Upload, stored: StoredObject, now: datetime) -> Media:
 
 
 def on_media_stored(media: Media) -> None:
-    """A file was stored and its media record made: where verification starts.
-
-    The verification is pending until a worker has run ``media.verify_file``
-    on it; the job is enqueued only when this request commits, so the worker
-    finds the committed row.
-    """
-    from server.jobs.queue import enqueue_after_commit
-    from server.verification.jobs import VERIFY_MEDIA
-
+    """A file was stored and its media record made: its verification is pending, and those who verify
+    hear of it (``Event.MEDIA_STORED``) once this transaction commits, so they find the committed row."""
     media.verification_status = VerificationStatus.PENDING
     media.verification_reasons = []
     db.session.flush()
-    enqueue_after_commit(VERIFY_MEDIA, media_id=str(media.id))
+    events.emit(events.Event.MEDIA_STORED, media_id=media.id)
 
 
 # ---- termination (DELETE) ---------------------------------------------------------------

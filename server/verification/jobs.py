@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 VERIFY_MEDIA = "verify-media"
 ASSESS_INSPECTION = "assess-inspection"
+REASSESS_HOLDER = "reassess-certificate-holder"
 SWEEP = "verification-sweep"
 
 
@@ -71,14 +72,28 @@ def sweep_job() -> None:
         queue.enqueue(ASSESS_INSPECTION, inspection_id=str(inspection_id))
 
 
+def reassess_holder_job(holder_id: str, since: str) -> None:
+    """A certificate's status changed: its holder's inspections from that office day on are re-assessed
+    (earlier days keep their verdict; the status history answers for them)."""
+    for inspection_id in inspections.inspections_of_holder_since(uuid.UUID(holder_id), datetime.fromisoformat(since)):
+        enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))
+
+
+# ---- subscribers to the lower capabilities' events (server.events) ------------------------------
+# They run once the announcing transaction has committed, so they only queue work.
+
+def on_media_stored(media_id: uuid.UUID) -> None:
+    """A file was stored: verify it."""
+    current_queue(current_app).enqueue(VERIFY_MEDIA, media_id=str(media_id))
+
+
 def on_inspections_changed(inspection_ids: set[uuid.UUID]) -> None:
-    """Records of these inspections were synced: re-assess each once the push commits."""
+    """Records of these inspections were synced: re-assess each."""
+    queue = current_queue(current_app)
     for inspection_id in sorted(inspection_ids, key=str):
-        enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))
+        queue.enqueue(ASSESS_INSPECTION, inspection_id=str(inspection_id))
 
 
-def on_certificate_changed(holder_id: uuid.UUID) -> None:
-    """A certificate was suspended, revoked or reinstated: its holder's inspections from today on are
-    re-assessed (earlier days keep their verdict; the status history answers for them)."""
-    for inspection_id in inspections.inspections_of_holder_since(holder_id, utcnow()):
-        enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))
+def on_certificate_changed(holder_id: uuid.UUID, changed_at: datetime) -> None:
+    """A certificate was suspended, revoked or reinstated: re-assess its holder's inspections from that day on."""
+    current_queue(current_app).enqueue(REASSESS_HOLDER, holder_id=str(holder_id), since=changed_at.isoformat())
