@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.auth.policy import Permission, Principal, can
 from server.db_types import office_day, utcnow
@@ -108,11 +110,13 @@ def attach_evidence(inspection: SyncedEntity) -> dict[uuid.UUID, str]:
             db.session.delete(link)
     db.session.flush()
     now = utcnow()
-    for media_id, source in wanted.items():
-        if existing.get(media_id) is None or existing[media_id].source != source:
-            db.session.add(InspectionMedia(inspection_id=inspection.id, media_id=media_id, task_id=inspection.task_id,
-                                           source=source, attached_at=now))
-    db.session.flush()
+    missing = [{"inspection_id": inspection.id, "media_id": media_id, "task_id": inspection.task_id,
+                "source": source, "attached_at": now}
+               for media_id, source in wanted.items()
+               if existing.get(media_id) is None or existing[media_id].source != source]
+    if missing:
+        # Idempotent: a link another assessment made meanwhile is the same link.
+        db.session.execute(_insert_ignoring_duplicates(InspectionMedia), missing)
     return wanted
 
 
@@ -206,11 +210,33 @@ def gather_facts(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> rules
         evidence=tuple(evidence), conflicts=_conflicts(inspection.id))
 
 
+def _insert_ignoring_duplicates(model: type[Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the dialect of the session's database (SQLite or PostgreSQL)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(model).on_conflict_do_nothing()
+    return sqlite_insert(model).on_conflict_do_nothing()
+
+
+def _claim(inspection: SyncedEntity, now: datetime) -> None:
+    """Take the inspection's assessment for this transaction: a second assessment of the same inspection
+    (a push and a finished verification on two worker threads) waits here until this one commits, then
+    works from what it wrote. The assessment row is created if missing; the row lock serialises them on
+    PostgreSQL, and the write itself takes SQLite's single writer lock."""
+    db.session.execute(_insert_ignoring_duplicates(InspectionAssessment).values(
+        inspection_id=inspection.id, task_id=inspection.task_id, assessed_at=now, errors=0, warnings=0,
+        pending_media=0))
+    db.session.execute(select(InspectionAssessment.inspection_id)
+                       .where(InspectionAssessment.inspection_id == inspection.id).with_for_update())
+
+
 def assess_inspection(inspection_id: uuid.UUID) -> list[InspectionFlag] | None:
-    """Re-assess one inspection and store its flags; None if it no longer exists."""
+    """Re-assess one inspection and store its flags; None if it no longer exists.
+
+    Safe to run twice at once for one inspection: the second waits for the first (``_claim``)."""
     inspection = _inspection(inspection_id)
     if inspection is None:
         return None
+    _claim(inspection, utcnow())
     links = attach_evidence(inspection)
     facts = gather_facts(inspection, links)
     found = rules.assess(facts)
@@ -220,10 +246,8 @@ def assess_inspection(inspection_id: uuid.UUID) -> list[InspectionFlag] | None:
                              severity=flag.severity, message=flag.message, details=flag.details,
                              media_id=flag.media_id, raised_at=now) for flag in found]
     db.session.add_all(stored)
-    assessment = db.session.get(InspectionAssessment, inspection.id)
-    if assessment is None:
-        assessment = InspectionAssessment(inspection_id=inspection.id, task_id=inspection.task_id)
-        db.session.add(assessment)
+    assessment = db.session.get(InspectionAssessment, inspection.id, populate_existing=True)
+    assert assessment is not None  # made by _claim
     assessment.assessed_at = now
     assessment.errors = sum(1 for f in found if f.severity == "error")
     assessment.warnings = len(found) - assessment.errors
