@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from server.auth.policy import SYSTEM
+from server.auth.policy import SYSTEM, Principal
+from server.db_types import office_day, utcnow
 from server.directory import service as directory
 from server.directory.credit_code import ALPHABET, make_credit_code
-from server.directory.models import CertificateStatus, Department, User
-from server.db_types import office_day, utcnow
+from server.directory.models import CertificateStatus, CheckItem, Department, Enterprise, User
 from server.extensions import db
+from server.planning.conflicts import declare_conflict
+from server.planning.draws import run_draw
+from server.planning.frequency import request_override
+from server.planning.joint_plans import create_joint_plan
+from server.planning.plans import create_plan
+from server.tasks.models import InspectionTask
+from server.tasks.service import create_task
 
 DEMO_PASSWORD = "demo-pass-2026"
 DIVISION = "431121"  # 祁阳市 administrative division code
@@ -99,12 +106,15 @@ class SeedSummary:
     certificates_suspended: int = 0
     devices: int = 0
     inspections: int = 0
+    open_tasks: int = 0
+    draws: int = 0
     accounts: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"{self.departments} departments, {self.check_items} check items, {self.enterprises} enterprises, "
                 f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), {self.devices} devices, "
-                f"{self.inspections} joint inspection awaiting review")
+                f"{self.inspections} joint inspection awaiting review, {self.open_tasks} open visits of today for the "
+                f"demo inspectors, {self.draws} double-random draw awaiting the heads' approval")
 
 
 def _person(rng: random.Random, used: set[str]) -> str:
@@ -210,7 +220,92 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
         summary.enterprises += 1
     _seed_joint_inspection(departments)
     summary.inspections += 1
+    summary.open_tasks = _seed_open_tasks(departments)
+    summary.draws = _seed_planning(departments)
     return summary
+
+
+# Open visits of today for the demo inspectors, so a new user can try the tablet at once: one of each
+# department's own, and two joint ones. (lead department, other department or None, team suffixes)
+OPEN_VISITS = [
+    ("SCJG", None, ("insp1", "insp2")), ("STHJ", None, ("insp1", "insp2")), ("JTYS", None, ("insp1", "insp2")),
+    ("NYNC", None, ("insp1", "insp2")), ("WLGT", None, ("insp1", "insp2")), ("YJGL", None, ("insp1", "insp2")),
+    ("SCJG", "YJGL", ("insp3", "insp4")), ("STHJ", "NYNC", ("insp3", "insp4")),
+]
+
+
+def _seed_open_tasks(departments: dict[str, Department]) -> int:
+    """Dispatched visits of today, each to its own enterprise (no visit folds into another)."""
+    now = utcnow().replace(microsecond=0)
+    taken = set(db.session.scalars(select(InspectionTask.enterprise_id)))
+    enterprises = list(db.session.scalars(select(Enterprise).order_by(Enterprise.credit_code)))
+    made = 0
+    for lead, other, suffixes in OPEN_VISITS:
+        codes = [lead] + ([other] if other else [])
+        wanted = {departments[c].id for c in codes}
+        enterprise = next(e for e in enterprises if e.id not in taken
+                          and wanted <= {d.id for d in e.supervising_departments})
+        taken.add(enterprise.id)
+        members = list(db.session.scalars(select(User.id).where(
+            User.username.in_([f"{c.lower()}-{s}" for c in codes for s in suffixes])).order_by(User.username)))
+        items = [i for c in codes for i in db.session.scalars(
+            select(CheckItem.id).where(CheckItem.department_id == departments[c].id).order_by(CheckItem.code).limit(3))]
+        title = ("联合检查：" if other else "日常检查：") + enterprise.name
+        create_task(SYSTEM, {"title": title, "enterprise_id": enterprise.id, "lead_department_id": departments[lead].id,
+                             "window_start": now - timedelta(hours=1), "window_end": now + timedelta(hours=10),
+                             "member_ids": members, "check_item_ids": items})
+        made += 1
+    db.session.flush()
+    return made
+
+
+def _seed_planning(departments: dict[str, Department]) -> int:
+    """A year's spot-check plans of market regulation and emergency management for food producers, merged
+    into one joint plan, and its double-random draw for next month: its visits wait for both heads'
+    approval. Plus a declared conflict of interest and a pending request for one visit beyond the cap."""
+    from server.directory.models import CheckItem, Enterprise
+
+    today = office_day(utcnow())
+    market, safety = departments["SCJG"], departments["YJGL"]
+
+    def items(department: Department, codes: list[str]) -> list[object]:
+        return list(db.session.scalars(select(CheckItem.id).where(
+            CheckItem.department_id == department.id, CheckItem.code.in_(codes)).order_by(CheckItem.code)))
+
+    def office_principal(username: str) -> Principal:
+        user = db.session.scalar(select(User).where(User.username == username))
+        assert user is not None
+        return Principal("user", str(user.id), user.role.value, user.department_id)
+
+    period = {"period_start": today, "period_end": today + timedelta(days=365)}
+    plans = [
+        create_plan(SYSTEM, {"title": f"市场监管局{today.year}年度食品生产企业双随机抽查计划", "subject_kind": "食品生产企业",
+                             "department_id": market.id, **period, "target_filter": {"industries": ["食品生产"]},
+                             "sampling_ratio": 0.2, "check_item_ids": items(market, ["SCJG-01", "SCJG-02"])}),
+        create_plan(SYSTEM, {"title": f"应急管理局{today.year}年度食品生产企业安全生产抽查计划",
+                             "subject_kind": "食品生产企业", "department_id": safety.id, **period,
+                             "target_filter": {"industries": ["食品生产"]}, "sampling_ratio": 0.2,
+                             "check_item_ids": items(safety, ["YJGL-01", "YJGL-05"])}),
+    ]
+    joint = create_joint_plan(SYSTEM, {"title": "食品生产企业跨部门联合双随机抽查", "plan_ids": [p.id for p in plans],
+                                       "department_id": market.id, "target_filter": {"industries": ["食品生产"]},
+                                       "sampling_ratio": 0.2, "equivalences": []})
+    office = timezone(timedelta(hours=8))
+    first_day = today + timedelta(days=30)
+    start = datetime(first_day.year, first_day.month, first_day.day, 9, tzinfo=office)
+    run_draw(office_principal("scjg-supervisor"), {
+        "joint_plan_id": joint.id, "window_start": start, "window_end": start + timedelta(days=4, hours=8),
+        "inspectors_per_department": 2, "seed": "qiyang-demo-2026"})
+    enterprise = db.session.scalars(select(Enterprise).where(Enterprise.industry == "餐饮服务")
+                                    .order_by(Enterprise.credit_code)).first()
+    inspector = db.session.scalar(select(User.id).where(User.username == "yjgl-insp6"))
+    if enterprise is not None:
+        declare_conflict(SYSTEM, {"user_id": inspector, "enterprise_id": enterprise.id,
+                                  "reason": "其配偶在该企业担任财务负责人，依规回避"})
+        request_override(office_principal("scjg-supervisor"), {
+            "enterprise_id": enterprise.id, "reason": "群众投诉反映该店后厨卫生问题，需在本周期内再次检查"})
+    db.session.flush()
+    return 1
 
 
 def _seed_joint_inspection(departments: dict[str, Department]) -> None:

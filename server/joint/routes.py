@@ -48,7 +48,7 @@ def joint_record(task_id: uuid.UUID) -> Any:
 
 @blp.get("/<uuid:task_id>/joint-report.html")
 @requires(Permission.READ_TASKS)
-@blp.doc(security=BEARER)
+@blp.doc(security=BEARER, responses={"200": {"content": {"text/html": {"schema": {"type": "string"}}}}})
 @blp.response(200, content_type="text/html", description="The joint report as an HTML page")
 @blp.alt_response(404, description="Not found, or not on the team nor an office of a participating department")
 def joint_report_html(task_id: uuid.UUID) -> Any:
@@ -59,7 +59,8 @@ def joint_report_html(task_id: uuid.UUID) -> Any:
 
 @blp.get("/<uuid:task_id>/joint-report.pdf")
 @requires(Permission.READ_TASKS)
-@blp.doc(security=BEARER)
+@blp.doc(security=BEARER, responses={
+    "200": {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 @blp.response(200, content_type="application/pdf", description="The joint report as PDF")
 @blp.alt_response(404, description="Not found, or not on the team nor an office of a participating department")
 def joint_report_pdf(task_id: uuid.UUID) -> Any:

@@ -319,7 +319,7 @@ def _evidence(task_id: uuid.UUID, synced: list[SyncedEntity], names: _Directory)
                     "capture_end": fields.get("capture_end"), "device_id": fields.get("device_id"),
                     "proves": fields.get("proves"), "department": names.department(entity.department_id),
                     "uploaded": media is not None,
-                    "verification": media.verification if media else {"status": NOT_UPLOADED, "reasons": []}})
+                    "verification": _verdict(media)})
     for media in stored.values():
         if media.id in ids:
             continue
@@ -328,8 +328,19 @@ def _evidence(task_id: uuid.UUID, synced: list[SyncedEntity], names: _Directory)
                     "capture_start": media.capture_start.isoformat() if media.capture_start else None,
                     "capture_end": None, "device_id": media.device_id, "proves": "recording",
                     "department": names.department(media.department_id), "uploaded": True,
-                    "verification": media.verification})
+                    "verification": _verdict(media)})
     return sorted(out, key=lambda m: (m["capture_start"] or "", m["sha256"] or "", m["id"]))
+
+
+def _verdict(media: Media | None) -> dict[str, Any]:
+    """A file's verification as the record states it: the verdict and its reasons.
+
+    Not the analysis behind it (measurements, detections, when it ran): those are the file's, served with
+    the media, and would make the record depend on when a server verified rather than on what was synced.
+    """
+    if media is None:
+        return {"status": NOT_UPLOADED, "reasons": []}
+    return {"status": media.verification_status.value, "reasons": list(media.verification_reasons or [])}
 
 
 def _signature(entity: SyncedEntity, names: _Directory) -> dict[str, Any]:

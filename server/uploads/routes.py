@@ -286,6 +286,8 @@ class MediaItem(MethodView):
 
 
 _BINARY = {"type": "string", "format": "binary"}
+# A file is served as its own type when that is a video, audio or image type, else as octet-stream.
+_FILE_TYPES = {kind: {"schema": _BINARY} for kind in ("video/*", "audio/*", "image/*", "application/octet-stream")}
 _RANGE_HEADERS = {
     "Accept-Ranges": {"description": "bytes", "schema": {"type": "string"}},
     "ETag": {"description": "The file's SHA-256, quoted", "schema": {"type": "string"}},
@@ -295,7 +297,8 @@ _RANGE_HEADERS = {
 @media_blp.route("/<uuid:media_id>/content")
 class MediaContent(MethodView):
     @requires(Permission.READ_MEDIA)
-    @media_blp.doc(security=BEARER, parameters=[
+    @media_blp.doc(security=BEARER, responses={"200": {"content": _FILE_TYPES}, "206": {"content": _FILE_TYPES}},
+                   parameters=[
         {"in": "header", "name": "Range", "required": False, "schema": {"type": "string"},
          "description": "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (several ranges: the whole file)"},
         {"in": "header", "name": "If-Range", "required": False, "schema": {"type": "string"},
