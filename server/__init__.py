@@ -9,6 +9,7 @@ from flask import Flask, Response
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from server.config import flask_config, load_settings
+from server.jsonbody import JSONRequest
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     testing = bool(test_config and test_config.get("TESTING"))
     settings = load_settings(env, testing=testing)
     app = Flask(__name__, instance_relative_config=False)
+    app.request_class = JSONRequest
     app.config.from_mapping(flask_config(settings))
     if test_config:
         app.config.from_mapping(test_config)

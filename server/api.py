@@ -6,10 +6,10 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
-from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from server.errors import handle_http_exception
+from server.jsonbody import JSONBodyParser
 
 
 class ProblemSchema(ma.Schema):
@@ -30,10 +30,10 @@ class Api(_Api):
         return handle_http_exception(error)
 
 
-class StrictParser(FlaskParser):
+class StrictParser(JSONBodyParser):
     # An unknown query parameter is refused too: a typo such as ``?curser=``
     # would otherwise silently restart a tablet's pull from the beginning.
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+    DEFAULT_UNKNOWN_BY_LOCATION = {**JSONBodyParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
 
 
 class Blueprint(_Blueprint):
