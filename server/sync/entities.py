@@ -5,6 +5,7 @@ mutations, and these checks run for each one on the hot path.
 """
 from __future__ import annotations
 
+import enum
 import functools
 import re
 import uuid
@@ -135,15 +136,24 @@ class FieldRule:
     immutable: bool = False  # cannot change once set
 
 
+class Kind(enum.StrEnum):
+    """The kinds of record tablets sync (``SyncedEntity.kind``)."""
+
+    INSPECTION = "inspection"  # the task's one (joint) inspection record
+    FINDING = "finding"  # a department's answer to one check item
+    MEDIA = "media"  # a photo, video or recording declared by a tablet (its file is uploaded separately)
+    SIGNATURE = "signature"  # someone's signature on the record
+
+
 @dataclass(frozen=True)
-class EntityKind:
-    name: str
+class EntityRules:
+    kind: Kind
     fields: dict[str, FieldRule]
     parent_field: str | None  # the field naming the inspection this entity belongs to
 
 
-ENTITY_KINDS: dict[str, EntityKind] = {
-    "inspection": EntityKind("inspection", {
+ENTITY_RULES: dict[Kind, EntityRules] = {
+    Kind.INSPECTION: EntityRules(Kind.INSPECTION, {
         "task_id": FieldRule(uuid_text, required=True, immutable=True),
         "started_at": FieldRule(_nullable(timestamp)),
         "ended_at": FieldRule(_nullable(timestamp)),
@@ -154,7 +164,7 @@ ENTITY_KINDS: dict[str, EntityKind] = {
         "conclusion": FieldRule(_nullable(text(4000))),
         "status": FieldRule(choice("open", "finished")),
     }, parent_field=None),
-    "finding": EntityKind("finding", {
+    Kind.FINDING: EntityRules(Kind.FINDING, {
         "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
         "check_item_id": FieldRule(uuid_text, required=True, immutable=True),
         "result": FieldRule(choice("compliant", "non_compliant", "not_applicable"), required=True),
@@ -162,7 +172,7 @@ ENTITY_KINDS: dict[str, EntityKind] = {
         "evidence": FieldRule(list_of(uuid_text, 100)),
         "recorded_at": FieldRule(_nullable(timestamp)),
     }, parent_field="inspection_id"),
-    "media": EntityKind("media", {
+    Kind.MEDIA: EntityRules(Kind.MEDIA, {
         "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
         "sha256": FieldRule(sha256_hex, required=True, immutable=True),
         "size": FieldRule(size_bytes, required=True, immutable=True),
@@ -173,7 +183,7 @@ ENTITY_KINDS: dict[str, EntityKind] = {
         "device_id": FieldRule(_nullable(text(64))),
         "proves": FieldRule(choice("certificate", "scene", "signature", "other")),
     }, parent_field="inspection_id"),
-    "signature": EntityKind("signature", {
+    Kind.SIGNATURE: EntityRules(Kind.SIGNATURE, {
         "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
         "signer_role": FieldRule(choice("inspector", "representative", "witness"), required=True),
         "signer_name": FieldRule(_nullable(text(100))),
@@ -183,7 +193,7 @@ ENTITY_KINDS: dict[str, EntityKind] = {
 }
 
 
-def clean_fields(kind: EntityKind, fields: dict[str, Any], *, creating: bool,
+def clean_fields(kind: EntityRules, fields: dict[str, Any], *, creating: bool,
                  current: dict[str, Any] | None) -> dict[str, Any]:
     """Validate and normalise ``fields``; raise FieldError naming the first bad field."""
     unknown = sorted(set(fields) - set(kind.fields))

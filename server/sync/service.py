@@ -24,7 +24,7 @@ from server.directory.models import Certificate, CheckItem, Device, DeviceKind, 
 from server.errors import Problem
 from server.extensions import db
 from server.sync import hlc as hlc_stamps
-from server.sync.entities import ENTITY_KINDS, FieldError, clean_fields, inspection_id_for, parse_uuid
+from server.sync.entities import ENTITY_RULES, FieldError, Kind, clean_fields, inspection_id_for, parse_uuid
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
 
@@ -170,7 +170,7 @@ def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], 
 
 def _announce(batch: _Batch) -> None:
     """Announce the inspections whose records changed (their evidence is re-assessed after the push commits)."""
-    touched = {e.id if e.kind == "inspection" else e.inspection_id
+    touched = {e.id if e.kind == Kind.INSPECTION else e.inspection_id
                for e in batch.entities.values() if e.is_new or e.changed}
     touched.discard(None)
     if touched:
@@ -233,12 +233,15 @@ def _check_clock(batch: _Batch, value: str) -> hlc_stamps.Stamp:
 
 
 def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
-    kind = ENTITY_KINDS.get(mutation["entity"])
-    if kind is None:
-        raise Rejected("invalid-fields", f"未知的实体类型 {mutation['entity']}")
+    try:
+        kind = ENTITY_RULES[Kind(mutation["entity"])]
+    except ValueError:
+        shown = str(mutation["entity"]).encode("utf-8", "backslashreplace").decode()
+        raise Rejected("unknown-entity-kind", f"服务器不认识记录类型“{shown}”（可能来自较新版本的执法终端），"
+                                              "该条变更未保存，其余变更不受影响") from None
     entity = batch.entities.get(mutation["entity_id"])
-    if entity is not None and entity.kind != kind.name:
-        raise Rejected("invalid-fields", f"该编号已属于 {entity.kind}，不能作为 {kind.name}")
+    if entity is not None and entity.kind != kind.kind:
+        raise Rejected("invalid-fields", f"该编号已属于 {entity.kind}，不能作为 {kind.kind}")
     deleting = mutation["op"] == "delete"
     raw_fields = mutation.get("fields") or {}
     if deleting and raw_fields:
@@ -250,19 +253,19 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
     except FieldError as exc:
         raise Rejected(exc.code, str(exc)) from None
 
-    task, department_id = _authorize(batch, kind.name, entity, fields)
+    task, department_id = _authorize(batch, kind.kind, entity, fields)
     if task.status in (TaskStatus.PENDING_APPROVAL, TaskStatus.REJECTED):
         raise Rejected("task-not-dispatched", "检查任务尚未经各参与部门负责人批准派发，不能提交检查记录")
     if task.status != TaskStatus.DISPATCHED:
         raise Rejected("task-closed", "检查任务已关闭，不能再修改其记录")
-    if entity is None and kind.name == "inspection":
+    if entity is None and kind.kind == Kind.INSPECTION:
         expected = inspection_id_for(task.id)
         if mutation["entity_id"] != expected:
             raise Rejected("inspection-id", f"每个检查任务只有一份联合检查记录，其编号应为 {expected}；请更新执法终端后重新开始检查")
         department_id = task.department_id  # the shared record belongs to the lead department, whoever started it
 
     if entity is None:
-        entity = _create(batch, mutation, kind.name, task, department_id, fields)
+        entity = _create(batch, mutation, kind.kind.value, task, department_id, fields)
         return "applied", entity.version
     return _update(batch, mutation, entity, fields, deleting)
 
@@ -270,12 +273,12 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
 def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
                fields: dict[str, Any]) -> tuple[InspectionTask, uuid.UUID]:
     principal = batch.principal
-    if kind == "inspection":
+    if kind == Kind.INSPECTION:
         task_id = entity.task_id if entity else parse_uuid(fields["task_id"])
     else:
         parent_id = entity.inspection_id if entity else parse_uuid(fields["inspection_id"])
         parent = batch.entities.get(parent_id)  # type: ignore[arg-type]
-        if parent is None or parent.kind != "inspection":
+        if parent is None or parent.kind != Kind.INSPECTION:
             raise Rejected("unknown-entity", "所属检查记录在服务器上不存在，请先同步检查记录")
         task_id = parent.task_id
     task = batch.tasks.get(task_id)
@@ -283,7 +286,7 @@ def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
         raise Rejected("unknown-entity", "检查任务不存在")
     if task_id not in batch.member_of:
         raise Rejected("forbidden", "您不是该检查任务的检查组成员")
-    if kind == "finding":
+    if kind == Kind.FINDING:
         if entity is not None and entity.department_id != principal.department_id:
             raise Rejected("forbidden", "检查结论归属其他部门，只有该部门执法人员可以修改")
         if entity is None:
@@ -534,6 +537,6 @@ class SyncedMedia:
 def synced_media(media_id: uuid.UUID) -> SyncedMedia | None:
     """The live (not deleted) synced media record with this id, or None."""
     entity = db.session.get(SyncedEntity, media_id)
-    if entity is None or entity.kind != "media" or entity.deleted:
+    if entity is None or entity.kind != Kind.MEDIA or entity.deleted:
         return None
     return SyncedMedia(entity.id, entity.task_id, entity.department_id, dict(entity.fields))

@@ -200,6 +200,28 @@ def test_closed_task_refuses_changes(client, world: World, auth) -> None:
     assert (result["status"], result["code"]) == ("rejected", "task-closed")
 
 
+def test_a_mutation_of_an_unknown_kind_is_refused_alone(client, world: World, auth) -> None:
+    """A tablet running a newer app, or one damaged outbox row, never blocks the rest of the outbox."""
+    headers = auth.headers("m-insp")
+    inspection = new_inspection(world)
+    newer = mutation("witness_statement", str(uuid.uuid4()), {"inspection_id": inspection["entity_id"],
+                                                              "text": "证人陈述"}, "SCJG-TAB1")
+    finding = mutation("finding", str(uuid.uuid4()), {
+        "inspection_id": inspection["entity_id"], "check_item_id": str(world.check_items["m-licence"].id),
+        "result": "compliant"}, "SCJG-TAB1")
+    response = push(client, headers, "SCJG-TAB1", [inspection, newer, finding])
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("applied", None), ("rejected", "unknown-entity-kind"), ("applied", None)]
+    assert "witness_statement" in results[1]["reason"]
+    assert counts()[:2] == (2, 2)
+    # Sent again (the tablet has not set it aside yet): the same answer, nothing more stored.
+    again = push(client, headers, "SCJG-TAB1", [newer])
+    assert again.get_json()["results"][0]["code"] == "unknown-entity-kind"
+    assert counts()[:2] == (2, 2)
+
+
 def test_malformed_batches_are_refused_whole(client, world: World, auth) -> None:
     headers = auth.headers("m-insp")
     good = new_inspection(world)

@@ -14,7 +14,7 @@ GOOD = {"id": str(uuid.uuid4()), "entity": "finding", "entity_id": str(uuid.uuid
         "base_version": 0, "hlc": "1764120000000-0001-SCJG-TAB1", "fields": {"result": "compliant"}}
 
 BAD_VALUES = {
-    "id": ["x", 5, None, ""], "entity": ["person", 1, None], "entity_id": ["nope", [], None],
+    "id": ["x", 5, None, ""], "entity": ["", "x" * 65, 1, None], "entity_id": ["nope", [], None],
     "op": ["explode", None, 0], "base_version": [-1, "1", 1.5, True, None, 2**40],
     "hlc": ["yesterday", 1764120000000, None, "1764120000000-1-X"], "fields": [[], "x", {"": 1, 5: 2}],
 }
