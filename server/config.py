@@ -36,6 +36,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_UPLOAD_EXPIRY_HOURS",
     "INSPECT_ONCE_REVIEW_IDLE_MINUTES",
     "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS",
+    "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES",
 }
 
 
@@ -73,6 +74,8 @@ class Settings:
     review_idle_minutes: int = 30  # the review app logs a browser off after this long without a request
     # A verification run not finished this long after it started is taken to have died with its worker.
     verification_lease_seconds: int = 1800
+    # Below this much free space in the media store, /healthz reports "degraded" (uploads still run).
+    media_min_free_bytes: int = 5 * 1024 ** 3
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -168,6 +171,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         upload_expiry_hours=_int(env, "INSPECT_ONCE_UPLOAD_EXPIRY_HOURS", 72, minimum=1),
         review_idle_minutes=_int(env, "INSPECT_ONCE_REVIEW_IDLE_MINUTES", 30, minimum=1),
         verification_lease_seconds=_int(env, "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS", 1800, minimum=1),
+        media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
     )
 
 

@@ -77,8 +77,11 @@ def _backends() -> list[Any]:
     return params
 
 
-def _build_app(database_url: str, var: Path, extra: dict[str, Any] | None = None) -> Flask:
-    env = {"INSPECT_ONCE_VAR": str(var), "MEDIA_ROOT": str(var / "media")}
+def _build_app(database_url: str, var: Path, extra: dict[str, Any] | None = None,
+               env_extra: dict[str, str] | None = None) -> Flask:
+    # The machine's free disk space is not the test's business: no floor unless a test sets one.
+    env = {"INSPECT_ONCE_VAR": str(var), "MEDIA_ROOT": str(var / "media"), "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES": "0",
+           **(env_extra or {})}
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **(extra or {})}
     return create_app(config, env=env)
 

@@ -157,6 +157,10 @@ class MediaStore(ABC):
     # -- partial uploads ---------------------------------------------------------------
 
     @abstractmethod
+    def health(self) -> StoreHealth:
+        """Whether the store can take writes now, and its free space where it has a limit."""
+
+    @abstractmethod
     def create_partial(self, length: int) -> PartialState:
         """Start a partial upload of ``length`` bytes under a new, store-generated key."""
 
@@ -208,6 +212,15 @@ class HashStateStore(ABC):
     @abstractmethod
     def load_hash_state(self, key: str) -> tuple[int, bytes] | None:
         """The state last kept and its offset, or None when there is none that can be trusted."""
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What a store says of itself for ``/healthz``: whether it answers, and the room left where it knows."""
+
+    available: bool
+    problem: str | None = None  # why it is not available (operator-facing, English)
+    free_bytes: int | None = None  # None: the store has no such limit it can tell (an object store)
 
 
 class ExpiringStore(ABC):
@@ -409,6 +422,16 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
             for directory in (self._objects, self._uploads, self._quarantine, self._tmp):
                 _mkdirs_durably(directory)
             self._ready = True
+
+    def health(self) -> StoreHealth:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                return StoreHealth(False, f"{self.root} is not writable")
+            stats = os.statvfs(self.root)
+        except OSError as exc:
+            return StoreHealth(False, f"{self.root}: {exc.strerror}")
+        return StoreHealth(True, free_bytes=stats.f_bavail * stats.f_frsize)
 
     # -- paths -------------------------------------------------------------------------
 
