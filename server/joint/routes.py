@@ -33,6 +33,9 @@ class JointRecordSchema(ma.Schema):
     signatures = ma.fields.List(ma.fields.Dict())
     conflicts = ma.fields.List(ma.fields.Dict())
     flags = ma.fields.List(ma.fields.Dict())
+    totals = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), metadata={
+        "description": "Records of each kind (finding, media, signature) the inspection holds; the lists show "
+                       "at most 500 findings, 2,000 files and 50 signatures"})
 
 
 @blp.get("/<uuid:task_id>/joint-record")

@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from server.auth.policy import Principal
 from server.directory.models import Certificate, CheckItem, Department, Device, User
 from server.extensions import db
-from server.sync.entities import inspection_id_for
+from server.sync.entities import MAX_PER_INSPECTION, Kind, inspection_id_for
 from server.sync.models import SyncedEntity
 from server.tasks.models import InspectionTask
 from server.tasks.service import get_task
@@ -49,6 +49,9 @@ class JointRecord:
     signatures: list[dict[str, Any]]
     conflicts: list[dict[str, Any]]
     flags: list[dict[str, Any]]
+    # Records of each kind the inspection holds; a list above holds at most MAX_PER_INSPECTION of them
+    # (the smallest ids: the same subset on every server), which only records older than that cap exceed.
+    totals: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, every list in a fixed order (shares the record's lists: no deep copy)."""
@@ -92,7 +95,7 @@ class _Directory:
         user_ids = {m.user_id for m in task.members} | {e.created_by_id for e in entities}
         self.users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
         item_ids = {i.check_item_id for i in task.check_items}
-        item_ids |= {uuid.UUID(e.fields["check_item_id"]) for e in entities if e.kind == "finding"}
+        item_ids |= {uuid.UUID(e.fields["check_item_id"]) for e in entities if e.kind == Kind.FINDING}
         self.items = {i.id: i for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(item_ids)))}
 
     def department(self, department_id: uuid.UUID | None) -> dict[str, Any] | None:
@@ -123,12 +126,18 @@ def joint_record(task_id: uuid.UUID) -> JointRecord:
     task = db.session.get(InspectionTask, task_id)
     if task is None:
         raise LookupError(f"no task {task_id}")
-    entities = list(db.session.scalars(select(SyncedEntity).where(SyncedEntity.task_id == task_id)
-                                       .order_by(SyncedEntity.id)))
+    inspection = db.session.get(SyncedEntity, inspection_id_for(task_id))
+    totals = {kind.value: 0 for kind in MAX_PER_INSPECTION}
+    totals.update({kind: count for kind, count in db.session.execute(
+        select(SyncedEntity.kind, func.count()).where(
+            SyncedEntity.task_id == task_id, SyncedEntity.kind != Kind.INSPECTION, SyncedEntity.deleted.is_(False))
+        .group_by(SyncedEntity.kind))})
+    live = [entity for kind, cap in MAX_PER_INSPECTION.items() for entity in db.session.scalars(
+        select(SyncedEntity).where(SyncedEntity.task_id == task_id, SyncedEntity.kind == kind,
+                                   SyncedEntity.deleted.is_(False)).order_by(SyncedEntity.id).limit(cap))]
+    entities = ([inspection] if inspection is not None else []) + live
     names = _Directory(task, entities)
-    inspection = next((e for e in entities if e.id == inspection_id_for(task_id)), None)
-    live = [e for e in entities if not e.deleted and e.kind != "inspection"]
-    findings = [_finding(e, names) for e in live if e.kind == "finding"]
+    findings = [_finding(e, names) for e in live if e.kind == Kind.FINDING]
     findings.sort(key=lambda f: (f["department"]["code"] if f["department"] else "", f["check_item"]["code"] or "",
                                  f["id"]))
     merged, flags = _merge_findings(task, findings, names)
@@ -141,10 +150,10 @@ def joint_record(task_id: uuid.UUID) -> JointRecord:
         findings=_by_department(findings), merged_findings=merged,
         soft_measures=_measures(inspection, "soft_measures", names),
         coercive_measures=_measures(inspection, "coercive_measures", names),
-        evidence=_evidence(task_id, [e for e in live if e.kind == "media"], names),
-        signatures=sorted((_signature(e, names) for e in live if e.kind == "signature"),
+        evidence=_evidence(task_id, [e for e in live if e.kind == Kind.MEDIA], names),
+        signatures=sorted((_signature(e, names) for e in live if e.kind == Kind.SIGNATURE),
                           key=lambda s: (s["signer_role"], s["signed_at"] or "", s["id"])),
-        conflicts=conflicts, flags=flags)
+        conflicts=conflicts, flags=flags, totals=totals)
 
 
 def _task(task: InspectionTask, names: _Directory) -> dict[str, Any]:

@@ -145,6 +145,13 @@ class Kind(enum.StrEnum):
     SIGNATURE = "signature"  # someone's signature on the record
 
 
+# How many records of a kind one inspection may hold: a visit has a few dozen findings, some hundreds of
+# photos and clips, a handful of signatures. A tablet (or a load test) that sends more is refused
+# (``record-full``), so no record grows beyond what a reviewer's page, the joint record and its report
+# can show whole.
+MAX_PER_INSPECTION: dict[Kind, int] = {Kind.FINDING: 500, Kind.MEDIA: 2000, Kind.SIGNATURE: 50}
+
+
 @dataclass(frozen=True)
 class EntityRules:
     kind: Kind

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from server import changefeed, events
 from server.auth.policy import Permission, Principal, authorize_object
@@ -24,7 +24,8 @@ from server.directory.models import Certificate, CheckItem, Device, DeviceKind, 
 from server.errors import Problem
 from server.extensions import db
 from server.sync import hlc as hlc_stamps
-from server.sync.entities import ENTITY_RULES, FieldError, Kind, clean_fields, inspection_id_for, parse_uuid
+from server.sync.entities import (ENTITY_RULES, MAX_PER_INSPECTION, FieldError, Kind, clean_fields, inspection_id_for,
+                                  parse_uuid)
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
 
@@ -102,6 +103,7 @@ class _Batch:
     member_of: set[uuid.UUID]
     check_items: dict[uuid.UUID, CheckItem]
     task_items: dict[uuid.UUID, set[uuid.UUID]]
+    children: dict[tuple[uuid.UUID, str], int]  # live records per (inspection, kind), for MAX_PER_INSPECTION
     seen: dict[uuid.UUID, tuple[str, int]] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -155,7 +157,13 @@ def _load_batch(principal: Principal, device_id: str, mutations: list[dict[str, 
     log = {row.id: (row.content_hash, row.version) for row in db.session.execute(
         select(MutationRecord.id, MutationRecord.content_hash, MutationRecord.version)
         .where(MutationRecord.id.in_(mutation_ids)))}
-    return _Batch(principal, device_id, utcnow(), max_skew, log, entities, tasks, member_of, check_items, task_items)
+    inspections = {e.id for e in entities.values() if e.kind == Kind.INSPECTION}
+    children = {(inspection_id, kind): count for inspection_id, kind, count in db.session.execute(
+        select(SyncedEntity.inspection_id, SyncedEntity.kind, func.count())
+        .where(SyncedEntity.inspection_id.in_(inspections), SyncedEntity.deleted.is_(False))
+        .group_by(SyncedEntity.inspection_id, SyncedEntity.kind))} if inspections else {}
+    return _Batch(principal, device_id, utcnow(), max_skew, log, entities, tasks, member_of, check_items, task_items,
+                  children)
 
 
 def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], max_skew: timedelta) -> list[MutationResult]:
@@ -302,6 +310,12 @@ def _authorize(batch: _Batch, kind: str, entity: EntityState | None,
 def _create(batch: _Batch, mutation: dict[str, Any], kind: str, task: InspectionTask, department_id: uuid.UUID,
             fields: dict[str, Any]) -> EntityState:
     inspection_id = parse_uuid(fields["inspection_id"]) if "inspection_id" in fields else None
+    if inspection_id is not None:
+        held = batch.children.get((inspection_id, kind), 0)
+        cap = MAX_PER_INSPECTION.get(Kind(kind))
+        if cap is not None and held >= cap:
+            raise Rejected("record-full", f"一份检查记录最多 {cap} 条该类记录，已达上限，未保存")
+        batch.children[(inspection_id, kind)] = held + 1
     entity = EntityState(
         id=mutation["entity_id"], kind=kind, task_id=task.id, inspection_id=inspection_id, department_id=department_id,
         created_by_id=batch.principal.user_id,  # type: ignore[arg-type]

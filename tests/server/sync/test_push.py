@@ -222,6 +222,28 @@ def test_a_mutation_of_an_unknown_kind_is_refused_alone(client, world: World, au
     assert counts()[:2] == (2, 2)
 
 
+def test_a_record_holds_a_bounded_number_of_signatures(client, world: World, auth) -> None:
+    """What mutations may add to one record is bounded: a load test once left 17,000 signatures on one."""
+    from server.sync.entities import MAX_PER_INSPECTION, Kind
+
+    headers = auth.headers("m-insp")
+    inspection = new_inspection(world)
+    cap = MAX_PER_INSPECTION[Kind.SIGNATURE]
+    signatures = [mutation("signature", str(uuid.uuid4()), {"inspection_id": inspection["entity_id"],
+                                                            "signer_role": "witness", "signer_name": f"证人{n}"},
+                           "SCJG-TAB1") for n in range(cap + 2)]
+    response = push(client, headers, "SCJG-TAB1", [inspection, *signatures])
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results[1:]] == ["applied"] * cap + ["rejected"] * 2
+    assert {r.get("code") for r in results[cap + 1:]} == {"record-full"}
+    # A later batch cannot add one more either; an edit of one already there still applies.
+    later = push(client, headers, "SCJG-TAB1", [mutation("signature", str(uuid.uuid4()), {
+        "inspection_id": inspection["entity_id"], "signer_role": "witness"}, "SCJG-TAB1"),
+        mutation("signature", signatures[0]["entity_id"], {"signer_name": "证人甲"}, "SCJG-TAB1", base=1)])
+    assert [(r["status"], r.get("code")) for r in later.get_json()["results"]] == [
+        ("rejected", "record-full"), ("applied", None)]
+
+
 def test_malformed_batches_are_refused_whole(client, world: World, auth) -> None:
     headers = auth.headers("m-insp")
     good = new_inspection(world)
