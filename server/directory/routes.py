@@ -155,7 +155,8 @@ class Users(MethodView):
     @users.response(200, s.UserPage)
     def get(self, query: dict[str, Any]) -> Any:
         """List people of your department"""
-        return service.list_users(current_principal(), query["role"], query["limit"], query["after"])
+        return service.list_users(current_principal(), query["role"], query["limit"], query["after"],
+                                  query["department_id"])
 
     @requires(Permission.MANAGE_PEOPLE)
     @_documented(users)

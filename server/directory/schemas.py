@@ -202,6 +202,9 @@ class UserCreate(StrictSchema):
 
 class UserQuery(PageQuery):
     role = ma.fields.Enum(Role, by_value=True, load_default=None)
+    department_id = ma.fields.UUID(load_default=None, metadata={
+        "description": "Only this department's people; another department's active inspectors are listed to "
+                       "supervisors and heads, who form joint teams"})
 
 
 class UserPage(PageMeta):

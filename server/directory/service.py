@@ -148,8 +148,21 @@ def update_enterprise(principal: Principal, enterprise_id: uuid.UUID, changes: M
 
 # ---- people and certificates -------------------------------------------------
 
-def list_users(principal: Principal, role: Role | None, limit: int, after: str | None) -> Page[User]:
-    query = scope_query(principal, Permission.READ_PEOPLE, select(User), User.department_id)
+def list_users(principal: Principal, role: Role | None, limit: int, after: str | None,
+               department_id: uuid.UUID | None = None) -> Page[User]:
+    """People of the caller's department; of another department, only its active inspectors, and only to
+    those who plan visits (a joint team is formed from several departments' inspectors)."""
+    if department_id is None or department_id == principal.department_id or principal.is_admin:
+        query = scope_query(principal, Permission.READ_PEOPLE, select(User), User.department_id)
+    else:
+        authorize_object(principal, Permission.MANAGE_TASKS, None)
+        if db.session.get(Department, department_id) is None:
+            raise _field_error("department_id", "部门不存在", 404, "not-found")
+        query = select(User).where(User.role == Role.INSPECTOR, User.active.is_(True))
+        if role not in (None, Role.INSPECTOR):
+            raise _field_error("role", "其他部门只能查看在岗执法人员（inspector）", 403, "forbidden")
+    if department_id is not None:
+        query = query.where(User.department_id == department_id)
     if role:
         query = query.where(User.role == role)
     return keyset_page(query, User.id, limit, after)

@@ -1,6 +1,7 @@
 """The directory as its users see it through the API."""
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -171,3 +172,21 @@ def test_devices_secret_is_shown_once(client, world: World, auth) -> None:
 def test_password_never_appears_in_listings(client, world: World, auth) -> None:
     text = client.get("/api/v1/users/", headers=auth.headers("admin")).get_data(as_text=True)
     assert PASSWORD not in text and "argon2" not in text
+
+
+def test_a_supervisor_finds_another_departments_inspectors_to_form_a_joint_team(client, world, auth) -> None:
+    ecology = str(world.ecology.id)
+    listed = client.get(f"/api/v1/users/?department_id={ecology}", headers=auth.headers("m-sup"))
+    assert listed.status_code == 200, listed.get_json()
+    people = listed.get_json()["items"]
+    assert sorted(p["username"] for p in people) == ["e-insp", "e-insp2"]  # inspectors only, not e-sup/e-head
+    assert {p["department_id"] for p in people} == {ecology}
+    # Their own department as before, filtered or not.
+    own = client.get(f"/api/v1/users/?department_id={world.market.id}", headers=auth.headers("m-sup"))
+    assert {p["username"] for p in own.get_json()["items"]} >= {"m-sup", "m-head", "m-insp"}
+    # Asking for another department's supervisors, as an inspector, or for a department that does not exist.
+    assert_problem(client.get(f"/api/v1/users/?department_id={ecology}&role=supervisor",
+                              headers=auth.headers("m-sup")), 403)
+    assert_problem(client.get(f"/api/v1/users/?department_id={ecology}", headers=auth.headers("m-insp")), 403)
+    assert_problem(client.get(f"/api/v1/users/?department_id={uuid.uuid4()}", headers=auth.headers("m-sup")), 404)
+    assert_problem(client.get("/api/v1/users/?department_id=nope", headers=auth.headers("m-sup")), 422)
