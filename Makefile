@@ -27,6 +27,7 @@ $(VAR)/secrets.env: | $(BIN)/python
 
 run: install $(VAR)/secrets.env
 	@set -a; . "$(INSPECT_ONCE_VAR)/secrets.env"; set +a; \
+	$(BIN)/flask --app server check-system && \
 	$(BIN)/flask --app server init-db && \
 	$(BIN)/flask --app server seed-demo --if-empty && \
 	echo "" && echo "Log in: http://$${INSPECT_ONCE_HOST:-127.0.0.1}:$${INSPECT_ONCE_PORT:-5000}/review/  (supervisors, in the browser)" && \

@@ -199,7 +199,20 @@ def worker_command(workers: int, once: bool) -> None:
     queue.run_worker(workers)
 
 
+@click.command("check-system")
+def check_system_command() -> None:
+    """Say which system packages this server still needs (make run calls it); exit 0 either way."""
+    from server.joint.report import CJK_FONT_FAMILY, missing_cjk_font
+
+    package = missing_cjk_font()
+    if package is None:
+        click.echo(f"system packages: ok ({CJK_FONT_FAMILY} for the PDF report)")
+    else:
+        click.echo(f"WARNING: the joint report's PDF needs the font {CJK_FONT_FAMILY}: "
+                   f"sudo apt-get install {package}  (until then the PDF is refused; the HTML report works)")
+
+
 def init_app(app: Flask) -> None:
-    for command in (init_db_command, seed_demo_command, create_department_command, create_user_command,
+    for command in (check_system_command, init_db_command, seed_demo_command, create_department_command, create_user_command,
                     create_device_command, set_certificate_status_command, serve_command, worker_command):
         app.cli.add_command(command)

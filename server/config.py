@@ -110,6 +110,23 @@ def _rate(value: str, name: str) -> str:
     return value
 
 
+def _kept_secrets(path: Path) -> dict[str, str]:
+    """``SECRET_KEY``/``JWT_SIGNING_KEY`` from the installation's ``var/secrets.env`` (made by ``make run``),
+    so operator commands (``flask --app server …``) work without sourcing it; the environment wins."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name in ("SECRET_KEY", "JWT_SIGNING_KEY"):
+            found[name] = value.strip().strip("'\"")
+    return found
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False) -> Settings:
     """Build settings from ``env`` (default ``os.environ``), refusing unsafe ones."""
     env = os.environ if env is None else env
@@ -129,8 +146,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
 
-    secret_key = env.get("SECRET_KEY", "")
-    jwt_key = env.get("JWT_SIGNING_KEY", "")
+    kept = _kept_secrets(root / "secrets.env")
+    secret_key = env.get("SECRET_KEY") or kept.get("SECRET_KEY", "")
+    jwt_key = env.get("JWT_SIGNING_KEY") or kept.get("JWT_SIGNING_KEY", "")
     relaxed = debug or testing
     for name, value in (("SECRET_KEY", secret_key), ("JWT_SIGNING_KEY", jwt_key)):
         if not value or value == DEV_SECRET:

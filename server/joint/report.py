@@ -1,6 +1,7 @@
 """The joint report: the joint record as one document for the enterprise and the file (HTML, PDF)."""
 from __future__ import annotations
 
+import subprocess
 from datetime import datetime, timezone
 from typing import Any
 
@@ -9,7 +10,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from server.db_types import OFFICE_TIMEZONE
 from server.joint.service import JointRecord
 
-# Beijing time has had no daylight saving since 1991: a fixed offset needs no tz database.
+# The PDF embeds this family; without it pango falls back to a font with no Chinese glyphs and every
+# character becomes a box, so the report refuses instead (and `make run` says what to install).
+CJK_FONT_FAMILY = "Noto Sans CJK SC"
 CJK_FONT_PACKAGE = "fonts-noto-cjk"
 
 LABELS: dict[str, dict[str, str]] = {
@@ -69,8 +72,34 @@ def render_html(record: JointRecord) -> str:
     return _environment.get_template("joint_report.html").render(record=record.to_dict())
 
 
+def chinese_font_families() -> set[str]:
+    """Font families fontconfig (which pango, and so WeasyPrint, uses) knows for Chinese text."""
+    try:
+        listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, timeout=20,
+                                check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return {name.strip() for line in listed.stdout.splitlines() for name in line.split(",") if name.strip()}
+
+
+def missing_cjk_font() -> str | None:
+    """What to install for the PDF report to show Chinese, or None when it can."""
+    if CJK_FONT_FAMILY in chinese_font_families():
+        return None
+    return CJK_FONT_PACKAGE
+
+
+class ReportUnavailable(RuntimeError):
+    """The PDF cannot be made on this server as it is installed (the message says what is missing)."""
+
+
 def render_pdf(record: JointRecord) -> bytes:
-    """The report as PDF with the CJK font embedded; needs WeasyPrint, pango and fonts-noto-cjk."""
+    """The report as PDF with the CJK font embedded; needs WeasyPrint, pango and fonts-noto-cjk.
+
+    Raises ``ReportUnavailable`` rather than render Chinese as boxes when the font is missing."""
+    package = missing_cjk_font()
+    if package is not None:
+        raise ReportUnavailable(f"the font {CJK_FONT_FAMILY} is not installed (Debian package {package})")
     from weasyprint import HTML
 
     return HTML(string=render_html(record)).write_pdf()  # type: ignore[no-any-return]

@@ -1,6 +1,7 @@
 """The joint record of a task and its report, for the team and the participating offices."""
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -9,8 +10,11 @@ from flask import Response
 
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
+from server.errors import Problem
 from server.joint import report
 from server.joint.service import canonical_json, joint_record_for
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("joint", __name__, url_prefix="/api/v1/tasks",
                 description="The joint inspection record merged from the whole team, and its report")
@@ -66,8 +70,16 @@ def joint_report_html(task_id: uuid.UUID) -> Any:
     "200": {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
 @blp.response(200, content_type="application/pdf", description="The joint report as PDF")
 @blp.alt_response(404, description="Not found, or not on the team nor an office of a participating department")
+@blp.alt_response(503, description="The server lacks the CJK font (fonts-noto-cjk): no PDF rather than boxes")
 def joint_report_pdf(task_id: uuid.UUID) -> Any:
     """The joint report (PDF with embedded CJK font), for the enterprise and the file"""
     record = joint_record_for(current_principal(), task_id)
-    return Response(report.render_pdf(record), mimetype="application/pdf",
+    try:
+        pdf = report.render_pdf(record)
+    except report.ReportUnavailable as exc:
+        log.error("joint report PDF refused: %s", exc)
+        raise Problem(503, "report-unavailable",
+                      f"服务器缺少中文字体（请管理员安装 Debian 软件包 {report.CJK_FONT_PACKAGE}），暂时无法生成 PDF 报告；"
+                      "网页版报告（joint-report.html）可用", title="PDF 报告暂时无法生成") from None
+    return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="joint-report-{task_id}.pdf"'})

@@ -187,3 +187,16 @@ def test_the_flask_cli_refuses_with_a_one_line_reason(tmp_path: Path, overrides:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and reason in lines[0], result.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_the_installations_secrets_file_is_read_when_the_environment_has_none(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from server.config import load_settings
+
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "secrets.env").write_text("SECRET_KEY=" + "s" * 48 + "\nJWT_SIGNING_KEY='" + "j" * 48 + "'\n")
+    settings = load_settings({"INSPECT_ONCE_VAR": str(var)})
+    assert settings.secret_key == "s" * 48 and settings.jwt_signing_key == "j" * 48
+    # The environment wins over the file.
+    settings = load_settings({"INSPECT_ONCE_VAR": str(var), "SECRET_KEY": "e" * 40})
+    assert settings.secret_key == "e" * 40 and settings.jwt_signing_key == "j" * 48

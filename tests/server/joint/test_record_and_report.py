@@ -14,6 +14,7 @@ from server.extensions import db
 from server.joint import report
 from server.joint.service import joint_record
 from server.uploads.models import Media, MediaObject, VerificationStatus
+from tests.conftest import assert_problem
 from tests.server.joint import scenario as sc
 
 
@@ -120,3 +121,21 @@ def test_the_pdf_report_embeds_a_cjk_font(visit, client, auth) -> None:  # type:
         f"no Noto CJK font embedded ({sorted(fonts)}): install the apt package {report.CJK_FONT_PACKAGE}")
     html = client.get(f"/api/v1/tasks/{team.task.id}/joint-report.html", headers=auth.headers("jt0-insp1"))
     assert html.status_code == 200 and html.mimetype == "text/html" and "联合检查记录" in html.get_data(as_text=True)
+
+
+def test_without_the_cjk_font_the_pdf_is_refused_not_rendered_as_boxes(visit, client, auth, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(report, "chinese_font_families", lambda: {"DejaVu Sans"})
+    team, _ = visit
+    response = client.get(f"/api/v1/tasks/{team.task.id}/joint-report.pdf", headers=auth.headers("jt1-insp0"))
+    body = assert_problem(response, 503, "report-unavailable")
+    assert report.CJK_FONT_PACKAGE in body["detail"]
+    html = client.get(f"/api/v1/tasks/{team.task.id}/joint-report.html", headers=auth.headers("jt1-insp0"))
+    assert html.status_code == 200  # the HTML report does not depend on the server's fonts
+
+
+def test_check_system_names_the_package_to_install(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    assert "system packages: ok" in runner.invoke(args=["check-system"]).output
+    monkeypatch.setattr(report, "chinese_font_families", lambda: set())
+    result = runner.invoke(args=["check-system"])
+    assert result.exit_code == 0 and "apt-get install fonts-noto-cjk" in result.output
