@@ -113,7 +113,7 @@ def _require_tablet(principal: Principal, device_id: str) -> None:
     device = db.session.get(Device, device_id)
     if device is None or not device.active or device.kind != DeviceKind.TABLET:
         raise Problem(422, "unknown-device", f"设备 {device_id} 不是已登记的在用执法平板",
-                      errors={"device_id": ["Not a registered, active tablet."]})
+                      errors={"device_id": ["不是已登记的在用执法平板"]})
     authorize_object(principal, Permission.SYNC, device)
 
 
@@ -232,7 +232,7 @@ def _check_clock(batch: _Batch, value: str) -> hlc_stamps.Stamp:
     try:
         stamp = hlc_stamps.parse(value)
     except ValueError as exc:
-        raise Rejected("invalid-fields", f"hlc: {exc}") from None
+        raise Rejected("invalid-fields", "时间戳（hlc）格式不正确，应形如 1764120000000-0001-设备编号") from None
     if stamp.node != batch.device_id:
         raise Rejected("hlc-node-mismatch", "时间戳的设备编号与推送设备不一致")
     if stamp.wall_time > batch.now + batch.max_skew:
