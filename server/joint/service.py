@@ -16,11 +16,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from server.auth.policy import Principal
 from server.directory.models import Certificate, CheckItem, Department, Device, User
 from server.extensions import db
+from server.sync import records
 from server.sync.entities import MAX_PER_INSPECTION, Kind, inspection_id_for
 from server.sync.models import SyncedEntity
 from server.tasks.models import InspectionTask
@@ -126,15 +127,11 @@ def joint_record(task_id: uuid.UUID) -> JointRecord:
     task = db.session.get(InspectionTask, task_id)
     if task is None:
         raise LookupError(f"no task {task_id}")
+    # A deleted record still names its task's shared fields (as a tombstone); its parts are the live ones.
     inspection = db.session.get(SyncedEntity, inspection_id_for(task_id))
-    totals = {kind.value: 0 for kind in MAX_PER_INSPECTION}
-    totals.update({kind: count for kind, count in db.session.execute(
-        select(SyncedEntity.kind, func.count()).where(
-            SyncedEntity.task_id == task_id, SyncedEntity.kind != Kind.INSPECTION, SyncedEntity.deleted.is_(False))
-        .group_by(SyncedEntity.kind))})
-    live = [entity for kind, cap in MAX_PER_INSPECTION.items() for entity in db.session.scalars(
-        select(SyncedEntity).where(SyncedEntity.task_id == task_id, SyncedEntity.kind == kind,
-                                   SyncedEntity.deleted.is_(False)).order_by(SyncedEntity.id).limit(cap))]
+    totals = {kind.value: count for kind, count in records.part_counts(task_id).items()}
+    live = [part for kind, cap in MAX_PER_INSPECTION.items()
+            for part in records.parts_of_task(task_id, kind, limit=cap)]
     entities = ([inspection] if inspection is not None else []) + live
     names = _Directory(task, entities)
     findings = [_finding(e, names) for e in live if e.kind == Kind.FINDING]

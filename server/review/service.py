@@ -29,6 +29,8 @@ from server.planning.approval import approve_dispatch, pending_approvals, reject
 from server.review.models import DecisionKind, ReviewDecision
 from server.review.paging import Slice, first_of, page_of
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
+from server.sync import records
+from server.sync.entities import Kind
 from server.sync.models import SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskMember
 from server.uploads.models import Media
@@ -93,8 +95,7 @@ def get_inspection(principal: Principal, inspection_id: uuid.UUID) -> SyncedEnti
     if not can(principal, Permission.USE_REVIEW):
         raise _refuse()
     found = db.session.scalar(select(SyncedEntity).where(
-        SyncedEntity.id == inspection_id, SyncedEntity.kind == "inspection", SyncedEntity.deleted.is_(False),
-        _visible(principal)))
+        SyncedEntity.id == inspection_id, records.live(Kind.INSPECTION), _visible(principal)))
     if found is None:
         raise _not_found()
     return found
@@ -109,13 +110,14 @@ def get_media_for_review(principal: Principal, media_id: uuid.UUID) -> Media:
         if principal.is_admin or media.department_id == principal.department_id:
             return True
         owners = select(InspectionMedia.inspection_id).where(InspectionMedia.media_id == media.id)
-        named = select(SyncedEntity.inspection_id).where(SyncedEntity.id == media.id, SyncedEntity.kind == "media")
+        named = select(SyncedEntity.inspection_id).where(SyncedEntity.id == media.id, SyncedEntity.kind == Kind.MEDIA)
         visible = db.session.scalar(select(SyncedEntity.id).where(
-            SyncedEntity.kind == "inspection", _visible(principal),
+            SyncedEntity.kind == Kind.INSPECTION, _visible(principal),
             or_(SyncedEntity.id.in_(owners), SyncedEntity.id.in_(named))).limit(1))
         if visible is None and media.task_id is not None:
             visible = db.session.scalar(select(SyncedEntity.id).where(
-                SyncedEntity.kind == "inspection", SyncedEntity.task_id == media.task_id, _visible(principal)).limit(1))
+                SyncedEntity.kind == Kind.INSPECTION, SyncedEntity.task_id == media.task_id,
+                _visible(principal)).limit(1))
         return visible is not None
 
     return load_authorized(principal, Media, media_id, Permission.USE_REVIEW, not_found="证据文件不存在",
@@ -201,7 +203,7 @@ def _text_of(moment: datetime) -> str:
 def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -> Any:
     latest = _latest_decision()
     query = (select(SyncedEntity.id).join(InspectionTask, InspectionTask.id == SyncedEntity.task_id)
-             .where(SyncedEntity.kind == "inspection", SyncedEntity.deleted.is_(False), _visible(principal)))
+             .where(records.live(Kind.INSPECTION), _visible(principal)))
     if filters.department_id:
         query = query.where(SyncedEntity.department_id == filters.department_id)
     if filters.date_from:  # the office days of the visits, as the rows show them
@@ -440,7 +442,7 @@ class InspectionView:
 
 def _inspection_media(inspection: SyncedEntity) -> Select[Any]:
     """The stored evidence of an inspection: what its record names and the footage attached to it."""
-    named = select(SyncedEntity.id).where(SyncedEntity.kind == "media", SyncedEntity.inspection_id == inspection.id)
+    named = records.part_ids(inspection.id, Kind.MEDIA)
     attached = select(InspectionMedia.media_id).where(InspectionMedia.inspection_id == inspection.id)
     return select(Media).where(or_(Media.id.in_(named), Media.id.in_(attached)))
 
@@ -461,7 +463,7 @@ def _media_views(media: list[Media]) -> list[MediaView]:
     reports = {r.media_id: r for r in db.session.scalars(
         select(VerificationReport).where(VerificationReport.media_id.in_(ids)))} if ids else {}
     synced = {e.id: e.fields or {} for e in db.session.scalars(
-        select(SyncedEntity).where(SyncedEntity.id.in_(ids), SyncedEntity.kind == "media"))} if ids else {}
+        select(SyncedEntity).where(SyncedEntity.id.in_(ids), SyncedEntity.kind == Kind.MEDIA))} if ids else {}
     return [_media_view(m, reports.get(m.id), synced.get(m.id, {})) for m in media]
 
 
@@ -541,9 +543,9 @@ def _timeline(inspection: SyncedEntity, videos: list[MediaView], clips_total: in
     left_out = 0
     # The recording department's findings with a time, and the flags with one, the earliest first.
     recorded_at = SyncedEntity.fields["recorded_at"].as_string()
-    timed = (select(SyncedEntity).where(SyncedEntity.task_id == inspection.task_id, SyncedEntity.kind == "finding",
+    timed = (select(SyncedEntity).where(SyncedEntity.task_id == inspection.task_id, records.live(Kind.FINDING),
                                         SyncedEntity.department_id == inspection.department_id,
-                                        SyncedEntity.deleted.is_(False), recorded_at.is_not(None)))
+                                        recorded_at.is_not(None)))
     findings = list(db.session.scalars(timed.order_by(recorded_at, SyncedEntity.id).limit(TIMELINE_MARKS)))
     if len(findings) == TIMELINE_MARKS:
         left_out += (db.session.scalar(select(func.count()).select_from(timed.subquery())) or 0) - TIMELINE_MARKS
@@ -602,7 +604,7 @@ def _check_items(findings: list[SyncedEntity]) -> dict[str, CheckItem]:
 
 def _findings(task: InspectionTask, page: int) -> tuple[Slice[FindingRow], list[tuple[Department, int]]]:
     """A page of the findings of every department of the task, and how many each department recorded."""
-    live = (SyncedEntity.task_id == task.id, SyncedEntity.kind == "finding", SyncedEntity.deleted.is_(False))
+    live = (SyncedEntity.task_id == task.id, records.live(Kind.FINDING))
     counts = dict(db.session.execute(select(SyncedEntity.department_id, func.count()).where(*live)
                                      .group_by(SyncedEntity.department_id)).all())
     rows = page_of(select(SyncedEntity, Department).join(Department, Department.id == SyncedEntity.department_id)
@@ -642,8 +644,8 @@ def _certificate_photos(inspection: SyncedEntity) -> Slice[MediaView]:
     """The first photos the tablet synced as proof that the certificate was shown, and how many there are."""
     proves = SyncedEntity.fields["proves"].as_string()
     photos = (select(Media).join(SyncedEntity, SyncedEntity.id == Media.id)
-              .where(SyncedEntity.kind == "media", SyncedEntity.inspection_id == inspection.id,
-                     SyncedEntity.deleted.is_(False), proves == "certificate", Media.content_type.like("image/%")))
+              .where(records.live(Kind.MEDIA), SyncedEntity.inspection_id == inspection.id,
+                     proves == "certificate", Media.content_type.like("image/%")))
     found = page_of(_in_capture_order(photos), 1, CERTIFICATE_PHOTOS)
     return Slice(_media_views(found.items), found.total, found.page, found.size)
 
@@ -676,8 +678,8 @@ def inspection_view(principal: Principal, inspection_id: uuid.UUID,
         recorded_by=users.get(inspection.created_by_id),
         findings=findings, finding_counts=finding_counts,
         signatures=page_of(select(SyncedEntity).where(
-            SyncedEntity.kind == "signature", SyncedEntity.inspection_id == inspection.id,
-            SyncedEntity.deleted.is_(False)).order_by(SyncedEntity.first_received_at, SyncedEntity.id),
+            records.live(Kind.SIGNATURE), SyncedEntity.inspection_id == inspection.id)
+            .order_by(SyncedEntity.first_received_at, SyncedEntity.id),
             pages.signatures, SIGNATURES_PAGE),
         media=media, flags=flags, flag_counts=flag_counts,
         conflicts=page_of(select(SyncConflict).where(SyncConflict.task_id == task.id)

@@ -24,6 +24,7 @@ from server.directory.models import Certificate, CheckItem, Device, DeviceKind, 
 from server.errors import Problem
 from server.extensions import db
 from server.sync import hlc as hlc_stamps
+from server.sync import records
 from server.sync.entities import (ENTITY_RULES, MAX_PER_INSPECTION, FieldError, Kind, clean_fields, inspection_id_for,
                                   parse_uuid)
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
@@ -550,7 +551,7 @@ class SyncedMedia:
 
 def synced_media(media_id: uuid.UUID) -> SyncedMedia | None:
     """The live (not deleted) synced media record with this id, or None."""
-    entity = db.session.get(SyncedEntity, media_id)
-    if entity is None or entity.kind != Kind.MEDIA or entity.deleted:
+    entity = records.media_record(media_id)
+    if entity is None:
         return None
     return SyncedMedia(entity.id, entity.task_id, entity.department_id, dict(entity.fields))

@@ -22,6 +22,8 @@ from server.directory.service import certificate_status_on
 from server.errors import Problem
 from server.extensions import db
 from server.pagination import Page, keyset_page
+from server.sync import records
+from server.sync.entities import Kind
 from server.sync.models import SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskMember
 from server.tasks.service import get_task
@@ -36,10 +38,7 @@ OPEN_WINDOW = timedelta(hours=12)
 
 
 def _inspection(inspection_id: uuid.UUID) -> SyncedEntity | None:
-    entity = db.session.get(SyncedEntity, inspection_id)
-    if entity is None or entity.kind != "inspection" or entity.deleted:
-        return None
-    return entity
+    return records.get_inspection(inspection_id)
 
 
 def _moment(value: Any) -> datetime | None:
@@ -95,9 +94,7 @@ def _bodycam_segments(task_id: uuid.UUID, started: datetime, ended: datetime) ->
 def attach_evidence(inspection: SyncedEntity) -> dict[uuid.UUID, str]:
     """Link the inspection to the media its record names and to overlapping bodycam segments."""
     recorded = set(db.session.scalars(
-        select(Media.id).join(SyncedEntity, SyncedEntity.id == Media.id)
-        .where(SyncedEntity.inspection_id == inspection.id, SyncedEntity.kind == "media",
-               SyncedEntity.deleted.is_(False))))
+        select(Media.id).where(Media.id.in_(records.part_ids(inspection.id, Kind.MEDIA)))))
     wanted = {media_id: "record" for media_id in recorded}
     window = _footage_window(inspection)
     if window is not None:
@@ -137,9 +134,7 @@ def _evidence(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> list[rul
     media = {m.id: m for m in db.session.scalars(select(Media).where(Media.id.in_(links)))} if links else {}
     reports = {r.media_id: r for r in db.session.scalars(
         select(VerificationReport).where(VerificationReport.media_id.in_(links)))} if links else {}
-    entities = {e.id: e for e in db.session.scalars(
-        select(SyncedEntity).where(SyncedEntity.inspection_id == inspection.id, SyncedEntity.kind == "media",
-                                   SyncedEntity.deleted.is_(False)))}
+    entities = {e.id: e for e in records.parts(inspection.id, Kind.MEDIA)}
     quarantined = set(db.session.scalars(
         select(Upload.media_id).where(Upload.media_id.in_(entities), Upload.status == UploadStatus.QUARANTINED))) \
         if entities else set()
@@ -268,9 +263,8 @@ def inspections_touching_media(media_id: uuid.UUID) -> list[uuid.UUID]:
         if device is not None and device.inspector_id is not None:
             # Inspections of the wearer's tasks that might cover the segment; the assessment decides.
             candidates = db.session.scalars(
-                select(SyncedEntity).join(TaskMember, TaskMember.task_id == SyncedEntity.task_id)
-                .where(TaskMember.user_id == device.inspector_id, SyncedEntity.kind == "inspection",
-                       SyncedEntity.deleted.is_(False)))
+                records.inspections().join(TaskMember, TaskMember.task_id == SyncedEntity.task_id)
+                .where(TaskMember.user_id == device.inspector_id))
             for inspection in candidates:
                 window = _footage_window(inspection)
                 if window is not None and window[0] - SEGMENT_LOOKBACK <= media.capture_start <= window[1]:
@@ -283,8 +277,8 @@ def inspections_of_holder_since(user_id: uuid.UUID, moment: datetime) -> list[uu
     day = office_day(moment)
     found = []
     for inspection in db.session.scalars(
-            select(SyncedEntity).join(TaskMember, TaskMember.task_id == SyncedEntity.task_id)
-            .where(TaskMember.user_id == user_id, SyncedEntity.kind == "inspection", SyncedEntity.deleted.is_(False))):
+            records.inspections().join(TaskMember, TaskMember.task_id == SyncedEntity.task_id)
+            .where(TaskMember.user_id == user_id)):
         started = rules.inspection_day(_window(inspection)[0])
         if started is None or started >= day:
             found.append(inspection.id)
@@ -301,7 +295,7 @@ def inspections_needing_assessment(limit: int = 200) -> list[uuid.UUID]:
     inspection = SyncedEntity.__table__.alias("inspection")
     query = (select(inspection.c.id)
              .outerjoin(InspectionAssessment, InspectionAssessment.inspection_id == inspection.c.id)
-             .where(inspection.c.kind == "inspection", inspection.c.deleted.is_(False),
+             .where(inspection.c.kind == Kind.INSPECTION, inspection.c.deleted.is_(False),
                     or_(InspectionAssessment.inspection_id.is_(None),
                         inspection.c.updated_at > InspectionAssessment.assessed_at,
                         child_changed, report_changed))
