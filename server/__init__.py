@@ -37,7 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.joint.routes import blp as joint_blp
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
-    from server import uploads
+    from server import directory, tasks, uploads
     from server.uploads.routes import blp as uploads_blp
     from server.uploads.routes import media_blp
     from server import audit
@@ -70,6 +70,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp, inspections_blp]:
         api.register_blueprint(blp)
     api.register_blueprint(audit_blp)
+    directory.init_app(app)
+    tasks.init_app(app)
     uploads.init_app(app)
     app.register_blueprint(health.bp)
     cli.init_app(app)

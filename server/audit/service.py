@@ -58,16 +58,18 @@ class VerifyResult:
 
 # ---- what an entry is about ----------------------------------------------------------
 
-def _object_models() -> dict[str, Any]:
-    from server.directory.models import Certificate, Device, User
-    from server.tasks.models import InspectionTask
-    from server.uploads.models import Media, Upload
-
-    return {"user": User, "certificate": Certificate, "device": Device, "task": InspectionTask,
-            "media": Media, "upload": Upload}
-
-
+# Which department owns an object the log names, by its type: capabilities teach the log their own
+# types when the app is built (``register_object_model``, ``register_object_type``), so the log, low in the
+# stack, never imports the capabilities that write to it.
+_MODELS: dict[str, Any] = {}
 _EXTRA_RESOLVERS: dict[str, Callable[[str], uuid.UUID | None]] = {}
+_USER_TYPE = "user"
+
+
+def register_object_model(object_type: str, model: Any) -> None:
+    """Objects of ``object_type`` are rows of ``model`` keyed by id, owned by their ``department_id``
+    (``user`` also names actors in entries)."""
+    _MODELS[object_type] = model
 
 
 def register_object_type(object_type: str, department_of: Callable[[str], uuid.UUID | None]) -> None:
@@ -75,30 +77,32 @@ def register_object_type(object_type: str, department_of: Callable[[str], uuid.U
     _EXTRA_RESOLVERS[object_type] = department_of
 
 
-def _object_department(object_type: str | None, object_id: str | None) -> uuid.UUID | None:
-    if object_type is None or object_id is None:
-        return None
-    if object_type in _EXTRA_RESOLVERS:
-        return _EXTRA_RESOLVERS[object_type](object_id)
-    model = _object_models().get(object_type)
-    if model is None:
-        return None
+def _row(model: Any, object_id: str) -> Any:
     key: Any = object_id
     if model.__mapper__.primary_key[0].type.python_type is uuid.UUID:
         try:
             key = uuid.UUID(object_id)
         except ValueError:
             return None
-    obj = db.session.get(model, key)
-    return getattr(obj, "department_id", None)
+    return db.session.get(model, key)
+
+
+def _object_department(object_type: str | None, object_id: str | None) -> uuid.UUID | None:
+    if object_type is None or object_id is None:
+        return None
+    if object_type in _EXTRA_RESOLVERS:
+        return _EXTRA_RESOLVERS[object_type](object_id)
+    model = _MODELS.get(object_type)
+    if model is None:
+        return None
+    return getattr(_row(model, object_id), "department_id", None)
 
 
 def _actor_fields(actor: Principal) -> dict[str, Any]:
     if actor.kind == "user":
-        from server.directory.models import User
-
-        user = db.session.get(User, actor.user_id)
-        return {"kind": ActorKind.USER, "id": actor.id, "username": user.username if user else None,
+        model = _MODELS.get(_USER_TYPE)
+        user = _row(model, str(actor.user_id)) if model is not None and actor.user_id else None
+        return {"kind": ActorKind.USER, "id": actor.id, "username": getattr(user, "username", None),
                 "department_id": actor.department_id}
     if actor.kind == "device":
         return {"kind": ActorKind.DEVICE, "id": actor.id, "username": None, "department_id": actor.department_id}

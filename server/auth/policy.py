@@ -178,16 +178,25 @@ def _bearer_token() -> str:
     return token.strip()
 
 
+# Who a bearer token speaks for: ``auth.service`` knows (tokens and the accounts in the database) and
+# installs itself here when the app is built, so the policy stays below the services that use it.
+PrincipalLoader = Callable[[Any, str, bool], Principal]
+_LOADER = "inspect_once.principal_loader"
+
+
+def install_principal_loader(app: Any, loader: PrincipalLoader) -> None:
+    """``loader(settings, raw_token, allow_device)`` authenticates the bearer tokens of ``@requires`` routes."""
+    app.extensions[_LOADER] = loader
+
+
 def requires(permission: Permission) -> Callable[[F], F]:
     """Route decorator: authenticate the bearer token, then check the role grant."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from server.auth.service import principal_from_token
-
-            principal = principal_from_token(current_app.config["SETTINGS"], _bearer_token(),
-                                             allow_device=permission in DEVICE_PERMISSIONS)
+            load: PrincipalLoader = current_app.extensions[_LOADER]
+            principal = load(current_app.config["SETTINGS"], _bearer_token(), permission in DEVICE_PERMISSIONS)
             if not can(principal, permission):
                 raise Problem(403, "forbidden", "您的角色无权执行此操作")
             g.principal = principal

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from server.audit import service as audit
 from server.auth import passwords, tokens
 from server.auth.models import RefreshToken
-from server.auth.policy import Principal
+from server.auth.policy import Principal, install_principal_loader
 from server.auth.throttle import FailureThrottle
 from server.config import Settings
 from server.db_types import utcnow
@@ -163,5 +163,7 @@ def principal_from_token(settings: Settings, raw: str, *, allow_device: bool) ->
 
 def init_app(app) -> None:  # type: ignore[no-untyped-def]
     settings: Settings = app.config["SETTINGS"]
+    install_principal_loader(app, lambda settings, raw, allow_device: principal_from_token(
+        settings, raw, allow_device=allow_device))
     app.extensions["inspect_once.login_throttle"] = FailureThrottle(
         settings.ratelimit_storage_uri, settings.login_rate_limit, settings.login_address_rate_limit)

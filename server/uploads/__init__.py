@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     """Build the media store, the upload locker and the digest cache; register the operator command."""
     import logging
 
+    from server.audit.service import register_object_model
     from server.errors import problem_response
     from server.uploads.cli import expire_uploads_command
     from server.uploads.digests import RunningDigests
@@ -21,6 +22,10 @@ def init_app(app: Flask) -> None:
     from server.uploads.service import EXTENSION, Uploads
     from server.uploads.storage import LocalMediaStore
 
+    from server.uploads.models import Media, Upload
+
+    register_object_model("media", Media)
+    register_object_model("upload", Upload)
     settings = app.config["SETTINGS"]
     app.extensions[EXTENSION] = Uploads(
         store=LocalMediaStore(settings.media_root),

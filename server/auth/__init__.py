@@ -1,0 +1,1 @@
+"""Authentication: passwords, tokens, the permission policy, log-in throttling."""
