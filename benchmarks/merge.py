@@ -91,7 +91,6 @@ def main() -> int:
         app = build_app(args.database, Path(tmp))
         with app.app_context():
             from server.extensions import db
-            from server.joint.service import joint_record_json
             from tests.server.joint import scenario as sc
 
             rng = random.Random(args.seed)

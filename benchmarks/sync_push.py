@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ def bench_raw(database_url: str, count: int, batch: int) -> float:
     configure_sqlite(engine)
     with engine.begin() as conn:  # the foreign keys the rows point at
         dept, user, task, ent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         conn.execute(insert(db.metadata.tables["department"]), [{"id": dept, "code": "SCJG", "name": "x", "created_at": now}])
         conn.execute(insert(db.metadata.tables["app_user"]), [{"id": user, "username": "u", "full_name": "u", "password_hash": "x",
                                                                "role": "inspector", "department_id": dept, "active": True,
@@ -211,11 +211,11 @@ def bench_raw(database_url: str, count: int, batch: int) -> float:
     start = time.perf_counter()
     for i in range(0, count, batch):
         chunk = rows[i:i + batch]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         entities = [{"id": uuid.UUID(m["entity_id"]), "kind": m["entity"], "task_id": task,
                      "inspection_id": uuid.UUID(m["fields"]["inspection_id"]) if "inspection_id" in m["fields"] else None,
                      "department_id": dept, "created_by_id": user, "fields": m["fields"],
-                     "clocks": {k: m["hlc"] for k in m["fields"]}, "field_versions": {k: 1 for k in m["fields"]},
+                     "clocks": dict.fromkeys(m["fields"], m["hlc"]), "field_versions": dict.fromkeys(m["fields"], 1),
                      "deleted": False, "version": 1, "first_received_at": now, "last_received_at": now, "updated_at": now,
                      "change_seq": i + n + 1} for n, m in enumerate(chunk)]
         log = [{"id": uuid.UUID(m["id"]), "content_hash": "0" * 64, "entity_id": uuid.UUID(m["entity_id"]),

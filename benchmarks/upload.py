@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -26,7 +27,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

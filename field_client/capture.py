@@ -14,9 +14,10 @@ import tempfile
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from field_client.errors import LocalError
 from field_client.records import LocalRecords, parse_id

@@ -14,9 +14,10 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from field_client.dock import Dock, DockConfig, DockError, parse_utc_offset
 from field_client.engine import (

@@ -37,10 +37,11 @@ import re
 import sqlite3
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 import requests
 
@@ -235,7 +236,7 @@ class DockLog:
     def write(self, level: str, message: str) -> None:
         if self._handle is None:
             return
-        stamp = datetime.fromtimestamp(self._clock(), timezone.utc).astimezone().isoformat(timespec="seconds")
+        stamp = datetime.fromtimestamp(self._clock(), UTC).astimezone().isoformat(timespec="seconds")
         self._handle.write(f"{stamp} {level} {message}\n")
         self._handle.flush()
 
@@ -287,7 +288,7 @@ class PassReport:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch, UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 class Dock:

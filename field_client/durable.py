@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:

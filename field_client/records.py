@@ -9,8 +9,9 @@ code and reason until the inspector has seen them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from field_client import hlc
 from field_client.errors import LocalError

@@ -8,7 +8,8 @@ session. Everything else in the client reaches the server through
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from field_client import hlc
 from field_client.errors import AuthRequired, LocalError, NotLoggedIn, ServerRefused, ServerUnavailable

@@ -17,8 +17,9 @@ to 500 of them.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from field_client import hlc
 from field_client.errors import ServerRefused, ServerUnavailable
@@ -71,7 +72,7 @@ def _hlc_from_time(value: str | None, node: str) -> hlc.Stamp | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return hlc.Stamp(int(parsed.timestamp() * 1000), 0, node)
 
 

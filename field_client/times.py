@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 OFFICE_TIMEZONE = "Asia/Shanghai"
 TIMEZONE_ENV = "FIELDSYNC_TIMEZONE"
 # For a tablet without a time zone database: the offices' zone has kept UTC+8 all year since 1991.
-_WITHOUT_DATABASE = {"Asia/Shanghai": timezone(timedelta(hours=8), "CST"), "UTC": timezone.utc}
+_WITHOUT_DATABASE = {"Asia/Shanghai": timezone(timedelta(hours=8), "CST"), "UTC": UTC}
 _OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2}):?(\d{2})$")
 
 
 def iso_local(epoch_seconds: float) -> str:
     """ISO 8601 with the tablet's UTC offset, as the server requires."""
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch_seconds, UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 def office_zone(name: str | None = None) -> tzinfo:
@@ -58,5 +58,5 @@ def office_time(value: Any, zone: tzinfo) -> str:
     except ValueError:
         return str(value)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # the server's instants are UTC
+        moment = moment.replace(tzinfo=UTC)  # the server's instants are UTC
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from field_client.messages import problem_reason
 
@@ -96,7 +96,7 @@ class HttpTransport:
             except (OSError, http.client.HTTPException):
                 raw = b""
             return self._response(error.code, error.headers, raw)
-        except (urllib.error.URLError, OSError, http.client.HTTPException, socket.timeout) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise TransportError(f"无法连接服务器 {self.base_url}：{reason}") from exc
 

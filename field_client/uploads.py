@@ -29,10 +29,11 @@ import contextlib
 import hashlib
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Callable, ContextManager
+from typing import IO, Any, ContextManager
 from urllib.parse import urljoin
 
 import requests
@@ -102,7 +103,7 @@ class SQLiteURLStorage(Storage):
     def set_item(self, key: str, value: str | None) -> None:
         if value is None:  # tuspy "stores" the None it read when there was nothing to resume
             return
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._transaction() as conn:
             conn.execute("INSERT INTO tus_urls (key, url, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) "
                          "DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at", (key, value, now))

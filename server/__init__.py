@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, Response
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -27,28 +28,35 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    from server import cli, errors, events, health
+    from server import (
+        audit,
+        changefeed,  # noqa: F401 - registers the change-sequence hook
+        cli,
+        directory,
+        errors,
+        events,
+        health,
+        planning,
+        review,
+        tasks,
+        uploads,
+        verification,
+    )
     from server.api import api, document_security
+    from server.audit.routes import blp as audit_blp
     from server.auth import passwords
     from server.auth import service as auth_service
     from server.auth.routes import blp as auth_blp
-    from server import changefeed  # noqa: F401 - registers the change-sequence hook
     from server.directory.routes import blueprints as directory_blueprints
-    from server.joint.routes import blp as joint_blp
-    from server.sync.routes import blp as sync_blp
-    from server.tasks.routes import blp as tasks_blp
-    from server import directory, tasks, uploads
-    from server.uploads.routes import blp as uploads_blp
-    from server.uploads.routes import media_blp
-    from server import audit
-    from server.audit.routes import blp as audit_blp
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
-    from server import verification
-    from server import review
-    from server.verification import models as _verification_models  # noqa: F401 - tables for migrations
-    from server import planning
+    from server.joint.routes import blp as joint_blp
     from server.planning.routes import blueprints as planning_blueprints
+    from server.sync.routes import blp as sync_blp
+    from server.tasks.routes import blp as tasks_blp
+    from server.uploads.routes import blp as uploads_blp
+    from server.uploads.routes import media_blp
+    from server.verification import models as _verification_models  # noqa: F401 - tables for migrations
     from server.verification.routes import blp as inspections_blp
 
     if testing:

@@ -7,8 +7,9 @@ the command exits non-zero with the reason.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -140,6 +141,7 @@ def create_user_command(username: str, password: str, role: str, department_code
 def create_device_command(device_id: str, kind: str, department_code: str, inspector: str | None, label: str | None) -> None:
     """Register a device; prints its secret once, alone on the last line."""
     from sqlalchemy import select
+
     from server.directory.models import User
     from server.directory.schemas import DeviceCreate
     department = directory.department_by_code(department_code)

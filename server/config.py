@@ -6,9 +6,10 @@ or unsafe, so an operator learns about a typo before the first inspector syncs.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import click
 

@@ -1,12 +1,11 @@
 """Column types shared by every capability's models."""
 from __future__ import annotations
 
+import enum
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import enum
 
 from sqlalchemy import DateTime, Enum
 from sqlalchemy.engine import Dialect
@@ -24,15 +23,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 #: Where the offices are: a "day" (an inspection day, the day a certificate was suspended) is a day here.
@@ -40,7 +39,7 @@ OFFICE_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def office_day(moment: datetime) -> date:

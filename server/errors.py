@@ -7,7 +7,8 @@ validation failures, ``errors``: field name -> list of messages.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException, InternalServerError

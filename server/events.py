@@ -73,7 +73,7 @@ def _deliver(events: list[tuple[Event, dict[str, Any]]]) -> None:
         for handler in subscribers.by_event.get(name, []):
             try:
                 handler(**payload)
-            except Exception:  # noqa: BLE001 - the write is committed; the sweeper catches up on what was missed
+            except Exception:
                 log.exception("subscriber %s of %s failed", getattr(handler, "__name__", handler), name.value)
 
 

@@ -5,7 +5,8 @@ the answers is the same everywhere (the request lifecycle of STYLE.md: load, the
 """
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from server.auth.policy import Permission, Principal, authorize_object, can
 from server.errors import Problem

@@ -12,7 +12,7 @@ upload whose hash failed is recorded as quarantined although the answer is
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from flask import g, has_request_context
 
@@ -54,7 +54,7 @@ def _run(callbacks: list[Callable[[], None]], what: str) -> None:
     for fn in callbacks:
         try:
             fn()
-        except Exception:  # noqa: BLE001 - the answer is decided; log for the operator and go on
+        except Exception:
             log.exception("%s callback failed", what)
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 import runpy
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import time_machine
 
 from server.db_types import office_day
 
-UTC = timezone.utc
+UTC = UTC
 
 #: 12:00 in the offices and 04:00 UTC: the same calendar day in the offices, in UTC and on a machine west of
 #: UTC down to -04:00, and hours from any midnight, so that a test that runs for minutes stays on one day.

@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import time_machine
-from hypothesis import HealthCheck, settings
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
 from server import create_app
@@ -266,7 +267,7 @@ def build_world() -> World:
         "e-permit": directory.create_check_item(SYSTEM, {"department_id": ecology.id, "code": "STHJ-01",
                                                          "title": "排污许可", "legal_basis": "《排污许可管理条例》第十七条"}),
     }
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     task = create_task(SYSTEM, {
         "title": "联合检查：浯溪食品", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=1),
         "window_end": now + timedelta(hours=8), "member_ids": [people["m-insp"].id, people["e-insp"].id],

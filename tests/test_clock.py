@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from tests.clock import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_a_test_runs_at_the_suites_instant_and_time_flows_on_from_it() -> None:

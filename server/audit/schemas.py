@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import marshmallow as ma
 
@@ -9,7 +9,7 @@ from server.schemas import StrictSchema
 
 _SHORT = ma.validate.Length(min=1, max=150)
 # Far dates with an offset cannot be converted to UTC (year 1 at +01:00): refuse them as input errors.
-_WHEN = ma.validate.Range(min=datetime(1970, 1, 1, tzinfo=timezone.utc), max=datetime(9000, 1, 1, tzinfo=timezone.utc),
+_WHEN = ma.validate.Range(min=datetime(1970, 1, 1, tzinfo=UTC), max=datetime(9000, 1, 1, tzinfo=UTC),
                           error="时间超出范围")
 
 

@@ -19,9 +19,10 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from flask import g, has_request_context, request
 from sqlalchemy import Select, or_, select, update
@@ -129,7 +130,7 @@ def clean_details(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):  # enums
+    if hasattr(value, "value") and isinstance(value.value, (str, int)):  # enums
         return value.value
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     return UNSTORABLE_TEXT.sub("\ufffd", text)[:_LONGEST_TEXT]

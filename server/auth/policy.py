@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from flask import current_app, g, request
 from sqlalchemy import Select

@@ -7,7 +7,14 @@ from flask import current_app, request
 from server.api import BEARER, Blueprint
 from server.auth import service
 from server.auth.policy import Permission, current_principal, requires
-from server.auth.schemas import DeviceTokenRequest, DeviceTokenSchema, LoginRequest, MeSchema, RefreshRequest, TokenPairSchema
+from server.auth.schemas import (
+    DeviceTokenRequest,
+    DeviceTokenSchema,
+    LoginRequest,
+    MeSchema,
+    RefreshRequest,
+    TokenPairSchema,
+)
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Log-in, token refresh and device tokens")
 

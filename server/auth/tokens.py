@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -35,7 +35,7 @@ def issue(key: str, subject: str, token_type: str, lifetime_seconds: int, claims
           now: datetime | None = None) -> IssuedToken:
     if token_type not in TOKEN_TYPES:
         raise ValueError(f"unknown token type {token_type}")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     payload = {
         "iss": ISSUER, "aud": AUDIENCE, "sub": subject, "typ": token_type,
         "iat": now, "nbf": now, "exp": now + timedelta(seconds=lifetime_seconds),

@@ -5,7 +5,7 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, Boolean, Table, Column
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.changefeed import ChangeTracked
@@ -70,7 +70,7 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     department: Mapped[Department] = relationship()
-    certificates: Mapped[list["Certificate"]] = relationship(back_populates="holder", order_by="Certificate.valid_from")
+    certificates: Mapped[list[Certificate]] = relationship(back_populates="holder", order_by="Certificate.valid_from")
 
 
 class Certificate(ChangeTracked, db.Model):
@@ -87,7 +87,7 @@ class Certificate(ChangeTracked, db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     holder: Mapped[User] = relationship(back_populates="certificates")
-    history: Mapped[list["CertificateStatusChange"]] = relationship(
+    history: Mapped[list[CertificateStatusChange]] = relationship(
         back_populates="certificate", order_by="CertificateStatusChange.changed_at")
 
 

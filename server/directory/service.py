@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -14,8 +15,16 @@ from server.auth import passwords
 from server.auth.policy import Permission, Principal, authorize_object, in_scope, scope_query
 from server.db_types import office_day, utcnow
 from server.directory.models import (
-    Certificate, CertificateStatus, CertificateStatusChange, CheckItem, Department, Device, DeviceKind,
-    Enterprise, Role, User,
+    Certificate,
+    CertificateStatus,
+    CertificateStatusChange,
+    CheckItem,
+    Department,
+    Device,
+    DeviceKind,
+    Enterprise,
+    Role,
+    User,
 )
 from server.errors import Problem
 from server.extensions import db

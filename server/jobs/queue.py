@@ -9,9 +9,10 @@ rolled-back request leaves no job behind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from flask import Flask
 from huey import RedisHuey, SqliteHuey
@@ -130,7 +131,7 @@ def _enqueue_committed(session: Session) -> None:
     for name, kwargs in jobs:
         try:
             queue.enqueue(name, **kwargs)
-        except Exception:  # noqa: BLE001 - the sweeper re-enqueues what is still pending
+        except Exception:
             log.exception("could not enqueue %s; the sweeper will retry", name)
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -110,8 +111,8 @@ def _draw_inputs(source: _Source, window_start: datetime, window_end: datetime, 
     return {
         "parameters": {
             "source": {"kind": "joint_plan" if source.joint else "plan", "id": str(holder.id)},
-            "window_start": window_start.astimezone(timezone.utc).isoformat(),
-            "window_end": window_end.astimezone(timezone.utc).isoformat(),
+            "window_start": window_start.astimezone(UTC).isoformat(),
+            "window_end": window_end.astimezone(UTC).isoformat(),
             "sampling_ratio": holder.sampling_ratio, "target_filter": holder.target_filter,
             "inspectors_per_department": per_department, "department_ids": departments,
             "frequency": {"max_inspections": rule.max_inspections, "period_days": rule.period_days},

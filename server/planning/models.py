@@ -30,7 +30,8 @@ class SpotCheckPlan(db.Model):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    items: Mapped[list["PlanCheckItem"]] = relationship(cascade="all, delete-orphan", order_by="PlanCheckItem.check_item_id")
+    items: Mapped[list[PlanCheckItem]] = relationship(cascade="all, delete-orphan",
+                                                        order_by="PlanCheckItem.check_item_id")
 
     @property
     def check_item_ids(self) -> list[uuid.UUID]:
@@ -60,9 +61,10 @@ class JointPlan(db.Model):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    participants: Mapped[list["JointPlanParticipant"]] = relationship(
+    participants: Mapped[list[JointPlanParticipant]] = relationship(
         cascade="all, delete-orphan", order_by="JointPlanParticipant.plan_id")
-    groups: Mapped[list["EquivalenceGroup"]] = relationship(cascade="all, delete-orphan", order_by="EquivalenceGroup.key")
+    groups: Mapped[list[EquivalenceGroup]] = relationship(cascade="all, delete-orphan",
+                                                            order_by="EquivalenceGroup.key")
 
     @property
     def plans(self) -> list[SpotCheckPlan]:
@@ -88,7 +90,7 @@ class EquivalenceGroup(db.Model):
     key: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200))
 
-    members: Mapped[list["EquivalenceMember"]] = relationship(
+    members: Mapped[list[EquivalenceMember]] = relationship(
         cascade="all, delete-orphan", order_by="EquivalenceMember.check_item_id")
 
     @property

@@ -20,7 +20,8 @@ class TargetFilter(StrictSchema):
                                  load_default=list, validate=ma.validate.Length(max=10))
     address_contains = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(min=1, max=100),
                                         metadata={"description": "District or street, matched within the address"})
-    supervising_department_ids = ma.fields.List(ma.fields.UUID(), load_default=list, validate=ma.validate.Length(max=50),
+    supervising_department_ids = ma.fields.List(ma.fields.UUID(), load_default=list,
+                                                validate=ma.validate.Length(max=50),
                                                 metadata={"description": "Kept in the directory of any of these"})
 
 

@@ -6,9 +6,9 @@ the same enterprise when one is close, and asks every participating department's
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping
 
 from sqlalchemy import select
 

@@ -5,8 +5,9 @@ import functools
 import math
 import re
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import (

@@ -7,7 +7,7 @@ import os
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,7 @@ class Queue:
 
 
 def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, OFFICE_TIMEZONE).astimezone(timezone.utc)
+    return datetime.combine(day, time.min, OFFICE_TIMEZONE).astimezone(UTC)
 
 
 def _visit_time() -> ColumnElement[str]:
@@ -197,7 +197,7 @@ def _visit_time() -> ColumnElement[str]:
 
 
 def _text_of(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -> Any:
@@ -308,7 +308,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # How much of each list the inspection page shows at once. Whatever the record holds (a load test left one

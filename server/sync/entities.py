@@ -9,9 +9,10 @@ import enum
 import functools
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from server.schemas import UNSTORABLE_MESSAGE, has_unstorable_text
 
@@ -71,7 +72,7 @@ def timestamp(value: Any) -> str:
         raise FieldError("不是有效的 ISO 8601 时间") from None
     if parsed.tzinfo is None:
         raise FieldError("时间必须带时区（如 +08:00）")
-    return parsed.astimezone(timezone.utc).isoformat()
+    return parsed.astimezone(UTC).isoformat()
 
 
 def text(max_length: int) -> Validator:

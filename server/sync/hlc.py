@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 HLC_PATTERN = re.compile(r"^(\d{13})-([0-9a-f]{4})-([A-Za-z0-9][A-Za-z0-9-]{0,63})$")
 
@@ -16,7 +16,7 @@ class Stamp:
 
     @property
     def wall_time(self) -> datetime:
-        return datetime.fromtimestamp(self.wall_ms / 1000, timezone.utc)
+        return datetime.fromtimestamp(self.wall_ms / 1000, UTC)
 
 
 def parse(value: str) -> Stamp:

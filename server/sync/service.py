@@ -11,9 +11,10 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
@@ -25,8 +26,15 @@ from server.errors import Problem
 from server.extensions import db
 from server.sync import hlc as hlc_stamps
 from server.sync import records
-from server.sync.entities import (ENTITY_RULES, MAX_PER_INSPECTION, FieldError, Kind, clean_fields, inspection_id_for,
-                                  parse_uuid)
+from server.sync.entities import (
+    ENTITY_RULES,
+    MAX_PER_INSPECTION,
+    FieldError,
+    Kind,
+    clean_fields,
+    inspection_id_for,
+    parse_uuid,
+)
 from server.sync.models import MutationRecord, SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskCheckItem, TaskMember, TaskStatus
 
@@ -232,7 +240,7 @@ def _apply(batch: _Batch, mutation: dict[str, Any]) -> MutationResult:
 def _check_clock(batch: _Batch, value: str) -> hlc_stamps.Stamp:
     try:
         stamp = hlc_stamps.parse(value)
-    except ValueError as exc:
+    except ValueError:
         raise Rejected("invalid-fields", "时间戳（hlc）格式不正确，应形如 1764120000000-0001-设备编号") from None
     if stamp.node != batch.device_id:
         raise Rejected("hlc-node-mismatch", "时间戳的设备编号与推送设备不一致")
@@ -320,8 +328,8 @@ def _create(batch: _Batch, mutation: dict[str, Any], kind: str, task: Inspection
     entity = EntityState(
         id=mutation["entity_id"], kind=kind, task_id=task.id, inspection_id=inspection_id, department_id=department_id,
         created_by_id=batch.principal.user_id,  # type: ignore[arg-type]
-        fields=fields, clocks={name: mutation["hlc"] for name in fields},
-        field_versions={name: 1 for name in fields}, contenders={}, deleted=False, version=1,
+        fields=fields, clocks=dict.fromkeys(fields, mutation["hlc"]),
+        field_versions=dict.fromkeys(fields, 1), contenders={}, deleted=False, version=1,
         first_received_at=batch.now, last_received_at=batch.now, updated_at=batch.now, is_new=True)
     batch.entities[entity.id] = entity
     return entity

@@ -39,8 +39,8 @@ class InspectionTask(ChangeTracked, db.Model):
     note: Mapped[str | None] = mapped_column(Text)
 
     enterprise: Mapped[Enterprise] = relationship()
-    members: Mapped[list["TaskMember"]] = relationship(back_populates="task", cascade="all, delete-orphan")
-    check_items: Mapped[list["TaskCheckItem"]] = relationship(back_populates="task", cascade="all, delete-orphan")
+    members: Mapped[list[TaskMember]] = relationship(back_populates="task", cascade="all, delete-orphan")
+    check_items: Mapped[list[TaskCheckItem]] = relationship(back_populates="task", cascade="all, delete-orphan")
 
 
 class TaskMember(db.Model):

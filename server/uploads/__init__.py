@@ -19,10 +19,9 @@ def init_app(app: Flask) -> None:
     from server.uploads.cli import expire_uploads_command
     from server.uploads.digests import RunningDigests
     from server.uploads.locking import FileUploadLocker
+    from server.uploads.models import Media, Upload
     from server.uploads.service import EXTENSION, Uploads
     from server.uploads.storage import LocalMediaStore
-
-    from server.uploads.models import Media, Upload
 
     register_object_model("media", Media)
     register_object_model("upload", Upload)

@@ -1,7 +1,7 @@
 """Removing abandoned partial uploads: run by ``expire-uploads`` and hourly by the worker."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from server.db_types import utcnow
 from server.extensions import db

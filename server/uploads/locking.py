@@ -11,8 +11,8 @@ import fcntl
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from server.uploads.storage import StorageError
 

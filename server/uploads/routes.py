@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView

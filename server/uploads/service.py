@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 import marshmallow as ma
 from flask import current_app
@@ -49,8 +50,17 @@ from server.uploads.digests import BackgroundHash, RunningDigests
 from server.uploads.locking import UploadLocked, UploadLocker
 from server.uploads.models import Media, MediaObject, Upload, UploadStatus, VerificationStatus
 from server.uploads.schemas import UploadMetadata
-from server.uploads.storage import (ExpiringStore, HashStateStore, MediaStore, OffsetMismatch, PartialState,
-                                    PartialWriter, StoredObject, StorageError, UnknownPartial)
+from server.uploads.storage import (
+    ExpiringStore,
+    HashStateStore,
+    MediaStore,
+    OffsetMismatch,
+    PartialState,
+    PartialWriter,
+    StorageError,
+    StoredObject,
+    UnknownPartial,
+)
 
 log = logging.getLogger(__name__)
 

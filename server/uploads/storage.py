@@ -40,10 +40,11 @@ import sys
 import uuid
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, ContextManager, TypeVar
 
 BLOCK_SIZE = 1 << 20
 _HASH_MAGIC = b"IOH1"
@@ -576,7 +577,7 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
         key = uuid.uuid4().hex
         building = self._tmp / f"partial-{key}"
         building.mkdir(mode=0o750)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         _write_durably(building / "info.json", json.dumps({"length": length, "created_at": now.isoformat()}).encode())
         fd = os.open(building / "data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
@@ -596,7 +597,7 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
             info = json.loads((directory / "info.json").read_bytes())
             offset_path = directory / "offset"
             offset = int(offset_path.read_bytes().decode().strip())
-            updated = datetime.fromtimestamp(offset_path.stat().st_mtime, timezone.utc)
+            updated = datetime.fromtimestamp(offset_path.stat().st_mtime, UTC)
         except FileNotFoundError:
             raise UnknownPartial(key) from None
         except OSError as exc:

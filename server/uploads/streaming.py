@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 from urllib.parse import quote
 
 from flask import Response, current_app, has_request_context, request

@@ -9,10 +9,11 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Callable
+from typing import Any
 
 from server.errors import Problem
 
@@ -130,4 +131,4 @@ def check_content_type(value: str | None) -> None:
 
 def http_date(moment: datetime) -> str:
     """RFC 9110 date, as ``Upload-Expires`` carries it."""
-    return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+    return format_datetime(moment.astimezone(UTC), usegmt=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from media.continuity import Segment, window_coverage
 from server.db_types import office_day
+
 #: A record first reaching the server this long after the visit ended was synced unusually late.
 LATE_SYNC_AFTER = timedelta(hours=48)
 #: Between bodycam segments, differences up to this many seconds are clock jitter, not gaps.
@@ -122,7 +123,7 @@ def inspection_day(started_at: datetime | None) -> date | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat() if moment else None
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def _at(evidence: EvidenceFacts, offset: float | None) -> str | None:
@@ -213,8 +214,8 @@ def _gap_flags(facts: InspectionFacts) -> list[Flag]:
             facts.started_at.timestamp(), facts.ended_at.timestamp(), tolerance=facts.gap_tolerance)
         if not coverage.gaps:
             continue
-        gaps = [{"start": _iso(datetime.fromtimestamp(g.start, timezone.utc)),
-                 "end": _iso(datetime.fromtimestamp(g.end, timezone.utc)),
+        gaps = [{"start": _iso(datetime.fromtimestamp(g.start, UTC)),
+                 "end": _iso(datetime.fromtimestamp(g.end, UTC)),
                  "seconds": round(g.duration, 1), "after": g.after, "before": g.before} for g in coverage.gaps]
         missing = sum(g.duration for g in coverage.gaps)
         flags.append(Flag("recording-gap", "warning",

@@ -7,9 +7,10 @@ segment arrives), so running it twice gives the same flags.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -95,7 +96,7 @@ def attach_evidence(inspection: SyncedEntity) -> dict[uuid.UUID, str]:
     """Link the inspection to the media its record names and to overlapping bodycam segments."""
     recorded = set(db.session.scalars(
         select(Media.id).where(Media.id.in_(records.part_ids(inspection.id, Kind.MEDIA)))))
-    wanted = {media_id: "record" for media_id in recorded}
+    wanted = dict.fromkeys(recorded, "record")
     window = _footage_window(inspection)
     if window is not None:
         for media_id in _bodycam_segments(inspection.task_id, *window):

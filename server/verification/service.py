@@ -5,9 +5,10 @@ import contextlib
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 

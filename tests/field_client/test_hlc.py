@@ -1,8 +1,8 @@
 """The tablet's hybrid logical clock: monotonic whatever the wall clock does, across restarts."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -1,7 +1,8 @@
 """Two tablets of a joint team start the inspection offline: one record on the server, both merged in."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import select

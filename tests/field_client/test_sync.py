@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -89,7 +90,7 @@ def test_inspect_offline_sync_and_the_teammate_sees_it(world: World, tablet: Tab
 
 def test_a_rejected_mutation_is_reported_with_its_reason_and_blocks_nothing(world: World, tablet: Tablet) -> None:
     task_id, m_item, _ = _ids(world)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     second = create_task(SYSTEM, {"title": "复查：浯溪食品", "enterprise_id": world.enterprise.id,
                                   "window_start": now - timedelta(hours=1), "window_end": now + timedelta(hours=2),
                                   "member_ids": [world.people["m-insp"].id],

@@ -5,9 +5,9 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -32,7 +32,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/slow"):
             threading.Event().wait(1.0)
         if self.path.startswith("/html"):
-            self._send(502, "<html>Bad Gateway</html>".encode(), "text/html")
+            self._send(502, b"<html>Bad Gateway</html>", "text/html")
             return
         self._send(200, json.dumps({"path": self.path, "auth": self.headers.get("Authorization")}).encode())
 

@@ -9,8 +9,9 @@ import base64
 import hashlib
 import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests

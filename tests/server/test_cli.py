@@ -7,6 +7,7 @@ was committed, not what one session believes.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -14,7 +15,15 @@ from sqlalchemy import func, select, text
 
 from server.directory.credit_code import is_valid_credit_code
 from server.directory.models import (
-    Certificate, CertificateStatus, CertificateStatusChange, CheckItem, Department, Device, Enterprise, Role, User,
+    Certificate,
+    CertificateStatus,
+    CertificateStatusChange,
+    CheckItem,
+    Department,
+    Device,
+    Enterprise,
+    Role,
+    User,
 )
 from server.extensions import db
 from server.seed import DEMO_PASSWORD, DEPARTMENTS
@@ -111,12 +120,12 @@ def test_create_user_with_certificate_can_log_in(runner: Any, client: Any, make_
 @pytest.mark.around_office_midnight
 def test_create_user_certificate_valid_from_defaults_to_today(runner: Any, make_department: Any) -> None:
     """Today is the offices' day (UTC+8), not the machine's: they differ from 16:00 to 24:00 UTC."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     make_department("SCJG")
     ok(invoke(runner, "create-user", "--username", "zhao", "--password", PASSWORD, "--role", "inspector",
               "--department", "SCJG", "--certificate", "CERT-0001", "--valid-until", "2099-01-01"))
     certificate = db.session.scalar(select(Certificate).where(Certificate.number == "CERT-0001"))
-    office_today = (datetime.now(timezone.utc) + timedelta(hours=8)).date()
+    office_today = (datetime.now(UTC) + timedelta(hours=8)).date()
     assert certificate is not None and certificate.valid_from == office_today
 
 

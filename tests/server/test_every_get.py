@@ -162,7 +162,7 @@ def test_every_get_endpoint_answers_every_real_id_as_documented(demo_city: Flask
     assert all(ids[name] for name in ("plan_id", "joint_plan_id", "draw_id", "conflict_id", "override_id",
                                       "task_id", "media_id", "inspection_id")), "the demo city has one of each"
     headers = {who: _login(client, who) for who in CALLERS}
-    walked, ok = 0, {who: 0 for who in CALLERS}
+    walked, ok = 0, dict.fromkeys(CALLERS, 0)
     for path, operation in description.get_operations():
         for url in set(_urls(path, operation, ids, queries)):
             for who in CALLERS:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from server.jsonbody import MAX_DEPTH, parse_json_body
 from server.errors import Problem
+from server.jsonbody import MAX_DEPTH, parse_json_body
 from tests.conftest import assert_problem
 
 HOSTILE = {

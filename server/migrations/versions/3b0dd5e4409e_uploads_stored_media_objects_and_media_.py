@@ -5,11 +5,10 @@ Revises: dfe6b8cabb6f
 Create Date: 2026-11-26 03:21:09.172921
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = '3b0dd5e4409e'

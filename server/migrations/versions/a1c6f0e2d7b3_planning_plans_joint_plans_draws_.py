@@ -5,11 +5,10 @@ Revises: ef2e5101b004
 Create Date: 2026-11-26 05:30:47.676291
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'a1c6f0e2d7b3'

@@ -5,9 +5,8 @@ Revises: ef2e5101b004
 Create Date: 2026-11-26 05:50:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7d2e9a4c1f0'

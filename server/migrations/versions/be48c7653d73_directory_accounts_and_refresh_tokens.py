@@ -5,11 +5,10 @@ Revises:
 Create Date: 2026-11-26 02:13:49.343167
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'be48c7653d73'

@@ -5,11 +5,10 @@ Revises: ef2e5101b004
 Create Date: 2026-11-26 06:10:00
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'c3e8b5f1a2d9'

@@ -8,11 +8,10 @@ Tables audit_entry and audit_chain_head; on PostgreSQL a trigger refuses UPDATE
 and DELETE of audit entries (TRUNCATE, an owner's operation, is not refused).
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'd4f9a6b2c8e1'

@@ -5,11 +5,10 @@ Revises: be48c7653d73
 Create Date: 2026-11-26 02:21:44.743201
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'dfe6b8cabb6f'

@@ -5,11 +5,10 @@ Revises: ef2e5101b004
 Create Date: 2026-11-26 06:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'e5a0b7c3d9f2'

@@ -5,11 +5,10 @@ Revises: 3b0dd5e4409e
 Create Date: 2026-11-26 03:56:50.610758
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import server.db_types
-
 
 # revision identifiers, used by Alembic.
 revision = 'ef2e5101b004'

@@ -1,7 +1,7 @@
 """GET /api/v1/audit: office roles read their department's entries, admins all, inspectors nothing."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -68,7 +68,7 @@ def test_filters_and_pages(client, log: World, auth: AuthActions) -> None:
     by_object = client.get(AUDIT, query_string={"object_type": "user", "object_id": str(log.people["e-insp"].id)},
                            headers=headers)
     assert _actions(by_object) == ["test.cross", "test.ecology"]
-    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert _actions(client.get(AUDIT, query_string={"since": later}, headers=headers)) == []
     assert _actions(client.get(AUDIT, query_string={"until": later, "action": "test.market"}, headers=headers)) == [
         "test.market"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -16,7 +16,7 @@ KEY = "dev-only-insecure-secret-change-me-jwt"  # the testing key (config.DEV_SE
 
 
 def _claims(world: World, **overrides: object) -> dict[str, object]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     user = world.people["admin"]
     claims: dict[str, object] = {
         "iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": str(user.id), "typ": tokens.USER_ACCESS,
@@ -57,7 +57,7 @@ def test_a_well_formed_token_is_accepted(client, world: World) -> None:
     ("garbage", "token-invalid"),
 ])
 def test_forged_and_stale_tokens_are_refused(client, world: World, case: str, slug: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if case == "alg-none":
         token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(world))}."
     elif case == "hs512":

@@ -3,7 +3,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.directory.credit_code import ALPHABET, check_character, credit_code_problems, is_valid_credit_code, make_credit_code
+from server.directory.credit_code import (
+    ALPHABET,
+    check_character,
+    credit_code_problems,
+    is_valid_credit_code,
+    make_credit_code,
+)
 
 REAL_CODES = ["91350100M000100Y43", "91110000600037341L"]
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from server.auth.policy import SYSTEM
-from server.directory import service
 from server.db_types import office_day, utcnow
+from server.directory import service
 from server.directory.models import Certificate, CertificateStatus, CheckItem, Device, User
 from server.extensions import db
 from tests.conftest import PASSWORD, World, assert_problem

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete
 
@@ -86,7 +87,7 @@ def build_team(departments: int, *, items_per_department: int = 3, tablets_per_d
     enterprise = directory.create_enterprise(
         SYSTEM, {"credit_code": _credit_code(prefix), "name": "祁阳市联合检查示范有限公司",
                  "address": "祁阳市浯溪街道建设路8号"}, team_departments)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     task = create_task(SYSTEM, {
         "title": "综合查一次：示范公司", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=3),
         "window_end": now + timedelta(hours=8), "member_ids": members,
@@ -141,7 +142,7 @@ class Tablet:
         return inspection_id_for(self.task_id)
 
     def start(self, advance_ms: int) -> None:
-        started = datetime.fromtimestamp(self.wall_ms / 1000, timezone.utc).isoformat()
+        started = datetime.fromtimestamp(self.wall_ms / 1000, UTC).isoformat()
         self.mutate("inspection", self.inspection_id, {"task_id": str(self.task_id), "started_at": started,
                                                        "status": "open"}, advance_ms)
 
@@ -187,7 +188,7 @@ class Tablet:
         return media_id
 
     def sign(self, role: str, name: str, advance_ms: int) -> None:
-        signed = datetime.fromtimestamp(self.wall_ms / 1000, timezone.utc).isoformat()
+        signed = datetime.fromtimestamp(self.wall_ms / 1000, UTC).isoformat()
         self.mutate("signature", self._new_id(), {"inspection_id": str(self.inspection_id), "signer_role": role,
                                                   "signer_name": name, "signed_at": signed}, advance_ms)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -119,7 +119,7 @@ def test_tasks_declare_equivalent_check_items(app, world: World) -> None:
 
     from server.errors import Problem
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     items = [world.check_items["m-licence"].id, world.check_items["e-permit"].id]
     data = {"title": "等同事项", "enterprise_id": world.enterprise.id, "window_start": now + timedelta(days=40),
             "window_end": now + timedelta(days=40, hours=4), "member_ids": [world.people["m-insp"].id,

@@ -59,8 +59,10 @@ def test_bad_bodies_are_problems_and_store_nothing(client, world: World, auth) -
     headers = auth.headers("m-sup")
     for changes in ({"sampling_ratio": 0}, {"sampling_ratio": 1.5}, {"check_item_ids": []},
                     {"target_filter": {"colour": "red"}}, {"period_end": "2000-01-01"},
-                    {"check_item_ids": [str(uuid.uuid4())]}, {"check_item_ids": [str(world.check_items["e-permit"].id)]}):
-        body = assert_problem(client.post("/api/v1/plans/", json=_plan_body(world, "market", **changes), headers=headers), 422)
+                    {"check_item_ids": [str(uuid.uuid4())]},
+                    {"check_item_ids": [str(world.check_items["e-permit"].id)]}):
+        response = client.post("/api/v1/plans/", json=_plan_body(world, "market", **changes), headers=headers)
+        body = assert_problem(response, 422)
         assert body["errors"], changes
     assert client.get("/api/v1/plans/", headers=headers).get_json()["items"] == []
     start, end = window()
@@ -72,7 +74,8 @@ def test_bad_bodies_are_problems_and_store_nothing(client, world: World, auth) -
     assert_problem(client.post("/api/v1/joint-plans/", json={"title": "x", "plan_ids": [str(uuid.uuid4())] * 2,
                                                              "sampling_ratio": 1}, headers=headers), 422)
     assert_problem(client.put("/api/v1/frequency-rule/", json={"max_inspections": 0, "period_days": 1,
-                                                              "fold_window_days": 0}, headers=auth.headers("admin")), 422)
+                                                              "fold_window_days": 0},
+                              headers=auth.headers("admin")), 422)
 
 
 def test_departments_write_only_their_own_plans_and_draw_only_their_own(client, world: World, auth) -> None:
@@ -88,7 +91,8 @@ def test_departments_write_only_their_own_plans_and_draw_only_their_own(client, 
 
 
 def test_conflicts_are_declared_by_the_inspector_or_their_head(client, world: World, auth) -> None:
-    body = {"user_id": str(world.people["e-insp"].id), "enterprise_id": str(world.enterprise.id), "reason": "近亲属任法定代表人"}
+    body = {"user_id": str(world.people["e-insp"].id), "enterprise_id": str(world.enterprise.id),
+            "reason": "近亲属任法定代表人"}
     assert_problem(client.post("/api/v1/conflicts-of-interest/", json=body, headers=auth.headers("e-insp2")), 403)
     assert_problem(client.post("/api/v1/conflicts-of-interest/", json=body, headers=auth.headers("m-head")), 404)
     assert_problem(client.post("/api/v1/conflicts-of-interest/", json={**body, "reason": ""},

@@ -248,7 +248,8 @@ def test_any_draw_keeps_every_rule(seed: str, ratio: float, population: int, poo
     inputs = {
         "parameters": {"sampling_ratio": ratio, "inspectors_per_department": 2, "department_ids": ["d1"]},
         "candidates": [{"enterprise_id": f"e{n:02d}", "eligible": n % 7 != 0} for n in range(population)],
-        "pools": {"d1": [{"user_id": f"u{n}", "certificates": [{"valid_for_window": n != 1}]} for n in range(pool + 2)]},
+        "pools": {"d1": [{"user_id": f"u{n}", "certificates": [{"valid_for_window": n != 1}]}
+                         for n in range(pool + 2)]},
         "conflicts": [{"user_id": "u0", "enterprise_id": f"e{n:02d}"} for n in conflicted],
     }
     result = drawing.compute_draw(seed, inputs)

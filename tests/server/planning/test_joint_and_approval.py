@@ -41,7 +41,8 @@ def _joint(world: World, **overrides: Any) -> Any:
     data = {"title": "食品生产企业联合抽查", "plan_ids": [market.id, ecology.id], "department_id": world.market.id,
             "target_filter": {"industries": ["食品"]}, "sampling_ratio": 1.0,
             "equivalences": [{"key": "licence-displayed", "title": "营业执照公示",
-                              "check_item_ids": [world.check_items["m-licence"].id, world.check_items["e-licence"].id]}]}
+                              "check_item_ids": [world.check_items["m-licence"].id,
+                                                 world.check_items["e-licence"].id]}]}
     data.update(overrides)
     joint = create_joint_plan(principal(world.people["m-sup"]), data)
     db.session.commit()
@@ -66,7 +67,8 @@ def test_a_joint_draw_makes_one_visit_with_both_teams_and_every_check_item(world
     assert len(record.task_ids) == 3
     for task_id in record.task_ids:
         task = db.session.get(InspectionTask, uuid.UUID(task_id))
-        per_department = {d: sum(1 for m in task.members if m.department_id == d) for d in (world.market.id, world.ecology.id)}
+        per_department = {d: sum(1 for m in task.members if m.department_id == d)
+                          for d in (world.market.id, world.ecology.id)}
         assert per_department == {world.market.id: 2, world.ecology.id: 2}
         groups = {i.check_item_id: i.equivalence_group for i in task.check_items}
         items = world.check_items
@@ -95,7 +97,8 @@ def test_equivalences_are_validated(world: World) -> None:
     twice = refused([{"key": "a", "title": "a", "check_item_ids": [items["m-licence"].id, items["e-licence"].id]},
                      {"key": "b", "title": "b", "check_item_ids": [items["m-licence"].id, items["e-permit"].id]}])
     assert twice.code == 422 and "已属于另一个等同事项组" in twice.detail
-    one_department = refused([{"key": "a", "title": "a", "check_item_ids": [items["e-licence"].id, items["e-permit"].id]}])
+    one_department = refused([{"key": "a", "title": "a",
+                               "check_item_ids": [items["e-licence"].id, items["e-permit"].id]}])
     assert one_department.code == 422
 
 
@@ -300,7 +303,8 @@ def test_a_rejection_carries_a_reason_and_stops_dispatch(world: World, client, a
     with pytest.raises(Problem):
         reject_dispatch(uuid.UUID(task_id), principal(world.people["e-head"]), "   ")
     db.session.rollback()
-    body = client.post(f"/api/v1/tasks/{task_id}/reject", json={"reason": "与环保专项检查时间冲突"}, headers=headers).get_json()
+    body = client.post(f"/api/v1/tasks/{task_id}/reject", json={"reason": "与环保专项检查时间冲突"},
+                       headers=headers).get_json()
     assert body["status"] == "rejected"
     ecology = next(a for a in body["approvals"] if a["department_id"] == str(world.ecology.id))
     assert ecology["status"] == "rejected" and ecology["reason"] == "与环保专项检查时间冲突"

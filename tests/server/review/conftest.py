@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ def entity(kind: str, task: InspectionTask, department_id: uuid.UUID, user_id: u
     clock = f"{int(time.time() * 1000):013d}-0000-{tablet}"  # the HLC of the write that won each field
     row = SyncedEntity(id=entity_id or uuid.uuid4(), kind=kind, task_id=task.id, inspection_id=inspection_id,
                        department_id=department_id, created_by_id=user_id, fields=fields,
-                       clocks={name: clock for name in fields},
+                       clocks=dict.fromkeys(fields, clock),
                        field_versions={}, version=1)
     db.session.add(row)
     db.session.flush()
@@ -100,7 +100,7 @@ class Scene:
 
 def build_scene(world: World, clip: bytes) -> Scene:
     people = world.people
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     joint = entity("inspection", world.task, world.market.id, people["m-insp"].id, entity_id=inspection_id_for(world.task.id),
                    fields={
         "task_id": str(world.task.id), "place": "厂区一号车间", "started_at": start.isoformat(),
@@ -222,7 +222,7 @@ def _before_the_cap() -> Iterator[None]:
     """Records as they could grow before sync bounded them (MAX_PER_INSPECTION): a load test left one
     inspection with 17,000 signatures. The pages must stay bounded for such records too."""
     kept = dict(MAX_PER_INSPECTION)
-    MAX_PER_INSPECTION.update({kind: 10 ** 9 for kind in MAX_PER_INSPECTION})
+    MAX_PER_INSPECTION.update(dict.fromkeys(MAX_PER_INSPECTION, 10 ** 9))
     try:
         yield
     finally:

@@ -8,9 +8,10 @@ launched by path. Screenshots go to the artifacts folder (``INSPECT_ONCE_TEST_AR
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 
@@ -194,10 +194,10 @@ def test_the_queue_shows_one_badge_per_flag_with_its_count_and_the_people_concer
 
 
 def test_the_queue_dates_a_row_by_the_inspection_in_office_time(review_as, scene: Scene) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     # 16:30 UTC is half past midnight of the next day in the offices; the task's window is days away.
-    visited = datetime(2026, 3, 1, 16, 30, tzinfo=timezone.utc)
+    visited = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
     scene.joint.fields = {**scene.joint.fields, "started_at": visited.isoformat()}
     db.session.commit()
     client = review_as("admin")

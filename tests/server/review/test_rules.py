@@ -2,12 +2,13 @@
 timeline's layout, the scope of the queue."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from server.review.timeline import Clip, Mark, gaps_between, lay_out
 
-T0 = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
 
 
 def test_every_review_page_requires_a_session_and_declares_its_permission(app) -> None:

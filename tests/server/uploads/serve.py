@@ -16,7 +16,6 @@ from werkzeug.serving import make_server
 
 from tests.conftest import _build_app
 
-
 TEST_CONFIG = {"UPLOAD_CHECKPOINT_BYTES": 64 * 1024, "UPLOAD_CHECKPOINT_SECONDS": 0.1}
 
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,8 +24,20 @@ from server.extensions import db
 from server.uploads.models import Upload
 from tests.clock import subprocess_command
 from tests.conftest import World
-from tests.server.uploads.conftest import (OCTETS, TUS, UPLOADS, Live, create, device_headers, footage, media_root,
-                                           metadata, object_files, push_media, sha256)
+from tests.server.uploads.conftest import (
+    OCTETS,
+    TUS,
+    UPLOADS,
+    Live,
+    create,
+    device_headers,
+    footage,
+    media_root,
+    metadata,
+    object_files,
+    push_media,
+    sha256,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -14,14 +14,29 @@ import pytest
 from sqlalchemy import func, select
 
 from server.extensions import db
-from server.uploads.models import Media, MediaObject, Upload, UploadStatus
 from server.uploads import sha256 as portable_sha256
+from server.uploads.models import Media, MediaObject, Upload, UploadStatus
 from server.uploads.service import uploads
 from server.uploads.storage import StorageError
 from tests.conftest import World, assert_problem, new_device
-from tests.server.uploads.conftest import (OCTETS, TUS, UPLOADS, checksum, create, device_headers, files_under,
-                                           footage, forget_running_hashes, head, media_root, metadata,
-                                           object_files, patch, push_media, sha256)
+from tests.server.uploads.conftest import (
+    OCTETS,
+    TUS,
+    UPLOADS,
+    checksum,
+    create,
+    device_headers,
+    files_under,
+    footage,
+    forget_running_hashes,
+    head,
+    media_root,
+    metadata,
+    object_files,
+    patch,
+    push_media,
+    sha256,
+)
 
 
 def counts() -> tuple[int, int]:

@@ -11,7 +11,7 @@ import pytest
 
 from server.uploads import storage
 from server.uploads.locking import FileUploadLocker, UploadLocked
-from server.uploads.storage import (LocalMediaStore, OffsetMismatch, StorageError, UnknownObject, UnknownPartial)
+from server.uploads.storage import LocalMediaStore, OffsetMismatch, StorageError, UnknownObject, UnknownPartial
 
 
 def sha(data: bytes) -> str:

@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from server.audit.models import AuditEntry
+from server.extensions import db
 from server.uploads.storage import BLOCK_SIZE
 from server.uploads.streaming import ByteRange, Unsatisfiable, parse_range, safe_content_type
-from server.extensions import db
 from tests.conftest import AuthActions, World, assert_problem
 from tests.server.uploads.conftest import OCTETS, create, device_headers, footage, metadata, sha256
 

@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from server.verification.flags import (
-    FLAG_LABELS, CertificateFacts, EvidenceFacts, InspectionFacts, MemberFacts, Sighting, assess, inspection_day,
+    FLAG_LABELS,
+    CertificateFacts,
+    EvidenceFacts,
+    InspectionFacts,
+    MemberFacts,
+    Sighting,
+    assess,
+    inspection_day,
 )
 
-START = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)  # 09:00 in Beijing
+START = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
 END = START + timedelta(minutes=30)
 ALICE, BOB, EVE = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 MEMBERS = (MemberFacts(ALICE, "张三", ("SC-001",)), MemberFacts(BOB, "李四", ("SC-002",)))
@@ -169,5 +176,5 @@ def test_errors_come_before_warnings() -> None:
 
 
 def test_the_inspection_day_is_the_day_in_beijing() -> None:
-    late_evening_utc = datetime(2026, 11, 19, 17, 30, tzinfo=timezone.utc)
+    late_evening_utc = datetime(2026, 11, 19, 17, 30, tzinfo=UTC)
     assert str(inspection_day(late_evening_utc)) == "2026-11-20"

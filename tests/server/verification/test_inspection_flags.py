@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from server.auth.policy import SYSTEM
 from server.directory.models import Certificate, CertificateStatus
 from server.directory.service import change_certificate_status
-from server.auth.policy import SYSTEM
 from server.extensions import db
-from server.sync.entities import inspection_id_for
 from server.jobs.queue import current_queue
+from server.sync.entities import inspection_id_for
 from tests.conftest import World, assert_problem
 from tests.media.conftest import MediaFactory, media  # noqa: F401 - the generated-media fixture
 from tests.server.uploads.conftest import create, device_headers, metadata, sha256
@@ -92,7 +92,7 @@ def codes(assessment: dict[str, Any]) -> list[str]:
 
 @pytest.fixture
 def visit(client, auth, world: World) -> Visit:  # type: ignore[no-untyped-def]
-    return Visit(client, auth, world, datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1), 15)
+    return Visit(client, auth, world, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1), 15)
 
 
 def team_photo(media: MediaFactory) -> Path:  # noqa: F811
@@ -129,7 +129,7 @@ def test_a_missing_middle_segment_is_a_gap(app, visit, media) -> None:  # noqa: 
 
 
 def test_a_covered_lens_is_flagged_with_its_times(app, client, auth, world, media) -> None:  # noqa: F811
-    visit = Visit(client, auth, world, datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1), 20)
+    visit = Visit(client, auth, world, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1), 20)
     visit.photo(team_photo(media))
     visit.segment(media.certificate_video("CERT-M-001"), 0)
     visit.segment(media.covered_video(), 6)  # 10 s, covered from 2 s
@@ -163,15 +163,15 @@ def test_no_certificate_shown_at_all(app, visit, media) -> None:  # noqa: F811
 # The visit (the ``visit`` fixture) began an hour before the certificate is suspended, and the suspension is now:
 # at these instants both fall on one office day (UTC+8; office midnight is 16:00 UTC) ...
 HOUR_BEFORE_ON_THE_SAME_OFFICE_DAY = {
-    "office-23h59m59": datetime(2026, 3, 10, 15, 59, 59, tzinfo=timezone.utc),
-    "office-01h00m01": datetime(2026, 3, 10, 17, 0, 1, tzinfo=timezone.utc),
-    "office-new-year-01h30": datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc),  # 2026-12-31 in UTC
+    "office-23h59m59": datetime(2026, 3, 10, 15, 59, 59, tzinfo=UTC),
+    "office-01h00m01": datetime(2026, 3, 10, 17, 0, 1, tzinfo=UTC),
+    "office-new-year-01h30": datetime(2026, 12, 31, 17, 30, tzinfo=UTC),  # 2026-12-31 in UTC
 }
 # ... and at these (00:00-01:00 office time) the visit was on the office day before.
 HOUR_BEFORE_ON_THE_OFFICE_DAY_BEFORE = {
-    "office-00h00m01": datetime(2026, 3, 10, 16, 0, 1, tzinfo=timezone.utc),
-    "office-00h14": datetime(2026, 12, 2, 16, 14, tzinfo=timezone.utc),  # where CI once failed
-    "office-new-year-00h30": datetime(2026, 12, 31, 16, 30, tzinfo=timezone.utc),
+    "office-00h00m01": datetime(2026, 3, 10, 16, 0, 1, tzinfo=UTC),
+    "office-00h14": datetime(2026, 12, 2, 16, 14, tzinfo=UTC),  # where CI once failed
+    "office-new-year-00h30": datetime(2026, 12, 31, 16, 30, tzinfo=UTC),
 }
 
 
@@ -235,7 +235,7 @@ def test_coercive_measures_without_footage(app, visit, media) -> None:  # noqa: 
 
 @pytest.mark.around_office_midnight
 def test_a_visit_synced_days_later_is_flagged_late(app, client, auth, world, media) -> None:  # noqa: F811
-    long_ago = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=4)
+    long_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
     visit = Visit(client, auth, world, long_ago, 15)
     visit.photo(team_photo(media))
     assert codes(visit.assessment(app)) == ["late-sync"]
@@ -272,13 +272,13 @@ def test_an_inspection_outside_your_departments_is_not_found(app, client, auth, 
     assert_problem(client.get(f"/api/v1/inspections/{uuid.uuid4()}/assessment", headers=auth.headers("m-sup")), 404)
 
 
-@pytest.mark.parametrize("clock", [datetime(2026, 3, 10, 15, 59, 59, tzinfo=timezone.utc),
-                                   datetime(2026, 3, 10, 16, 1, 1, tzinfo=timezone.utc),
-                                   datetime(2026, 12, 31, 16, 30, tzinfo=timezone.utc)],
+@pytest.mark.parametrize("clock", [datetime(2026, 3, 10, 15, 59, 59, tzinfo=UTC),
+                                   datetime(2026, 3, 10, 16, 1, 1, tzinfo=UTC),
+                                   datetime(2026, 12, 31, 16, 30, tzinfo=UTC)],
                          ids=["office-23h59m59", "office-00h01m01", "office-new-year-00h30"], indirect=True)
 def test_suspending_a_certificate_today_re_assesses_todays_inspections(app, client, auth, world, media) -> None:  # noqa: F811
     # A visit that began a minute ago: on today's office day at each of these instants, midnight on either side.
-    visit = Visit(client, auth, world, datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=60), 15)
+    visit = Visit(client, auth, world, datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60), 15)
     visit.photo(team_photo(media))
     clean_recording(visit, media)
     assert visit.assessment(app)["flags"] == []
