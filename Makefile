@@ -37,7 +37,12 @@ run: install $(VAR)/secrets.env
 	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/flask --app server serve; }
 
-test: install
+# The architecture and the lint rules are part of the suite: pyproject.toml states both.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-var:
