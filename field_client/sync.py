@@ -117,7 +117,7 @@ class SyncProtocol:
         if response.status == 200:
             results = self._results(response, ids)
             with self.store.transaction():
-                for mutation, result in zip(batch, results):
+                for mutation, result in zip(batch, results, strict=True):
                     self._settle(mutation, result, report)
                 self.store.set("last_push_at", self.session.now())
             report.sent += len(batch)
@@ -162,7 +162,7 @@ class SyncProtocol:
         body = response.body if isinstance(response.body, dict) else {}
         results = body.get("results")
         if (not isinstance(results, list) or len(results) != len(ids)
-                or any(not isinstance(r, dict) or r.get("id") != i for r, i in zip(results, ids))):
+                or any(not isinstance(r, dict) or r.get("id") != i for r, i in zip(results, ids, strict=True))):
             # The server committed the batch if it answered 200, but we cannot
             # tell what happened to which mutation; they stay pending and the
             # next push learns their fate as duplicates.

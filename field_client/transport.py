@@ -102,7 +102,7 @@ class HttpTransport:
 
     @staticmethod
     def _response(status: int, headers: Any, raw: bytes) -> Response:
-        plain = {k: v for k, v in headers.items()} if headers is not None else {}
+        plain = dict(headers.items()) if headers is not None else {}
         body: Any = None
         if raw:
             try:

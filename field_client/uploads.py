@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, ContextManager
+from typing import IO, Any
 from urllib.parse import urljoin
 
 import requests
@@ -92,7 +92,7 @@ class SQLiteURLStorage(Storage):
     so a URL is on disk before the first byte of its upload is sent.
     """
 
-    def __init__(self, transaction: Callable[[], ContextManager[sqlite3.Connection]]) -> None:
+    def __init__(self, transaction: Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]) -> None:
         self._transaction = transaction
 
     def get_item(self, key: str) -> str | None:

@@ -154,7 +154,7 @@ class _ObserverThread:
                     begun = time.perf_counter()
                     observer.observe(sampled)
                     self._stats.observer_seconds[observer.name] += time.perf_counter() - begun
-            except BaseException as exc:  # re-raised in the scanning thread
+            except BaseException as exc:  # noqa: BLE001 - any failure, even KeyboardInterrupt, is re-raised in the scanning thread
                 self._error = exc
             finally:
                 sampled.release()

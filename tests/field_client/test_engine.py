@@ -115,7 +115,7 @@ def test_whole_request_failures_are_retried_with_bounded_full_jitter_backoff(
     assert report.applied == 1 and fake_server.count(PUSH) == 5
     assert len(sleeps) == 4
     ceilings = [1.0, 2.0, 4.0, 8.0]
-    assert all(0 <= s <= c for s, c in zip(sleeps, ceilings))
+    assert all(0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
     assert sleeps[2] >= 3  # Retry-After is honoured
     (mutation,) = client.store.mutations()
     assert mutation.status == "done" and mutation.attempts == 5

@@ -30,7 +30,7 @@ def test_tick_never_goes_backwards_when_the_wall_clock_does() -> None:
     for wall in walls:
         last = hlc.tick(last, wall, "SCJG-TAB1")
         stamps.append(last)
-    assert all(a < b for a, b in zip(stamps, stamps[1:]))
+    assert all(a < b for a, b in zip(stamps, stamps[1:], strict=False))
     assert [str(s) for s in stamps[:5]] == ["1764120000000-0000-SCJG-TAB1", "1764120000005-0000-SCJG-TAB1",
                                             "1764120000005-0001-SCJG-TAB1", "1764120000005-0002-SCJG-TAB1",
                                             "1764120000005-0003-SCJG-TAB1"]

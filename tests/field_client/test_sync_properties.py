@@ -132,7 +132,7 @@ def _run(app: Flask, example: Path, seats: int, steps: list[tuple[str, int, Any]
     items = {"m-insp": str(world.check_items["m-licence"].id), "e-insp": str(world.check_items["e-permit"].id)}
     task_id = str(world.task.id)
     try:
-        for (user, device), tablet in zip(SEATS, tablets):
+        for (user, device), tablet in zip(SEATS, tablets, strict=False):
             tablet.login(SERVER, user, PASSWORD, device)
             tablet.pull()
         # One tablet opens the inspection and syncs it; the team joins it.
@@ -190,7 +190,7 @@ def _check(world: World, tablets: list[FieldClient], network: FaultyNetwork) -> 
         assert [m for m in outbox if m.status != "done"] == []
         captured |= {m.id for m in outbox}
     assert captured == set(records)
-    for entity_id, entity in entities.items():
+    for entity in entities.values():
         applied = db.session.scalar(select(func.count()).select_from(MutationRecord)
                                     .where(MutationRecord.entity_id == entity.id))
         assert entity.version == applied, "a mutation was applied twice or not counted"
