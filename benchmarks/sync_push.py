@@ -67,7 +67,9 @@ with app.app_context():
     dept = directory.department_by_code("SCJG")
     items = [directory.create_check_item(SYSTEM, {"department_id": dept.id, "code": f"B-{n}", "title": f"事项{n}",
              "legal_basis": "依据"}) for n in range(4)]
-    ent = directory.create_enterprise(SYSTEM, {"credit_code": "91350100M000100Y43", "name": "基准企业", "address": "祁阳"}, [dept])
+    ent = directory.create_enterprise(
+        SYSTEM, {"credit_code": "91350100M000100Y43", "name": "基准企业", "address": "祁阳"}, [dept]
+    )
     user = db.session.scalar(select(User).where(User.username == "bench"))
     now = datetime.now(timezone.utc)
     task = create_task(SYSTEM, {"title": "基准", "enterprise_id": ent.id, "window_start": now - timedelta(hours=1),
@@ -99,9 +101,12 @@ def make_mutations(count: int, task_id: str, item_ids: list[str]) -> list[dict[s
         return entity_id
 
     while len(mutations) < count:
-        inspection = add("inspection", {"task_id": task_id, "place": "生产车间", "started_at": "2026-11-26T09:00:00+08:00"})
+        inspection = add(
+            "inspection", {"task_id": task_id, "place": "生产车间", "started_at": "2026-11-26T09:00:00+08:00"}
+        )
         for item in item_ids:
-            add("finding", {"inspection_id": inspection, "check_item_id": item, "result": "compliant", "note": "符合要求"})
+            add("finding", {"inspection_id": inspection, "check_item_id": item,
+                            "result": "compliant", "note": "符合要求"})
         for n in range(5):
             add("media", {"inspection_id": inspection, "sha256": uuid.uuid4().hex * 2, "size": 1_000_000 + n,
                           "content_type": "video/mp4", "proves": "scene"})
@@ -134,7 +139,9 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any 
     return data
 
 
-def bench_sync(env: dict[str, str], ids: dict[str, str], count: int, batch: int) -> tuple[float, list[float], float, int]:
+def bench_sync(
+    env: dict[str, str], ids: dict[str, str], count: int, batch: int
+) -> tuple[float, list[float], float, int]:
     port = int(env["INSPECT_ONCE_PORT"])
     server = subprocess.Popen([FLASK, "--app", "server", "serve"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -157,7 +164,8 @@ def bench_sync(env: dict[str, str], ids: dict[str, str], count: int, batch: int)
         start = time.perf_counter()
         cursor, pulled = None, 0
         while pulled < 10_000:
-            page = request(conn, "GET", "/api/v1/sync/pull?limit=1000" + (f"&cursor={cursor}" if cursor else ""), None, token)
+            query = "/api/v1/sync/pull?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            page = request(conn, "GET", query, None, token)
             pulled += len(page["changes"])
             cursor = page["cursor"]
             if not page["has_more"]:
@@ -197,14 +205,15 @@ def bench_raw(database_url: str, count: int, batch: int) -> float:
     with engine.begin() as conn:  # the foreign keys the rows point at
         dept, user, task, ent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         now = datetime.now(UTC)
-        conn.execute(insert(db.metadata.tables["department"]), [{"id": dept, "code": "SCJG", "name": "x", "created_at": now}])
-        conn.execute(insert(db.metadata.tables["app_user"]), [{"id": user, "username": "u", "full_name": "u", "password_hash": "x",
-                                                               "role": "inspector", "department_id": dept, "active": True,
-                                                               "created_at": now}])
-        conn.execute(insert(db.metadata.tables["enterprise"]), [{"id": ent, "credit_code": "91350100M000100Y43", "name": "e",
-                                                                 "address": "a", "risk_level": "normal", "created_at": now,
-                                                                 "updated_at": now, "change_seq": 0}])
-        conn.execute(insert(db.metadata.tables["inspection_task"]), [{
+        tables = db.metadata.tables
+        conn.execute(insert(tables["department"]), [{"id": dept, "code": "SCJG", "name": "x", "created_at": now}])
+        conn.execute(insert(tables["app_user"]), [{
+            "id": user, "username": "u", "full_name": "u", "password_hash": "x",
+            "role": "inspector", "department_id": dept, "active": True, "created_at": now}])
+        conn.execute(insert(tables["enterprise"]), [{
+            "id": ent, "credit_code": "91350100M000100Y43", "name": "e", "address": "a", "risk_level": "normal",
+            "created_at": now, "updated_at": now, "change_seq": 0}])
+        conn.execute(insert(tables["inspection_task"]), [{
             "id": task, "title": "t", "enterprise_id": ent, "department_id": dept, "window_start": now,
             "window_end": now + timedelta(hours=1), "status": "dispatched", "created_at": now, "change_seq": 0}])
     rows = make_mutations(count, str(task), [str(uuid.uuid4()) for _ in range(4)])
@@ -212,12 +221,13 @@ def bench_raw(database_url: str, count: int, batch: int) -> float:
     for i in range(0, count, batch):
         chunk = rows[i:i + batch]
         now = datetime.now(UTC)
-        entities = [{"id": uuid.UUID(m["entity_id"]), "kind": m["entity"], "task_id": task,
-                     "inspection_id": uuid.UUID(m["fields"]["inspection_id"]) if "inspection_id" in m["fields"] else None,
-                     "department_id": dept, "created_by_id": user, "fields": m["fields"],
-                     "clocks": dict.fromkeys(m["fields"], m["hlc"]), "field_versions": dict.fromkeys(m["fields"], 1),
-                     "deleted": False, "version": 1, "first_received_at": now, "last_received_at": now, "updated_at": now,
-                     "change_seq": i + n + 1} for n, m in enumerate(chunk)]
+        entities = [{
+            "id": uuid.UUID(m["entity_id"]), "kind": m["entity"], "task_id": task,
+            "inspection_id": uuid.UUID(m["fields"]["inspection_id"]) if "inspection_id" in m["fields"] else None,
+            "department_id": dept, "created_by_id": user, "fields": m["fields"],
+            "clocks": dict.fromkeys(m["fields"], m["hlc"]), "field_versions": dict.fromkeys(m["fields"], 1),
+            "deleted": False, "version": 1, "first_received_at": now, "last_received_at": now, "updated_at": now,
+            "change_seq": i + n + 1} for n, m in enumerate(chunk)]
         log = [{"id": uuid.UUID(m["id"]), "content_hash": "0" * 64, "entity_id": uuid.UUID(m["entity_id"]),
                 "device_id": "SCJG-TAB1", "user_id": user, "hlc": m["hlc"], "device_time": now, "received_at": now,
                 "status": "applied", "version": 1} for m in chunk]
@@ -242,7 +252,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutations", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--database", default="sqlite", help="sqlite, or a PostgreSQL URL (its public schema is dropped!)")
+    parser.add_argument("--database", default="sqlite",
+                        help="sqlite, or a PostgreSQL URL (its public schema is dropped!)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:

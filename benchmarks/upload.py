@@ -145,7 +145,9 @@ def curl_single_patch(base: str, headers: dict[str, str], path: Path, sha: str) 
     created = subprocess.run(["curl", "-sS", "-D", "-", "-o", "/dev/null", "-X", "POST", *auth,
                               "-H", f"Upload-Length: {size}", "-H", f"Upload-Metadata: {meta}",
                               base + "/api/v1/uploads/"], check=True, capture_output=True, text=True).stdout
-    location = next(line.split(":", 1)[1].strip() for line in created.splitlines() if line.lower().startswith("location:"))
+    location = next(
+        line.split(":", 1)[1].strip() for line in created.splitlines() if line.lower().startswith("location:")
+    )
     if location.startswith("/"):
         location = base + location
     start = time.perf_counter()
@@ -232,7 +234,7 @@ def main() -> None:
 
     ours_rate = mb / statistics.median(s for s, _ in ours)
     node_rate = mb / statistics.median(s for s, _ in node)
-    ratios = [n / o for (o, _), (n, _) in zip(ours, node)]
+    ratios = [n / o for (o, _), (n, _) in zip(ours, node, strict=True)]
     print(f"file {mb} MiB, tuspy chunks of {args.chunk_mb} MiB, loopback, {args.rounds} rounds, medians")
     print(f"this server (gunicorn) : {ours_rate:7.1f} MiB/s")
     print(f"@tus/server FileStore  : {node_rate:7.1f} MiB/s")

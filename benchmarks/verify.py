@@ -132,8 +132,8 @@ def main() -> None:
         verified = measure(VERIFY, clip, args.repeat)
         rows.append((minutes, clip, pyav, cv2_, verified))
 
-    print(f"\ncores: {os.cpu_count()}   medians of {args.repeat} runs   clip: {args.height}p{args.fps} H.264 {args.preset} "
-          f"{args.bitrate}bit/s + AAC, QR shown 5–15 s\n")
+    print(f"\ncores: {os.cpu_count()}   medians of {args.repeat} runs   "
+          f"clip: {args.height}p{args.fps} H.264 {args.preset} {args.bitrate}bit/s + AAC, QR shown 5–15 s\n")
     header = (f"{'clip':>7} {'MB':>6} {'frames':>6} | {'bare PyAV':>9} {'bare cv2':>8} | "
               f"{'hash':>5} {'probe':>5} {'decode':>7} {'(qr)':>6} {'(lens)':>6} {'verify':>7} | "
               f"{'÷PyAV':>5} {'÷cv2':>5} {'×realtime':>9} | {'RSS MB bare/verify':>18}")

@@ -127,13 +127,14 @@ def _install_transaction_boundary(app: Flask) -> None:
             db.session.rollback()
             transaction.rolled_back()
             log.info("commit refused by a database constraint")
-            return problem_response(409, "conflict", "与现有数据冲突", "与现有数据冲突（可能是重复提交），未保存任何内容")
+            return problem_response(409, "conflict", "与现有数据冲突",
+                                    "与现有数据冲突（可能是重复提交），未保存任何内容")
         except OperationalError:
             db.session.rollback()
             transaction.rolled_back()
             log.exception("database unavailable at commit")
-            return problem_response(503, "database-unavailable", "数据库暂时不可用", "数据库暂时不可用，未保存任何内容，请稍后重试",
-                                    headers={"Retry-After": "5"})
+            return problem_response(503, "database-unavailable", "数据库暂时不可用",
+                                    "数据库暂时不可用，未保存任何内容，请稍后重试", headers={"Retry-After": "5"})
         transaction.committed()
         return response
 

@@ -33,7 +33,8 @@ class Api(_Api):
 class StrictParser(JSONBodyParser):
     # An unknown query parameter is refused too: a typo such as ``?curser=``
     # would otherwise silently restart a tablet's pull from the beginning.
-    DEFAULT_UNKNOWN_BY_LOCATION = {**JSONBodyParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+    DEFAULT_UNKNOWN_BY_LOCATION = {**JSONBodyParser.DEFAULT_UNKNOWN_BY_LOCATION,
+                                   "query": ma.RAISE, "querystring": ma.RAISE}
 
 
 class Blueprint(_Blueprint):

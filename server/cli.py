@@ -138,7 +138,8 @@ def create_user_command(username: str, password: str, role: str, department_code
 @click.option("--inspector", default=None, help="Username of the inspector the device is assigned to")
 @click.option("--label", default=None)
 @_operator_command
-def create_device_command(device_id: str, kind: str, department_code: str, inspector: str | None, label: str | None) -> None:
+def create_device_command(device_id: str, kind: str, department_code: str, inspector: str | None,
+                          label: str | None) -> None:
     """Register a device; prints its secret once, alone on the last line."""
     from sqlalchemy import select
 
@@ -215,6 +216,7 @@ def check_system_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (check_system_command, init_db_command, seed_demo_command, create_department_command, create_user_command,
-                    create_device_command, set_certificate_status_command, serve_command, worker_command):
+    for command in (check_system_command, init_db_command, seed_demo_command, create_department_command,
+                    create_user_command, create_device_command, set_certificate_status_command, serve_command,
+                    worker_command):
         app.cli.add_command(command)

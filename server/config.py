@@ -154,7 +154,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
     for name, value in (("SECRET_KEY", secret_key), ("JWT_SIGNING_KEY", jwt_key)):
         if not value or value == DEV_SECRET:
             if not relaxed:
-                raise ConfigError(f"{name} is not set; set a random value of at least 32 characters (or INSPECT_ONCE_DEBUG=1 for development)")
+                raise ConfigError(f"{name} is not set; set a random value of at least 32 characters "
+                                  "(or INSPECT_ONCE_DEBUG=1 for development)")
         elif len(value) < 32 and not relaxed:
             raise ConfigError(f"{name} is too short; use at least 32 random characters")
     secret_key = secret_key or DEV_SECRET

@@ -126,7 +126,8 @@ def problem_response(
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     if isinstance(error, Problem):
-        return problem_response(status, error.slug, error.title, error.detail, error.errors, error.extra_headers, error.extra)
+        return problem_response(status, error.slug, error.title, error.detail, error.errors, error.extra_headers,
+                                error.extra)
     slug, title = _DEFAULTS.get(status, ("error", error.name))
     data = getattr(error, "data", None) or {}
     errors = _webargs_errors(data) if data else None

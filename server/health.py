@@ -37,7 +37,8 @@ def healthz() -> Any:
     else:
         checks["media_store"] = "ok"
     if any(v.startswith("error") for v in checks.values()):
-        return problem_response(503, "unhealthy", "服务不可用", "数据库或媒体存储不可用", extra={"checks": checks, **extra})
+        return problem_response(503, "unhealthy", "服务不可用", "数据库或媒体存储不可用",
+                                extra={"checks": checks, **extra})
     status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
     return {"status": status, "checks": checks, **extra}
 

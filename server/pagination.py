@@ -19,7 +19,8 @@ class Page(Generic[T]):
     next_after: str | None
 
 
-def keyset_page(query: Select[Any], id_column: Any, limit: int, after: str | None, *, uuid_keys: bool = True) -> Page[Any]:
+def keyset_page(query: Select[Any], id_column: Any, limit: int, after: str | None, *,
+                uuid_keys: bool = True) -> Page[Any]:
     if after:
         key: Any = after
         if uuid_keys:

@@ -112,7 +112,8 @@ class SeedSummary:
 
     def __str__(self) -> str:
         return (f"{self.departments} departments, {self.check_items} check items, {self.enterprises} enterprises, "
-                f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), {self.devices} devices, "
+                f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), "
+                f"{self.devices} devices, "
                 f"{self.inspections} joint inspection awaiting review, {self.open_tasks} open visits of today for the "
                 f"demo inspectors, {self.draws} double-random draw awaiting the heads' approval")
 
@@ -198,8 +199,11 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
                            if c.holder.username not in DEMO_TEAM), key=lambda c: c.number)
     for certificate, status, reason in zip(
             rng.sample(certificates, 4),
-            [CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.REVOKED],
-            ["年度执法资格考试未通过，暂扣待补考", "涉嫌违规执法，调查期间暂扣", "离岗培训期间暂扣", "调离执法岗位，依规吊销"]):
+            [CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED, CertificateStatus.SUSPENDED,
+             CertificateStatus.REVOKED],
+            ["年度执法资格考试未通过，暂扣待补考", "涉嫌违规执法，调查期间暂扣", "离岗培训期间暂扣",
+             "调离执法岗位，依规吊销"],
+            strict=True):
         directory.change_certificate_status(SYSTEM, certificate, status, reason)
         summary.certificates_suspended += 1
 
@@ -279,7 +283,8 @@ def _seed_planning(departments: dict[str, Department]) -> int:
 
     period = {"period_start": today, "period_end": today + timedelta(days=365)}
     plans = [
-        create_plan(SYSTEM, {"title": f"市场监管局{today.year}年度食品生产企业双随机抽查计划", "subject_kind": "食品生产企业",
+        create_plan(SYSTEM, {"title": f"市场监管局{today.year}年度食品生产企业双随机抽查计划",
+                             "subject_kind": "食品生产企业",
                              "department_id": market.id, **period, "target_filter": {"industries": ["食品生产"]},
                              "sampling_ratio": 0.2, "check_item_ids": items(market, ["SCJG-01", "SCJG-02"])}),
         create_plan(SYSTEM, {"title": f"应急管理局{today.year}年度食品生产企业安全生产抽查计划",

@@ -173,7 +173,8 @@ def new_user(username: str, role: str, department: Department, *, certificate: s
     return user
 
 
-def new_device(device_id: str, kind: str, department: Department, inspector: User | None = None) -> directory.CreatedDevice:
+def new_device(device_id: str, kind: str, department: Department,
+               inspector: User | None = None) -> directory.CreatedDevice:
     created = directory.create_device(SYSTEM, {"id": device_id, "kind": kind, "department_id": department.id,
                                                "inspector_id": inspector.id if inspector else None})
     db.session.commit()
@@ -263,9 +264,11 @@ def build_world() -> World:
         [market, ecology])
     items = {
         "m-licence": directory.create_check_item(SYSTEM, {"department_id": market.id, "code": "SCJG-01",
-                                                          "title": "营业执照公示", "legal_basis": "《市场主体登记管理条例》第三十六条"}),
+                                                          "title": "营业执照公示",
+                                                          "legal_basis": "《市场主体登记管理条例》第三十六条"}),
         "e-permit": directory.create_check_item(SYSTEM, {"department_id": ecology.id, "code": "STHJ-01",
-                                                         "title": "排污许可", "legal_basis": "《排污许可管理条例》第十七条"}),
+                                                         "title": "排污许可",
+                                                         "legal_basis": "《排污许可管理条例》第十七条"}),
     }
     now = datetime.now(UTC)
     task = create_task(SYSTEM, {

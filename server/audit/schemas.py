@@ -18,7 +18,8 @@ class AuditQuery(StrictSchema):
                               metadata={"description": "e.g. auth.login_failed, media.stream"})
     object_type = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=40))
     object_id = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
-    actor = ma.fields.String(load_default=None, validate=_SHORT, metadata={"description": "Username or id of the actor"})
+    actor = ma.fields.String(load_default=None, validate=_SHORT,
+                             metadata={"description": "Username or id of the actor"})
     outcome = ma.fields.String(load_default=None, validate=ma.validate.OneOf([o.value for o in Outcome]))
     since = ma.fields.AwareDateTime(load_default=None, format="iso", validate=_WHEN,
                                     metadata={"description": "From this time (inclusive)"})
@@ -30,7 +31,8 @@ class AuditQuery(StrictSchema):
 
 
 class ActorSchema(ma.Schema):
-    kind = ma.fields.String(attribute="actor_kind.value", metadata={"description": "user | device | system | anonymous"})
+    kind = ma.fields.String(attribute="actor_kind.value",
+                            metadata={"description": "user | device | system | anonymous"})
     id = ma.fields.String(attribute="actor_id", allow_none=True)
     username = ma.fields.String(attribute="actor_username", allow_none=True)
     department_id = ma.fields.UUID(attribute="actor_department_id", allow_none=True)

@@ -191,7 +191,8 @@ def _take_next_seq() -> tuple[int, str]:
     row = db.session.execute(advance).first()
     if row is None:
         # A new log (or one whose head was lost): start from the newest entry, if any.
-        last = db.session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+        last = db.session.execute(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
         db.session.execute(_insert_ignoring_conflict(
             {"id": _HEAD_ID, "seq": last.seq if last else 0, "hash": last.hash if last else GENESIS_HASH}))
         row = db.session.execute(advance).one()

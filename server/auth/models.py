@@ -22,3 +22,7 @@ class RefreshToken(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(100))
+    # A log-in on an enrolled tablet: refreshing keeps the binding, and ends when the tablet is retired or
+    # re-enrolled (``device_key`` fingerprints the device secret the log-in was made with).
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("device.id"), index=True)
+    device_key: Mapped[str | None] = mapped_column(String(16))

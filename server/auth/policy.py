@@ -134,7 +134,8 @@ def in_scope(principal: Principal, permission: Permission, department_id: uuid.U
     return department_id == principal.department_id
 
 
-def authorize_object(principal: Principal, permission: Permission, obj: Any, *, visible: Permission | None = None) -> None:
+def authorize_object(principal: Principal, permission: Permission, obj: Any, *,
+                     visible: Permission | None = None) -> None:
     """Raise unless ``principal`` may apply ``permission`` to ``obj``.
 
     An object outside what the caller may even see answers 404, so ids of
@@ -151,7 +152,8 @@ def authorize_object(principal: Principal, permission: Permission, obj: Any, *, 
     raise Problem(404, "not-found", "资源不存在")
 
 
-def scope_query(principal: Principal, permission: Permission, query: Select[Any], department_column: Any) -> Select[Any]:
+def scope_query(principal: Principal, permission: Permission, query: Select[Any],
+                department_column: Any) -> Select[Any]:
     """Restrict a listing to what ``principal`` may see under ``permission``."""
     if not can(principal, permission):
         raise Problem(403, "forbidden", "您的角色无权执行此操作")

@@ -45,7 +45,8 @@ def issue(key: str, subject: str, token_type: str, lifetime_seconds: int, claims
 
 
 def _unauthenticated(slug: str, detail: str) -> Problem:
-    return Problem(401, slug, detail, headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{slug}"'})
+    return Problem(401, slug, detail,
+                   headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{slug}"'})
 
 
 def decode(key: str, token: str, allowed_types: tuple[str, ...]) -> dict[str, Any]:

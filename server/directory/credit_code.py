@@ -18,13 +18,13 @@ def check_character(first17: str) -> str:
     """The GB 32100 check character for the first 17 characters."""
     if len(first17) != 17 or any(ch not in _VALUE for ch in first17):
         raise ValueError("need 17 characters from the GB 32100 alphabet")
-    total = sum(_VALUE[ch] * w for ch, w in zip(first17, WEIGHTS))
+    total = sum(_VALUE[ch] * w for ch, w in zip(first17, WEIGHTS, strict=True))
     return ALPHABET[(31 - total % 31) % 31]
 
 
 def organisation_check_character(first8: str) -> str:
     """The GB 11714 check character for an 8-character organisation code body."""
-    total = sum(_VALUE[ch] * w for ch, w in zip(first8, _ORG_WEIGHTS))
+    total = sum(_VALUE[ch] * w for ch, w in zip(first8, _ORG_WEIGHTS, strict=True))
     value = 11 - total % 11
     return "X" if value == 10 else "0" if value == 11 else str(value)
 

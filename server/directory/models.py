@@ -142,9 +142,26 @@ class Device(db.Model):
     label: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A tablet gets its secret by spending a one-time enrolment code (docs/field-app.md); retiring ends it for good.
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     department: Mapped[Department] = relationship()
     inspector: Mapped[User | None] = relationship()
+
+
+class EnrolmentCode(db.Model):
+    """A one-time code that gives a tablet its device secret. Only the code's SHA-256 is stored."""
+
+    __tablename__ = "enrolment_code"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    device_id: Mapped[str] = mapped_column(ForeignKey("device.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    issued_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))  # None: the operator's CLI
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a newer code, or the tablet retired
 
 
 Index("ix_enterprise_updated", Enterprise.updated_at, Enterprise.id)

@@ -20,9 +20,11 @@ def _blueprint(name: str, prefix: str, description: str) -> Blueprint:
 
 departments = _blueprint("departments", "departments", "Enforcement departments (执法单位)")
 check_items = _blueprint("check_items", "check-items", "Check items per department with their legal basis (检查事项)")
-enterprises = _blueprint("enterprises", "enterprises", "Cross-department directory of inspection targets (检查对象名录库)")
+enterprises = _blueprint("enterprises", "enterprises",
+                         "Cross-department directory of inspection targets (检查对象名录库)")
 users = _blueprint("users", "users", "People: inspectors, supervisors, reviewers, heads")
-certificates = _blueprint("certificates", "certificates", "Enforcement certificates (行政执法证) and their status history")
+certificates = _blueprint("certificates", "certificates",
+                          "Enforcement certificates (行政执法证) and their status history")
 devices = _blueprint("devices", "devices", "Bodycams, tablets and docking stations")
 
 blueprints = [departments, check_items, enterprises, users, certificates, devices]
@@ -117,7 +119,8 @@ class Enterprises(MethodView):
     @enterprises.response(200, s.EnterprisePage)
     def get(self, query: dict[str, Any]) -> Any:
         """Search the directory of inspection targets"""
-        return service.list_enterprises(current_principal(), query["q"], query["department_id"], query["limit"], query["after"])
+        return service.list_enterprises(current_principal(), query["q"], query["department_id"], query["limit"],
+                                        query["after"])
 
     @requires(Permission.MANAGE_ENTERPRISES)
     @_documented(enterprises)

@@ -38,7 +38,8 @@ class DepartmentSchema(ma.Schema):
 
 
 class DepartmentCreate(StrictSchema):
-    code = ma.fields.String(required=True, validate=_regex(DEPARTMENT_CODE, "部门代码须为大写字母开头的2-32位大写字母、数字或下划线"))
+    code = ma.fields.String(required=True,
+                            validate=_regex(DEPARTMENT_CODE, "部门代码须为大写字母开头的2-32位大写字母、数字或下划线"))
     name = _text(100)
 
 
@@ -60,7 +61,8 @@ class CheckItemSchema(ma.Schema):
 
 class CheckItemCreate(StrictSchema):
     department_id = ma.fields.UUID(required=True)
-    code = ma.fields.String(required=True, validate=_regex(ITEM_CODE, "事项编码须为1-32位字母、数字、点、下划线或连字符"))
+    code = ma.fields.String(required=True,
+                            validate=_regex(ITEM_CODE, "事项编码须为1-32位字母、数字、点、下划线或连字符"))
     title = _text(200)
     legal_basis = _text(2000)
     method = _text(200, required=False, allow_none=True)
@@ -157,7 +159,8 @@ class CertificateSchema(ma.Schema):
 
 
 class CertificateCreate(StrictSchema):
-    number = ma.fields.String(required=True, validate=_regex(CERTIFICATE_NUMBER, "执法证号须为4-32位字母、数字或连字符"))
+    number = ma.fields.String(required=True,
+                              validate=_regex(CERTIFICATE_NUMBER, "执法证号须为4-32位字母、数字或连字符"))
     valid_from = ma.fields.Date(required=True)
     valid_until = ma.fields.Date(required=True)
 
@@ -192,9 +195,11 @@ class UserSchema(ma.Schema):
 
 
 class UserCreate(StrictSchema):
-    username = ma.fields.String(required=True, validate=_regex(USERNAME, "用户名须为3-64位字母、数字、点、下划线或连字符"))
+    username = ma.fields.String(required=True,
+                                validate=_regex(USERNAME, "用户名须为3-64位字母、数字、点、下划线或连字符"))
     full_name = _text(100)
-    password = ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=8, max=256, error="密码长度须为8-256位"))
+    password = ma.fields.String(required=True, load_only=True,
+                                validate=ma.validate.Length(min=8, max=256, error="密码长度须为8-256位"))
     role = ma.fields.Enum(Role, by_value=True, required=True)
     department_id = ma.fields.UUID(required=True)
     certificate = ma.fields.Nested(CertificateCreate, load_default=None, allow_none=True)

@@ -75,7 +75,8 @@ def _department_in_scope(principal: Principal, permission: Permission, departmen
 
 # ---- check items -------------------------------------------------------------
 
-def list_check_items(principal: Principal, department_id: uuid.UUID | None, limit: int, after: str | None) -> Page[CheckItem]:
+def list_check_items(principal: Principal, department_id: uuid.UUID | None, limit: int,
+                     after: str | None) -> Page[CheckItem]:
     query = scope_query(principal, Permission.READ_DIRECTORY, select(CheckItem), CheckItem.department_id)
     if department_id:
         query = query.where(CheckItem.department_id == department_id)
@@ -198,7 +199,8 @@ def create_user(principal: Principal, data: Mapping[str, Any]) -> User:
     return user
 
 
-def issue_certificate(principal: Principal, holder: User, number: str, valid_from: date, valid_until: date) -> Certificate:
+def issue_certificate(principal: Principal, holder: User, number: str, valid_from: date,
+                      valid_until: date) -> Certificate:
     authorize_object(principal, Permission.MANAGE_PEOPLE, holder, visible=Permission.READ_PEOPLE)
     if valid_until < valid_from:
         raise _field_error("valid_until", "有效期截止日期早于起始日期")

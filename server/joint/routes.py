@@ -79,7 +79,8 @@ def joint_report_pdf(task_id: uuid.UUID) -> Any:
     except report.ReportUnavailable as exc:
         log.error("joint report PDF refused: %s", exc)
         raise Problem(503, "report-unavailable",
-                      f"服务器缺少中文字体（请管理员安装 Debian 软件包 {report.CJK_FONT_PACKAGE}），暂时无法生成 PDF 报告；"
+                      f"服务器缺少中文字体（请管理员安装 Debian 软件包 {report.CJK_FONT_PACKAGE}），"
+                      "暂时无法生成 PDF 报告；"
                       "网页版报告（joint-report.html）可用", title="PDF 报告暂时无法生成") from None
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="joint-report-{task_id}.pdf"'})

@@ -93,7 +93,8 @@ class _Directory:
         self.devices = {d.id: d for d in db.session.scalars(select(Device).where(Device.id.in_(nodes - {None})))}
         department_ids = {m.department_id for m in task.members} | {task.department_id}
         department_ids |= {e.department_id for e in entities} | {d.department_id for d in self.devices.values()}
-        self.departments = {d.id: d for d in db.session.scalars(select(Department).where(Department.id.in_(department_ids)))}
+        self.departments = {d.id: d for d in db.session.scalars(
+            select(Department).where(Department.id.in_(department_ids)))}
         user_ids = {m.user_id for m in task.members} | {e.created_by_id for e in entities}
         self.users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
         item_ids = {i.check_item_id for i in task.check_items}
@@ -274,7 +275,8 @@ def _conflicts(entities: Iterable[SyncedEntity], names: _Directory) -> list[dict
     for entity in entities:
         for field in sorted(entity.contenders or {}):
             kept_value, kept_clock = entity.fields.get(field), entity.clocks.get(field)
-            losers = sorted(([v, c] for v, c in entity.contenders[field].values() if c != kept_clock and v != kept_value),
+            losers = sorted(([v, c] for v, c in entity.contenders[field].values()
+                             if c != kept_clock and v != kept_value),
                             key=lambda w: w[1])
             if not losers:
                 continue
@@ -316,7 +318,8 @@ def _measures(inspection: SyncedEntity | None, field: str, names: _Directory) ->
 def _evidence(task_id: uuid.UUID, synced: list[SyncedEntity], names: _Directory) -> list[dict[str, Any]]:
     """Media the team declared and files stored for the task, with their verification."""
     ids = {e.id for e in synced}
-    stored = {m.id: m for m in db.session.scalars(select(Media).where(or_(Media.task_id == task_id, Media.id.in_(ids))))}
+    stored = {m.id: m for m in db.session.scalars(
+        select(Media).where(or_(Media.task_id == task_id, Media.id.in_(ids))))}
     out = []
     for entity in synced:
         fields, media = entity.fields, stored.get(entity.id)

@@ -19,7 +19,8 @@ class MutationSchema(StrictSchema):
     entity_id = ma.fields.UUID(required=True)
     op = ma.fields.String(required=True, validate=ma.validate.OneOf(["upsert", "delete"]))
     base_version = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=0, max=2**31))
-    hlc = ma.fields.String(required=True, validate=ma.validate.Regexp(HLC_PATTERN, error="Not an HLC stamp (see docs/sync.md)."))
+    hlc = ma.fields.String(required=True,
+                           validate=ma.validate.Regexp(HLC_PATTERN, error="Not an HLC stamp (see docs/sync.md)."))
     fields = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(max=64)), load_default=dict,
                             metadata={"description": "Changed fields; see docs/sync.md for each entity's fields"})
 

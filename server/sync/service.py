@@ -95,7 +95,8 @@ class EntityState:
 
 
 _ENTITY_COLUMNS = ("id", "kind", "task_id", "inspection_id", "department_id", "created_by_id", "fields", "clocks",
-                   "field_versions", "contenders", "deleted", "version", "first_received_at", "last_received_at", "updated_at")
+                   "field_versions", "contenders", "deleted", "version", "first_received_at", "last_received_at",
+                   "updated_at")
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _require_tablet(principal: Principal, device_id: str) -> None:
 
 def _ids(values: Iterable[Any]) -> set[uuid.UUID]:
     out: set[uuid.UUID] = set()
-    for value in set(v for v in values if v is not None and not isinstance(v, (dict, list))):
+    for value in {v for v in values if v is not None and not isinstance(v, (dict, list))}:
         try:
             out.add(value if isinstance(value, uuid.UUID) else parse_uuid(str(value)))
         except ValueError:
@@ -152,11 +153,13 @@ def _load_batch(principal: Principal, device_id: str, mutations: list[dict[str, 
     entities.update(_load_states({e.inspection_id for e in entities.values()
                                   if e.inspection_id and e.inspection_id not in entities}))
     task_ids = _ids((m.get("fields") or {}).get("task_id") for m in mutations) | {e.task_id for e in entities.values()}
-    tasks = {t.id: t for t in db.session.scalars(select(InspectionTask).where(InspectionTask.id.in_(task_ids)))} if task_ids else {}
+    tasks = {t.id: t for t in db.session.scalars(
+        select(InspectionTask).where(InspectionTask.id.in_(task_ids)))} if task_ids else {}
     member_of = set(db.session.scalars(select(TaskMember.task_id).where(
         TaskMember.user_id == principal.user_id, TaskMember.task_id.in_(task_ids)))) if task_ids else set()
     item_ids = _ids((m.get("fields") or {}).get("check_item_id") for m in mutations)
-    check_items = {i.id: i for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(item_ids)))} if item_ids else {}
+    check_items = {i.id: i for i in db.session.scalars(
+        select(CheckItem).where(CheckItem.id.in_(item_ids)))} if item_ids else {}
     task_items: dict[uuid.UUID, set[uuid.UUID]] = {}
     if task_ids:
         for task_id, item_id in db.session.execute(select(TaskCheckItem.task_id, TaskCheckItem.check_item_id)
@@ -175,7 +178,8 @@ def _load_batch(principal: Principal, device_id: str, mutations: list[dict[str, 
                   children)
 
 
-def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]], max_skew: timedelta) -> list[MutationResult]:
+def push(principal: Principal, device_id: str, mutations: list[dict[str, Any]],
+         max_skew: timedelta) -> list[MutationResult]:
     """Apply a batch of mutations from one tablet; one result per mutation, in order."""
     _require_tablet(principal, device_id)
     batch = _load_batch(principal, device_id, mutations, max_skew)
@@ -208,7 +212,8 @@ def _write(batch: _Batch) -> None:
         if updates:
             db.session.execute(
                 update(SyncedEntity.__table__).where(SyncedEntity.__table__.c.id == bindparam("entity_id")),
-                [{**{k: v for k, v in row.items() if k != "id"}, "entity_id": row["id"]} for row in rows[len(inserts):]])
+                [{**{k: v for k, v in row.items() if k != "id"}, "entity_id": row["id"]}
+                 for row in rows[len(inserts):]])
     if batch.records:
         db.session.execute(insert(MutationRecord.__table__), batch.records)
     if batch.conflicts:
@@ -245,7 +250,8 @@ def _check_clock(batch: _Batch, value: str) -> hlc_stamps.Stamp:
     if stamp.node != batch.device_id:
         raise Rejected("hlc-node-mismatch", "时间戳的设备编号与推送设备不一致")
     if stamp.wall_time > batch.now + batch.max_skew:
-        raise Rejected("clock-skew", f"设备时间 {stamp.wall_time:%Y-%m-%d %H:%M:%S}Z 超前服务器时间过多，请校准平板时钟后重试")
+        raise Rejected("clock-skew",
+                       f"设备时间 {stamp.wall_time:%Y-%m-%d %H:%M:%S}Z 超前服务器时间过多，请校准平板时钟后重试")
     return stamp
 
 
@@ -278,7 +284,8 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
     if entity is None and kind.kind == Kind.INSPECTION:
         expected = inspection_id_for(task.id)
         if mutation["entity_id"] != expected:
-            raise Rejected("inspection-id", f"每个检查任务只有一份联合检查记录，其编号应为 {expected}；请更新执法终端后重新开始检查")
+            raise Rejected("inspection-id", f"每个检查任务只有一份联合检查记录，其编号应为 {expected}；"
+                                            "请更新执法终端后重新开始检查")
         department_id = task.department_id  # the shared record belongs to the lead department, whoever started it
 
     if entity is None:
@@ -360,7 +367,8 @@ def _update(batch: _Batch, mutation: dict[str, Any], entity: EntityState, fields
                  resolves=seen and current_node != node)
         if current_clock is None or stamp > current_clock:
             if concurrent:
-                _record_conflict(batch, entity, mutation, name, kept=(value, stamp), lost=(values.get(name), current_clock))
+                _record_conflict(batch, entity, mutation, name, kept=(value, stamp),
+                                 lost=(values.get(name), current_clock))
                 conflicted = True
             values[name], clocks[name], versions[name] = value, stamp, version
         elif concurrent:
@@ -461,7 +469,8 @@ def _task_change(task: InspectionTask) -> Change:
     team = []
     for member in task.members:
         certificate = max(member.user.certificates, key=lambda c: c.valid_until, default=None)
-        team.append({"user_id": str(member.user_id), "username": member.user.username, "full_name": member.user.full_name,
+        team.append({"user_id": str(member.user_id), "username": member.user.username,
+                     "full_name": member.user.full_name,
                      "department_id": str(member.department_id),
                      "certificate_number": certificate.number if certificate else None,
                      "certificate_status": certificate.status.value if certificate else None})

@@ -93,7 +93,8 @@ def _participates(principal: Principal, task: InspectionTask) -> bool:
     if principal.user_id is not None and any(m.user_id == principal.user_id for m in task.members):
         return True
     return principal.role != "inspector" and (
-        task.department_id == principal.department_id or any(m.department_id == principal.department_id for m in task.members))
+        task.department_id == principal.department_id
+        or any(m.department_id == principal.department_id for m in task.members))
 
 
 def get_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
@@ -118,7 +119,8 @@ def list_tasks(principal: Principal, limit: int, after: str | None) -> Page[Insp
 def close_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
     """Close a task: tablets can no longer change its records."""
     task = get_task(principal, task_id)
-    if not can(principal, Permission.MANAGE_TASKS) or not (principal.is_admin or task.department_id == principal.department_id):
+    if not can(principal, Permission.MANAGE_TASKS) or not (
+            principal.is_admin or task.department_id == principal.department_id):
         raise Problem(403, "forbidden", "只有牵头部门可以关闭检查任务")
     if task.status != TaskStatus.DISPATCHED:
         raise Problem(409, "task-not-open", f"检查任务已处于 {task.status.value} 状态")

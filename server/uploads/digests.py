@@ -82,7 +82,7 @@ class BackgroundHash:
                     self._state.update(item)
                 else:
                     item(self._state)
-            except BaseException as exc:  # handed to the request thread, which decides
+            except BaseException as exc:  # noqa: BLE001 - handed to the request thread, which decides
                 self._error = exc
 
     def _raise_if_failed(self) -> None:

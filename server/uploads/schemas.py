@@ -37,7 +37,8 @@ class UploadMetadata(StrictSchema):
 class VerificationSchema(ma.Schema):
     status = ma.fields.String(metadata={"description": "pending | verified | failed | needs_review"})
     reasons = ma.fields.List(ma.fields.Raw(), metadata={"description": "code, severity, message (Chinese)"})
-    measurements = ma.fields.Dict(metadata={"description": "Probe and decode figures: kind, duration, frames, errors …"})
+    measurements = ma.fields.Dict(
+        metadata={"description": "Probe and decode figures: kind, duration, frames, errors …"})
     detections = ma.fields.List(ma.fields.Raw(), metadata={
         "description": "certificate QR texts, unreadable codes and covered-lens intervals, in seconds from the start"})
     analyser = ma.fields.String(allow_none=True)

@@ -165,7 +165,8 @@ def _offset_mismatch(sent: int, current: int) -> Problem:
 
 
 def _locked() -> Problem:
-    return Problem(423, "upload-locked", "该上传正由另一个请求写入，请稍后重试", title="上传正被占用", headers={"Retry-After": "1"})
+    return Problem(423, "upload-locked", "该上传正由另一个请求写入，请稍后重试", title="上传正被占用",
+                   headers={"Retry-After": "1"})
 
 
 def _invalid(field: str, message: str, slug: str = "validation-failed") -> Problem:
@@ -382,7 +383,8 @@ def append(principal: Principal, upload_id: uuid.UUID, offset: int, body: Body,
         if offset != up.length:
             raise _offset_mismatch(offset, up.length)
         if body.content_length:
-            raise Problem(413, "upload-length-exceeded", "上传已完成，不能再追加数据", headers={"Upload-Offset": str(up.length)})
+            raise Problem(413, "upload-length-exceeded", "上传已完成，不能再追加数据",
+                          headers={"Upload-Offset": str(up.length)})
         return _view(ctx, up, up.length, None)
     if up.status != UploadStatus.ACTIVE:
         raise _gone(up.status)
@@ -514,12 +516,14 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
         else:
             hasher.then(_keep(ctx, up, writer.commit()))
         kept = writer.durable_offset
-        raise Problem(400, "body-truncated", f"请求体不完整（连接中断或少于 Content-Length）；已保存到第 {kept} 字节，请从该处续传",
+        raise Problem(400, "body-truncated",
+                      f"请求体不完整（连接中断或少于 Content-Length）；已保存到第 {kept} 字节，请从该处续传",
                       title="请求体不完整", headers={"Upload-Offset": str(kept)}, extra={"offset": kept}) from None
     if this_patch is not None and checksum is not None and this_patch.digest() != checksum.digest:
         writer.discard()
         raise Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch",
-                      f"本次数据与 Upload-Checksum（{checksum.algorithm}）不符，已丢弃，请从第 {writer.durable_offset} 字节重传",
+                      f"本次数据与 Upload-Checksum（{checksum.algorithm}）不符，已丢弃，"
+                      f"请从第 {writer.durable_offset} 字节重传",
                       title="校验和不符", headers={"Upload-Offset": str(writer.durable_offset)})
     durable = writer.commit()
     hasher.then(_keep(ctx, up, durable))
@@ -688,8 +692,8 @@ def leftover_partials(now: datetime) -> list[tuple[PartialState, str]]:
     parts = list(ctx.store.iter_partials())
     if not parts:
         return []
-    statuses: dict[str, UploadStatus] = {key: status for key, status in db.session.execute(
-        select(Upload.storage_key, Upload.status).where(Upload.storage_key.in_([p.key for p in parts])))}
+    statuses: dict[str, UploadStatus] = dict(db.session.execute(
+        select(Upload.storage_key, Upload.status).where(Upload.storage_key.in_([p.key for p in parts]))))
     leftovers = []
     for part in parts:
         status = statuses.get(part.key)

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ContextManager, TypeVar
+from typing import Any, TypeVar
 
 BLOCK_SIZE = 1 << 20
 _HASH_MAGIC = b"IOH1"
@@ -170,7 +170,7 @@ class MediaStore(ABC):
         """Length and durable offset. Raises ``UnknownPartial``."""
 
     @abstractmethod
-    def append(self, key: str, offset: int) -> ContextManager[PartialWriter]:
+    def append(self, key: str, offset: int) -> contextlib.AbstractContextManager[PartialWriter]:
         """A writer appending at ``offset``, which must be the durable offset.
 
         Raises ``OffsetMismatch`` otherwise. Leaving the context without a

@@ -58,8 +58,8 @@ def _non_negative(value: str | None, header: str) -> int:
 def parse_length(value: str | None, defer: str | None) -> int:
     """``Upload-Length`` of a creation request; deferred length is not offered."""
     if defer is not None:
-        raise Problem(400, "deferred-length-unsupported", "本服务器不支持 Upload-Defer-Length，请在创建时给出 Upload-Length",
-                      title="不支持延后给出长度")
+        raise Problem(400, "deferred-length-unsupported",
+                      "本服务器不支持 Upload-Defer-Length，请在创建时给出 Upload-Length", title="不支持延后给出长度")
     return _non_negative(value, "Upload-Length")
 
 
@@ -68,7 +68,8 @@ def parse_offset(value: str | None) -> int:
 
 
 def _malformed_metadata(detail: str) -> Problem:
-    return Problem(400, "malformed-upload-metadata", f"Upload-Metadata 格式错误：{detail}", title="Upload-Metadata 格式错误")
+    return Problem(400, "malformed-upload-metadata", f"Upload-Metadata 格式错误：{detail}",
+                   title="Upload-Metadata 格式错误")
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:
@@ -109,7 +110,8 @@ def parse_checksum(value: str | None) -> Checksum | None:
         return None
     parts = value.strip().split(" ")
     if len(parts) != 2:
-        raise Problem(400, "invalid-upload-checksum", "Upload-Checksum 应为“算法 Base64摘要”", title="Upload-Checksum 无效")
+        raise Problem(400, "invalid-upload-checksum", "Upload-Checksum 应为“算法 Base64摘要”",
+                      title="Upload-Checksum 无效")
     algorithm, encoded = parts[0].lower(), parts[1]
     if algorithm not in CHECKSUM_ALGORITHMS:
         raise Problem(400, "checksum-algorithm-unsupported",
@@ -118,7 +120,8 @@ def parse_checksum(value: str | None) -> Checksum | None:
     try:
         digest = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise Problem(400, "invalid-upload-checksum", "Upload-Checksum 的摘要不是有效的 Base64", title="Upload-Checksum 无效") from None
+        raise Problem(400, "invalid-upload-checksum", "Upload-Checksum 的摘要不是有效的 Base64",
+                      title="Upload-Checksum 无效") from None
     if len(digest) != CHECKSUM_ALGORITHMS[algorithm]().digest_size:
         raise Problem(400, "invalid-upload-checksum", f"{algorithm} 摘要的长度不对", title="Upload-Checksum 无效")
     return Checksum(algorithm, digest)

@@ -148,13 +148,15 @@ def _certificate_flags(facts: InspectionFacts) -> list[Flag]:
                     reported.add(sighting.text)
                     holder = f"（持证人：{known.holder_name}）" if known else "（系统中无此证件）"
                     flags.append(Flag("certificate-not-own", "error",
-                                      f"识别到的执法证 {sighting.text}{holder}不属于检查组成员", seen, evidence.media_id))
+                                      f"识别到的执法证 {sighting.text}{holder}不属于检查组成员", seen,
+                                      evidence.media_id))
                 continue
             shown.add(known.holder_id)
             if known.status_on_day != "valid" and sighting.text not in reported:
                 reported.add(sighting.text)
                 flags.append(Flag("certificate-invalid", "error",
-                                  f"{known.holder_name} 的执法证 {known.number} 在检查当日无效（{_STATUS_WORDS[known.status_on_day]}）",
+                                  f"{known.holder_name} 的执法证 {known.number} "
+                                  f"在检查当日无效（{_STATUS_WORDS[known.status_on_day]}）",
                                   {**seen, "status": known.status_on_day, "user_id": str(known.holder_id)},
                                   evidence.media_id))
     unreadable = [e for e in usable if e.unreadable_code]
@@ -210,7 +212,8 @@ def _gap_flags(facts: InspectionFacts) -> list[Flag]:
     flags = []
     for device_id, segments in sorted(by_device.items()):
         coverage = window_coverage(
-            [Segment.from_datetime(s.start, s.duration, s.name) for s in segments if s.start and s.duration is not None],
+            [Segment.from_datetime(s.start, s.duration, s.name) for s in segments
+             if s.start and s.duration is not None],
             facts.started_at.timestamp(), facts.ended_at.timestamp(), tolerance=facts.gap_tolerance)
         if not coverage.gaps:
             continue
@@ -233,7 +236,8 @@ def _file_flags(facts: InspectionFacts) -> list[Flag]:
                               f"{label} 的内容与采集时记录的 SHA-256 不一致，可能被改动", {"name": label},
                               evidence.media_id))
         elif evidence.status == "failed":
-            flags.append(Flag("media-failed", "error", f"{label} 未通过完整性校验（{'、'.join(evidence.reason_codes)}）",
+            flags.append(Flag("media-failed", "error",
+                              f"{label} 未通过完整性校验（{'、'.join(evidence.reason_codes)}）",
                               {"name": label, "reasons": list(evidence.reason_codes)}, evidence.media_id))
         elif evidence.status == "missing":
             flags.append(Flag("evidence-missing", "warning", f"{label} 的记录已同步，但文件尚未上传", {"name": label}))

@@ -86,7 +86,8 @@ def _bodycam_segments(task_id: uuid.UUID, started: datetime, ended: datetime) ->
     for media_id, capture_start, measurements in candidates:
         duration = (measurements or {}).get("duration")
         # Until verification measured it, a segment counts from its start only.
-        end = capture_start + timedelta(seconds=float(duration)) if isinstance(duration, (int, float)) else capture_start
+        end = (capture_start + timedelta(seconds=float(duration)) if isinstance(duration, (int, float))
+               else capture_start)
         if end >= started and capture_start <= ended:
             found.append(media_id)
     return found
@@ -123,7 +124,8 @@ def _sightings(report: VerificationReport | None) -> tuple[tuple[rules.Sighting,
     for detection in (report.detections if report else None) or []:
         kind = detection.get("kind")
         if kind == "certificate" and detection.get("text"):
-            sightings.append(rules.Sighting(str(detection["text"]).strip(), detection.get("start"), detection.get("end")))
+            sightings.append(rules.Sighting(str(detection["text"]).strip(), detection.get("start"),
+                                            detection.get("end")))
         elif kind == "unreadable-code":
             unreadable = True
         elif kind == "lens-covered":
@@ -149,7 +151,8 @@ def _evidence(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> list[rul
         found.append(rules.EvidenceFacts(
             media_id=media_id, source=source, status=row.verification_status.value,
             kind=measurements.get("kind"), proves=fields.get("proves"),
-            start=row.capture_start or _moment(fields.get("capture_start")) or _moment(measurements.get("creation_time")),
+            start=(row.capture_start or _moment(fields.get("capture_start"))
+                   or _moment(measurements.get("creation_time"))),
             duration=_duration(report), device_id=row.device_id,
             reason_codes=tuple(r.get("code", "") for r in row.verification_reasons or []),
             sightings=sightings, unreadable_code=unreadable, covered=covered,
@@ -351,7 +354,8 @@ def list_assessments(principal: Principal, flag: str | None, task_id: uuid.UUID 
         raise Problem(403, "forbidden", "无权查看检查记录")
     query = select(InspectionAssessment)
     if not principal.is_admin:
-        mine = exists().where(TaskMember.task_id == InspectionAssessment.task_id, TaskMember.user_id == principal.user_id)
+        mine = exists().where(TaskMember.task_id == InspectionAssessment.task_id,
+                              TaskMember.user_id == principal.user_id)
         if principal.role == "inspector":
             query = query.where(mine)
         else:

@@ -92,7 +92,8 @@ def media_needing_a_run(now: datetime, limit: int = 500, lease: timedelta = STAL
     never finished (dead worker)."""
     never = and_(VerificationReport.media_id.is_(None), Media.uploaded_at < now - UNQUEUED)
     died = and_(VerificationReport.started_at < now - lease,
-                or_(VerificationReport.finished_at.is_(None), VerificationReport.finished_at < VerificationReport.started_at))
+                or_(VerificationReport.finished_at.is_(None),
+                    VerificationReport.finished_at < VerificationReport.started_at))
     query = (select(Media.id).outerjoin(VerificationReport, VerificationReport.media_id == Media.id)
              .where(Media.verification_status == VerificationStatus.PENDING, or_(never, died))
              .order_by(Media.uploaded_at).limit(limit))

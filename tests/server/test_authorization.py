@@ -186,7 +186,8 @@ ACTIONS = ("/status", "/close", "/approve", "/reject")
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,
                          ids=[f"{m} {t} as {a}" for m, t, _, a, _ in CASES])
-def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str, expected: int) -> None:
+def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str,
+                             expected: int) -> None:
     needs_media = "{upload}" in template or "{media}" in template
     needs_planning = any("{" + key + "}" in template for key in PLANNING_KEYS)
     url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning,

@@ -16,7 +16,8 @@ def _count() -> int:
 
 
 def _good(**overrides: object) -> dict[str, object]:
-    body: dict[str, object] = {"credit_code": OTHER_VALID_CODE, "name": "祁阳市新城超市有限公司", "address": "祁阳市长虹街道人民路8号"}
+    body: dict[str, object] = {"credit_code": OTHER_VALID_CODE, "name": "祁阳市新城超市有限公司",
+                               "address": "祁阳市长虹街道人民路8号"}
     body.update(overrides)
     return body
 
@@ -38,14 +39,16 @@ def test_malformed_json(client, world: World, auth) -> None:
 
 def test_unknown_fields_are_refused_not_dropped(client, world: World, auth) -> None:
     before = _count()
-    body = assert_problem(client.post(ENTERPRISES, json=_good(owner="x"), headers=auth.headers("m-sup")), 422, "validation-failed")
+    body = assert_problem(client.post(ENTERPRISES, json=_good(owner="x"), headers=auth.headers("m-sup")), 422,
+                          "validation-failed")
     assert "owner" in body["errors"]
     assert _count() == before
 
 
 def test_wrong_types_name_each_field(client, world: World, auth) -> None:
     before = _count()
-    response = client.post(ENTERPRISES, json=_good(name=123, address=["x"], risk_level=True), headers=auth.headers("m-sup"))
+    response = client.post(ENTERPRISES, json=_good(name=123, address=["x"], risk_level=True),
+                           headers=auth.headers("m-sup"))
     body = assert_problem(response, 422, "validation-failed")
     assert {"name", "address", "risk_level"} <= set(body["errors"])
     assert all(isinstance(m, list) and m for m in body["errors"].values())
@@ -81,7 +84,8 @@ def test_oversized_body(client, world: World, auth) -> None:
 
 def test_duplicate_credit_code_is_a_conflict(client, world: World, auth) -> None:
     before = _count()
-    body = assert_problem(client.post(ENTERPRISES, json=_good(credit_code=VALID_CODE), headers=auth.headers("m-sup")), 409, "duplicate")
+    body = assert_problem(client.post(ENTERPRISES, json=_good(credit_code=VALID_CODE), headers=auth.headers("m-sup")),
+                          409, "duplicate")
     assert "credit_code" in body["errors"]
     assert _count() == before
 

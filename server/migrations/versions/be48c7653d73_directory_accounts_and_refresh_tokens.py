@@ -1,7 +1,7 @@
 """directory, accounts and refresh tokens
 
 Revision ID: be48c7653d73
-Revises: 
+Revises:
 Create Date: 2026-11-26 02:13:49.343167
 
 """

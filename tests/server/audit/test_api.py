@@ -21,10 +21,12 @@ def _principal(world: World, name: str) -> Principal:
 @pytest.fixture
 def log(world: World) -> World:
     """One market action on a market object, one ecology action, one market user touching an ecology object."""
-    record("test.market", object_type="user", object_id=str(world.people["m-insp"].id), actor=_principal(world, "m-sup"))
-    record("test.ecology", object_type="user", object_id=str(world.people["e-insp"].id), actor=_principal(world, "e-sup"))
-    record("test.cross", object_type="user", object_id=str(world.people["e-insp"].id), actor=_principal(world, "m-head"),
-           outcome="denied")
+    record("test.market", object_type="user", object_id=str(world.people["m-insp"].id),
+           actor=_principal(world, "m-sup"))
+    record("test.ecology", object_type="user", object_id=str(world.people["e-insp"].id),
+           actor=_principal(world, "e-sup"))
+    record("test.cross", object_type="user", object_id=str(world.people["e-insp"].id),
+           actor=_principal(world, "m-head"), outcome="denied")
     db.session.commit()
     return world
 

@@ -41,7 +41,7 @@ def test_appends_link_each_entry_to_the_one_before(app: Flask, runner: Any) -> N
     entries = _append(5)
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == GENESIS_HASH
-    for before, after in zip(entries, entries[1:]):
+    for before, after in zip(entries, entries[1:], strict=False):
         assert after.prev_hash == before.hash
     assert all(len(e.hash) == 64 and e.hash == entry_hash(e.__dict__) for e in entries)
     assert verify_chain() == verify_chain(page_size=2)
@@ -67,7 +67,8 @@ def test_an_empty_log_verifies(app: Flask, runner: Any) -> None:
     (["UPDATE audit_entry SET seq = 1000 WHERE seq = 2", "UPDATE audit_entry SET seq = 2 WHERE seq = 3",
       "UPDATE audit_entry SET seq = 3 WHERE seq = 1000"], 2, "does not link"),
     # Renumbering after a deletion hides the gap but not the broken link.
-    (["DELETE FROM audit_entry WHERE seq = 2", "UPDATE audit_entry SET seq = seq - 1 WHERE seq > 2"], 2, "does not link"),
+    (["DELETE FROM audit_entry WHERE seq = 2", "UPDATE audit_entry SET seq = seq - 1 WHERE seq > 2"], 2,
+     "does not link"),
 ], ids=["edit-username", "edit-outcome", "edit-first", "delete-middle", "delete-first", "delete-tail", "reorder",
         "delete-and-renumber"])
 def test_tampering_is_found_at_the_first_broken_entry(app: Flask, runner: Any, statements: list[str], broken: int,

@@ -56,7 +56,8 @@ def test_refresh_and_logout_are_recorded_without_tokens(client, world: World, au
     assert rotated.status_code == 200
     reused = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert_problem(reused, 401, "refresh-reused")
-    assert client.post("/api/v1/auth/logout", json={"refresh_token": rotated.get_json()["refresh_token"]}).status_code == 204
+    assert client.post("/api/v1/auth/logout",
+                       json={"refresh_token": rotated.get_json()["refresh_token"]}).status_code == 204
     assert [(e.action, e.outcome.value, e.details.get("reason")) for e in entries() if e.action != "auth.login"] == [
         ("auth.refresh", "success", None), ("auth.refresh_failed", "failed", "refresh-reused"),
         ("auth.logout", "success", None)]
@@ -74,7 +75,8 @@ def test_device_tokens_are_recorded_and_failures_kept(client, world: World) -> N
     [ok] = entries("auth.device_token")
     [failed] = entries("auth.device_token_failed")
     assert (ok.actor_kind.value, ok.actor_id, ok.department_id) == ("device", dock.device.id, world.ecology.id)
-    assert (failed.outcome.value, failed.object_id, failed.department_id) == ("failed", dock.device.id, world.ecology.id)
+    assert (failed.outcome.value, failed.object_id, failed.department_id) == (
+        "failed", dock.device.id, world.ecology.id)
     assert dock.secret not in whole_log_text()
 
 
@@ -89,7 +91,8 @@ def test_certificate_status_changes_and_task_close_are_recorded(client, world: W
 
     assert client.post(f"/api/v1/tasks/{world.task.id}/close", headers=auth.headers("m-sup")).status_code == 200
     [close] = entries("task.close")
-    assert (close.actor_username, close.object_id, close.department_id) == ("m-sup", str(world.task.id), world.market.id)
+    assert (close.actor_username, close.object_id, close.department_id) == (
+        "m-sup", str(world.task.id), world.market.id)
 
 
 def test_a_refused_change_records_nothing_but_what_it_says(client, world: World, auth: AuthActions) -> None:

@@ -32,7 +32,8 @@ def test_refresh_tokens_are_stored_hashed(client, world: World, auth) -> None:
 def test_wrong_password_and_unknown_user_look_the_same(client, world: World) -> None:
     wrong = client.post("/api/v1/auth/token", json={"username": "m-insp", "password": "nope-nope"})
     unknown = client.post("/api/v1/auth/token", json={"username": "nobody", "password": "nope-nope"})
-    assert assert_problem(wrong, 401, "invalid-credentials")["detail"] == assert_problem(unknown, 401, "invalid-credentials")["detail"]
+    assert (assert_problem(wrong, 401, "invalid-credentials")["detail"]
+            == assert_problem(unknown, 401, "invalid-credentials")["detail"])
     assert _refresh_rows() == 0
 
 
@@ -44,7 +45,8 @@ def test_inactive_account_cannot_log_in(client, world: World) -> None:
 
 def test_login_is_throttled_after_repeated_failures(client, world: World) -> None:
     for _ in range(5):
-        assert client.post("/api/v1/auth/token", json={"username": "m-insp", "password": "guess-123"}).status_code == 401
+        assert client.post("/api/v1/auth/token",
+                           json={"username": "m-insp", "password": "guess-123"}).status_code == 401
     blocked = client.post("/api/v1/auth/token", json={"username": "m-insp", "password": PASSWORD})
     body = assert_problem(blocked, 429, "too-many-failures")
     assert int(blocked.headers["Retry-After"]) >= 1
@@ -110,7 +112,8 @@ def test_logout_revokes_the_session(client, world: World, auth) -> None:
 
 def test_device_credentials(client, world: World) -> None:
     created = world.devices["e-dock"]
-    ok = client.post("/api/v1/auth/device-token", json={"device_id": created.device.id, "device_secret": created.secret})
+    ok = client.post("/api/v1/auth/device-token",
+                     json={"device_id": created.device.id, "device_secret": created.secret})
     assert ok.status_code == 200 and ok.get_json()["token_type"] == "Bearer"
     wrong = client.post("/api/v1/auth/device-token", json={"device_id": created.device.id, "device_secret": "x" * 43})
     assert_problem(wrong, 401, "invalid-credentials")
@@ -122,7 +125,8 @@ def test_device_secret_guessing_is_throttled(client, world: World) -> None:
     created = world.devices["e-dock"]
     for _ in range(5):
         client.post("/api/v1/auth/device-token", json={"device_id": created.device.id, "device_secret": "guess"})
-    blocked = client.post("/api/v1/auth/device-token", json={"device_id": created.device.id, "device_secret": created.secret})
+    blocked = client.post("/api/v1/auth/device-token",
+                          json={"device_id": created.device.id, "device_secret": created.secret})
     assert_problem(blocked, 429, "too-many-failures")
 
 

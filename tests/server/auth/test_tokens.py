@@ -75,7 +75,8 @@ def test_forged_and_stale_tokens_are_refused(client, world: World, case: str, sl
         token = jwt.encode(_claims(world, iat=now - timedelta(hours=2), nbf=now - timedelta(hours=2),
                                    exp=now - timedelta(hours=1)), KEY, algorithm="HS256")
     elif case == "not-yet-valid":
-        token = jwt.encode(_claims(world, nbf=now + timedelta(hours=1), exp=now + timedelta(hours=2)), KEY, algorithm="HS256")
+        token = jwt.encode(_claims(world, nbf=now + timedelta(hours=1), exp=now + timedelta(hours=2)), KEY,
+                           algorithm="HS256")
     elif case == "missing-exp":
         claims = _claims(world)
         del claims["exp"]
@@ -105,7 +106,8 @@ def test_algorithm_confusion_with_an_rsa_public_key_is_refused(client, world: Wo
 
 def test_device_tokens_only_upload(client, world: World) -> None:
     created = world.devices["m-cam"]
-    response = client.post("/api/v1/auth/device-token", json={"device_id": created.device.id, "device_secret": created.secret})
+    response = client.post("/api/v1/auth/device-token",
+                           json={"device_id": created.device.id, "device_secret": created.secret})
     assert response.status_code == 200
     device_token = response.get_json()["access_token"]
     # A device token is the wrong type for anything but uploads.

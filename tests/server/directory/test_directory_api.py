@@ -31,12 +31,15 @@ def test_enterprise_lifecycle(client, world: World, auth) -> None:
     assert [e["id"] for e in found["items"]] == [enterprise["id"]]
     by_code = client.get("/api/v1/enterprises/?q=91110000600037341L", headers=headers).get_json()
     assert len(by_code["items"]) == 1
-    patched = client.patch(f"/api/v1/enterprises/{enterprise['id']}", json={"address": "祁阳市八宝镇湘江路5号"}, headers=headers)
+    patched = client.patch(f"/api/v1/enterprises/{enterprise['id']}", json={"address": "祁阳市八宝镇湘江路5号"},
+                           headers=headers)
     assert patched.status_code == 200 and patched.get_json()["address"].endswith("5号")
     # A department that does not supervise the enterprise cannot rewrite it.
-    refused = client.patch(f"/api/v1/enterprises/{enterprise['id']}", json={"name": "改名"}, headers=auth.headers("m-sup"))
+    refused = client.patch(f"/api/v1/enterprises/{enterprise['id']}", json={"name": "改名"},
+                           headers=auth.headers("m-sup"))
     assert_problem(refused, 403)
-    assert client.get(f"/api/v1/enterprises/{enterprise['id']}", headers=headers).get_json()["name"] == "祁阳市绿野生态养殖专业合作社"
+    assert (client.get(f"/api/v1/enterprises/{enterprise['id']}", headers=headers).get_json()["name"]
+            == "祁阳市绿野生态养殖专业合作社")
 
 
 def test_search_treats_wildcards_literally(client, world: World, auth) -> None:
@@ -53,7 +56,8 @@ def test_listing_pages_through_everything_once(client, world: World, auth) -> No
     seen: list[str] = []
     after = None
     while True:
-        page = client.get("/api/v1/enterprises/?limit=3" + (f"&after={after}" if after else ""), headers=headers).get_json()
+        page = client.get("/api/v1/enterprises/?limit=3" + (f"&after={after}" if after else ""),
+                          headers=headers).get_json()
         seen += [e["id"] for e in page["items"]]
         after = page["next_after"]
         if not after:
@@ -64,10 +68,12 @@ def test_listing_pages_through_everything_once(client, world: World, auth) -> No
 def test_check_items(client, world: World, auth) -> None:
     headers = auth.headers("m-head")
     created = client.post("/api/v1/check-items/", headers=headers, json={
-        "department_id": str(world.market.id), "code": "SCJG-09", "title": "明码标价", "legal_basis": "《价格法》第十三条"})
+        "department_id": str(world.market.id), "code": "SCJG-09", "title": "明码标价",
+        "legal_basis": "《价格法》第十三条"})
     assert created.status_code == 201
     item_id = created.get_json()["id"]
-    listed = client.get(f"/api/v1/check-items/?department_id={world.market.id}", headers=auth.headers("e-insp")).get_json()
+    listed = client.get(f"/api/v1/check-items/?department_id={world.market.id}",
+                        headers=auth.headers("e-insp")).get_json()
     assert item_id in [i["id"] for i in listed["items"]]
     patched = client.patch(f"/api/v1/check-items/{item_id}", json={"active": False}, headers=headers)
     assert patched.get_json()["active"] is False
@@ -106,9 +112,11 @@ def test_user_creation_refusals_store_nothing(client, world: World, auth) -> Non
     assert_problem(client.post("/api/v1/users/", headers=headers, json={**base, "role": "emperor"}), 422)
     assert_problem(client.post("/api/v1/users/", headers=headers, json={**base, "username": "m-insp"}), 409)
     assert_problem(client.post("/api/v1/users/", headers=headers, json={**base, "role": "admin"}), 403)
-    assert_problem(client.post("/api/v1/users/", headers=headers, json={**base, "department_id": str(world.ecology.id)}), 403)
+    assert_problem(client.post("/api/v1/users/", headers=headers,
+                               json={**base, "department_id": str(world.ecology.id)}), 403)
     bad_window = {**base, "certificate": {"number": "CERT-9", "valid_from": "2027-01-01", "valid_until": "2026-01-01"}}
-    assert "certificate.valid_until" in assert_problem(client.post("/api/v1/users/", headers=headers, json=bad_window), 422)["errors"]
+    assert "certificate.valid_until" in assert_problem(
+        client.post("/api/v1/users/", headers=headers, json=bad_window), 422)["errors"]
     taken = {**base, "certificate": {"number": "CERT-M-001", "valid_from": "2026-01-01", "valid_until": "2027-01-01"}}
     assert_problem(client.post("/api/v1/users/", headers=headers, json=taken), 409)
     assert (_count(User), _count(Certificate)) == (users, certificates)
@@ -124,7 +132,8 @@ def test_certificate_status_history(client, world: World, auth) -> None:
     assert_problem(client.post(url, json={"status": "suspended", "reason": "again"}, headers=headers), 409, "no-change")
     client.post(url, json={"status": "valid", "reason": "调查结束"}, headers=headers)
     client.post(url, json={"status": "revoked", "reason": "调离"}, headers=headers)
-    assert_problem(client.post(url, json={"status": "valid", "reason": "x"}, headers=headers), 409, "certificate-revoked")
+    assert_problem(client.post(url, json={"status": "valid", "reason": "x"}, headers=headers), 409,
+                   "certificate-revoked")
     history = client.get(f"/api/v1/certificates/{certificate.id}", headers=headers).get_json()["history"]
     assert [h["status"] for h in history] == ["valid", "suspended", "valid", "revoked"]
     assert history[1]["reason"] == "调查期间暂扣"
@@ -156,7 +165,8 @@ def test_devices_secret_is_shown_once(client, world: World, auth) -> None:
     secret = created.get_json()["secret"]
     shown = client.get("/api/v1/devices/SCJG-BC99", headers=headers).get_json()
     assert "secret" not in shown and shown["inspector_id"] == str(world.people["m-insp"].id)
-    assert client.post("/api/v1/auth/device-token", json={"device_id": "SCJG-BC99", "device_secret": secret}).status_code == 200
+    assert client.post("/api/v1/auth/device-token",
+                       json={"device_id": "SCJG-BC99", "device_secret": secret}).status_code == 200
     before = _count(Device)
     wrong_inspector = client.post("/api/v1/devices/", headers=headers, json={
         "id": "SCJG-BC98", "kind": "bodycam", "department_id": str(world.market.id),

@@ -16,7 +16,8 @@ from tests.conftest import World
 def test_a_job_runs_only_after_its_transaction_commits(app, world: World) -> None:
     seen: list[str] = []
     queue = current_queue(app)
-    queue.register("remember-title", lambda task_id: seen.append(db.session.get(InspectionTask, uuid.UUID(task_id)).title))
+    queue.register("remember-title",
+                   lambda task_id: seen.append(db.session.get(InspectionTask, uuid.UUID(task_id)).title))
 
     enqueue_after_commit("remember-title", task_id=str(world.task.id))
     db.session.rollback()

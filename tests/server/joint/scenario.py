@@ -236,13 +236,14 @@ class Outbox:
         results = sync.push(self.principal, self.tablet.device_id, batch, MAX_SKEW)
         sent = {id(m) for m in batch}
         self.pending = [m for m in self.pending if id(m) not in sent]
-        for mutation, result in zip(batch, results):
+        for mutation, result in zip(batch, results, strict=True):
             statuses[result.status] = statuses.get(result.status, 0) + 1
             if result.status == "rejected":
                 raise AssertionError(f"{self.tablet.device_id} {mutation['entity']}: {result.code} {result.reason}")
             if result.version == mutation["base_version"] + 1:
                 for later in self.pending:
-                    if later["entity_id"] == mutation["entity_id"] and later["base_version"] == mutation["base_version"]:
+                    if (later["entity_id"] == mutation["entity_id"]
+                            and later["base_version"] == mutation["base_version"]):
                         later["base_version"] = result.version
 
 

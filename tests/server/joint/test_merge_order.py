@@ -41,7 +41,7 @@ def _capture(team: sc.JointTeam, departments: int, work: list[list[Any]], seed: 
     codes = [d.code for d in team.departments[:departments]]
     tablets = [t for t in sc.tablets_for(team, int(time.time() * 1000) - 3_600_000, random.Random(seed))
                if t.department.code in codes]
-    for tablet, ops in zip(tablets, work):
+    for tablet, ops in zip(tablets, work, strict=False):
         items = team.items[tablet.department.code]
         for op in ops:
             kind, advance = op[0], op[-1]

@@ -55,7 +55,8 @@ def test_any_team_member_edits_the_shared_fields(client, world: World, auth) -> 
         "status": "finished"}, "STHJ-TAB1", base=1)
     assert _results(push(client, auth.headers("e-insp"), "STHJ-TAB1", [edit])) == [("applied", None)]
     sign = mutation("signature", str(uuid.uuid4()), {"inspection_id": inspection["entity_id"],
-                                                     "signer_role": "representative", "signer_name": "李主任"}, "STHJ-TAB1")
+                                                     "signer_role": "representative", "signer_name": "李主任"},
+                    "STHJ-TAB1")
     assert _results(push(client, auth.headers("e-insp"), "STHJ-TAB1", [sign])) == [("applied", None)]
 
 

@@ -58,7 +58,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def entity(kind: str, task: InspectionTask, department_id: uuid.UUID, user_id: uuid.UUID, fields: dict[str, Any],
            inspection_id: uuid.UUID | None = None, entity_id: uuid.UUID | None = None) -> SyncedEntity:
     """A synced entity as tablets leave it after a push (the sync rules are tested in tests/server/sync)."""
-    tablet = db.session.scalar(select(Device.id).where(Device.department_id == department_id, Device.kind == DeviceKind.TABLET))
+    tablet = db.session.scalar(select(Device.id).where(Device.department_id == department_id,
+                                                       Device.kind == DeviceKind.TABLET))
     clock = f"{int(time.time() * 1000):013d}-0000-{tablet}"  # the HLC of the write that won each field
     row = SyncedEntity(id=entity_id or uuid.uuid4(), kind=kind, task_id=task.id, inspection_id=inspection_id,
                        department_id=department_id, created_by_id=user_id, fields=fields,
@@ -85,7 +86,8 @@ def stored_media(data: bytes, task: InspectionTask, department_id: uuid.UUID, *,
 
 def other_enterprise(body: str, name: str, world: World) -> Any:
     return directory.create_enterprise(SYSTEM, {"credit_code": make_credit_code("9", "1", "431121", body),
-                                                "name": name, "address": "祁阳市长虹街道"}, [world.market, world.ecology])
+                                                "name": name, "address": "祁阳市长虹街道"},
+                                       [world.market, world.ecology])
 
 
 @dataclass
@@ -101,11 +103,12 @@ class Scene:
 def build_scene(world: World, clip: bytes) -> Scene:
     people = world.people
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
-    joint = entity("inspection", world.task, world.market.id, people["m-insp"].id, entity_id=inspection_id_for(world.task.id),
-                   fields={
+    joint = entity("inspection", world.task, world.market.id, people["m-insp"].id,
+                   entity_id=inspection_id_for(world.task.id), fields={
         "task_id": str(world.task.id), "place": "厂区一号车间", "started_at": start.isoformat(),
         "ended_at": (start + timedelta(seconds=CLIP_SECONDS + 10)).isoformat(), "representative": "张经理",
-        "soft_measures": ["提醒规范公示营业执照"], "coercive_measures": [], "conclusion": "基本合规", "status": "finished"})
+        "soft_measures": ["提醒规范公示营业执照"], "coercive_measures": [], "conclusion": "基本合规",
+        "status": "finished"})
     entity("finding", world.task, world.market.id, people["m-insp"].id, {
         "inspection_id": str(joint.id), "check_item_id": str(world.check_items["m-licence"].id),
         "result": "compliant", "note": "执照已公示", "evidence": [],
@@ -114,22 +117,25 @@ def build_scene(world: World, clip: bytes) -> Scene:
         "inspection_id": str(joint.id), "check_item_id": str(world.check_items["e-permit"].id),
         "result": "non_compliant", "note": "排污许可证过期", "evidence": [],
         "recorded_at": (start + timedelta(seconds=10)).isoformat()}, inspection_id=joint.id)
-    video = stored_media(clip, world.task, world.market.id, name="REC_0001.MP4", capture_start=start + timedelta(seconds=2))
+    video = stored_media(clip, world.task, world.market.id, name="REC_0001.MP4",
+                         capture_start=start + timedelta(seconds=2))
     db.session.add(VerificationReport(
         media_id=video.id, status="verified", reasons=[], attempts=1, analyser="media/1",
         measurements={"duration": float(CLIP_SECONDS), "kind": "video"},
-        detections=[{"kind": "certificate", "text": "CERT-M-001", "start": CERTIFICATE_AT[0], "end": CERTIFICATE_AT[1], "count": 4},
+        detections=[{"kind": "certificate", "text": "CERT-M-001", "start": CERTIFICATE_AT[0], "end": CERTIFICATE_AT[1],
+                     "count": 4},
                     {"kind": "lens-covered", "text": "dark", "start": 9.0, "end": 11.0, "count": 4}],
         started_at=start, finished_at=start))
     db.session.add(InspectionMedia(inspection_id=joint.id, media_id=video.id, task_id=world.task.id,
                                    source="bodycam", attached_at=start))
-    db.session.add(InspectionFlag(inspection_id=joint.id, task_id=world.task.id, code="lens-covered", severity="warning",
-                                  message="镜头被遮挡 2 秒", media_id=video.id, raised_at=start,
+    db.session.add(InspectionFlag(inspection_id=joint.id, task_id=world.task.id, code="lens-covered",
+                                  severity="warning", message="镜头被遮挡 2 秒", media_id=video.id, raised_at=start,
                                   details={"start": (start + timedelta(seconds=11)).isoformat(),
                                            "end": (start + timedelta(seconds=13)).isoformat()}))
 
     ecology_task = create_task(SYSTEM, {
-        "title": "生态环境检查：祁阳化工", "enterprise_id": other_enterprise("PL990001", "祁阳化工有限公司", world).id, "window_start": start - timedelta(days=2),
+        "title": "生态环境检查：祁阳化工", "enterprise_id": other_enterprise("PL990001", "祁阳化工有限公司", world).id,
+        "window_start": start - timedelta(days=2),
         "window_end": start - timedelta(days=2) + timedelta(hours=4), "member_ids": [people["e-insp2"].id],
         "check_item_ids": [world.check_items["e-permit"].id], "lead_department_id": world.ecology.id})
     ecology_only = entity("inspection", ecology_task, world.ecology.id, people["e-insp2"].id, {
@@ -138,14 +144,16 @@ def build_scene(world: World, clip: bytes) -> Scene:
                                   severity="error", message="未见亮证", raised_at=start, details={}))
 
     market_task = create_task(SYSTEM, {
-        "title": "查封扣押：祁阳副食仓库", "enterprise_id": other_enterprise("PL990002", "祁阳副食品批发部", world).id, "window_start": start - timedelta(days=1),
+        "title": "查封扣押：祁阳副食仓库", "enterprise_id": other_enterprise("PL990002", "祁阳副食品批发部", world).id,
+        "window_start": start - timedelta(days=1),
         "window_end": start - timedelta(days=1) + timedelta(hours=4), "member_ids": [people["m-insp"].id],
         "check_item_ids": [world.check_items["m-licence"].id], "lead_department_id": world.market.id})
     coercive = entity("inspection", market_task, world.market.id, people["m-insp"].id, {
         "task_id": str(market_task.id), "place": "仓库", "status": "finished",
         "coercive_measures": [{"kind": "seizure", "description": "查封过期食品"}]})
     db.session.add(InspectionFlag(inspection_id=coercive.id, task_id=market_task.id, code="footage-missing",
-                                  severity="error", message="采取强制措施但无执法记录仪视频", raised_at=start, details={}))
+                                  severity="error", message="采取强制措施但无执法记录仪视频", raised_at=start,
+                                  details={}))
     db.session.commit()
     return Scene(world, joint, ecology_only, coercive, video, start)
 

@@ -23,7 +23,8 @@ from tests.server.uploads.conftest import Live, live  # noqa: F401 - the live-se
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-ARTIFACTS = Path(os.environ.get("INSPECT_ONCE_TEST_ARTIFACTS") or Path(__file__).resolve().parents[3] / "test-artifacts")
+ARTIFACTS = Path(os.environ.get("INSPECT_ONCE_TEST_ARTIFACTS")
+                 or Path(__file__).resolve().parents[3] / "test-artifacts")
 
 
 def require_chromium() -> str:
@@ -61,8 +62,9 @@ def _video_state(page: Any) -> dict[str, Any]:
                          "return {time: v.currentTime, error: v.error && v.error.code, ready: v.readyState}; }")
 
 
-def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,
-                                                           request: pytest.FixtureRequest) -> None:
+def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Scene,
+                                                           live: Live,  # noqa: F811 - the imported fixture
+                                                           browser: Any, request: pytest.FixtureRequest) -> None:
     live_url = live.url
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     suffix = request.node.callspec.id if hasattr(request.node, "callspec") else "run"
@@ -99,8 +101,8 @@ def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Sc
     page.wait_for_function(f"() => Math.abs(document.querySelector('video').currentTime - {CERTIFICATE_AT[0]}) < 0.05"
                            " && !document.querySelector('video').seeking", timeout=15000)
     page.evaluate("() => { document.querySelector('video').currentTime = 9.5; }")
-    page.wait_for_function("() => !document.querySelector('video').seeking && document.querySelector('video').readyState >= 2",
-                           timeout=15000)
+    page.wait_for_function("() => !document.querySelector('video').seeking"
+                           " && document.querySelector('video').readyState >= 2", timeout=15000)
     state = _video_state(page)
     assert abs(state["time"] - 9.5) < 0.05 and state["error"] is None, state
     assert any(status == 206 for status, _ in streamed), streamed
@@ -112,7 +114,8 @@ def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Sc
     page.wait_for_load_state()
     assert page.locator("[data-testid=review-status]").inner_text() == "已批准"
     assert "亮证、录像完整，同意" in page.locator("[data-testid=decisions]").inner_text()
-    actions = page.locator("[data-testid=audit] tr[data-action]").evaluate_all("rows => rows.map(r => r.dataset.action)")
+    actions = page.locator("[data-testid=audit] tr[data-action]").evaluate_all(
+        "rows => rows.map(r => r.dataset.action)")
     assert {"review.approve", "inspection.view", "media.stream", "media.contact_sheet"} <= set(actions), actions
 
     # In English, on a tablet held upright.
@@ -130,7 +133,8 @@ def test_a_supervisor_reviews_an_inspection_in_the_browser(app: Flask, scene: Sc
     answer = page.goto(f"{live_url}/review/inspections/{scene.coercive.id}")
     assert answer.status == 404
     assert "不存在" in page.locator("[data-testid=error-message]").inner_text()
-    assert page.request.get(f"{live_url}/review/media/{scene.video.id}/stream").status == 200  # joint footage: theirs too
+    # Joint footage: theirs too.
+    assert page.request.get(f"{live_url}/review/media/{scene.video.id}/stream").status == 200
     other.close()
 
 
@@ -146,7 +150,7 @@ def _jpeg() -> bytes:
     return cv2.imencode(".jpg", picture)[1].tobytes()
 
 
-def test_the_hardened_pages_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,
+def test_the_hardened_pages_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,  # noqa: F811
                                            request: pytest.FixtureRequest) -> None:
     """The unsafe log-in link, the certificate photo, an empty return, words for codes, the queue's badges."""
     from sqlalchemy import select
@@ -218,7 +222,7 @@ def test_the_hardened_pages_in_the_browser(app: Flask, scene: Scene, live: Live,
     context.close()
 
 
-def test_a_crowded_record_pages_in_the_browser(app: Flask, crowded: Crowded, live: Live, browser: Any,
+def test_a_crowded_record_pages_in_the_browser(app: Flask, crowded: Crowded, live: Live, browser: Any,  # noqa: F811
                                                request: pytest.FixtureRequest) -> None:
     scene = crowded.scene
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -242,8 +246,9 @@ def test_a_crowded_record_pages_in_the_browser(app: Flask, crowded: Crowded, liv
     context.close()
 
 
-def test_a_head_pages_through_dispatch_approvals_in_the_browser(app: Flask, scene: Scene, live: Live, browser: Any,
-                                                                request: pytest.FixtureRequest,
+def test_a_head_pages_through_dispatch_approvals_in_the_browser(app: Flask, scene: Scene,
+                                                                live: Live,  # noqa: F811 - the imported fixture
+                                                                browser: Any, request: pytest.FixtureRequest,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from server.review import service
     from tests.server.review.test_decisions import _pending_task

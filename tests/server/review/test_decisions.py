@@ -19,11 +19,13 @@ from tests.server.review.conftest import Scene, other_enterprise, post_form
 
 
 def _decide(client, inspection_id, **form):  # type: ignore[no-untyped-def]
-    return post_form(client, f"/review/inspections/{inspection_id}/decisions", form, f"/review/inspections/{inspection_id}")
+    return post_form(client, f"/review/inspections/{inspection_id}/decisions", form,
+                     f"/review/inspections/{inspection_id}")
 
 
 def _decisions() -> list[tuple[str, str | None]]:
-    return [(d.kind.value, d.comment) for d in db.session.scalars(select(ReviewDecision).order_by(ReviewDecision.decided_at))]
+    return [(d.kind.value, d.comment)
+            for d in db.session.scalars(select(ReviewDecision).order_by(ReviewDecision.decided_at))]
 
 
 def test_a_supervisor_approves_and_the_page_shows_it(review_as, scene: Scene) -> None:
@@ -59,7 +61,8 @@ def test_returning_needs_comments(review_as, scene: Scene) -> None:
     assert refused.status_code == 422 and "意见" in refused.get_data(as_text=True)
     assert _decide(client, scene.joint.id, kind="return", comment="补充亮证视频").status_code == 303
     assert _decisions() == [("return", "补充亮证视频")]
-    assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "review.return")) == 1
+    assert db.session.scalar(
+        select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "review.return")) == 1
 
 
 def test_coercive_measures_need_a_legal_sign_off_before_approval(review_as, scene: Scene, make_user) -> None:
@@ -136,15 +139,18 @@ def test_a_head_approves_dispatch_from_the_queue(review_as, scene: Scene) -> Non
     db.session.expire_all()
     assert db.session.get(InspectionTask, task.id).status == TaskStatus.DISPATCHED
     assert _decisions() == [("dispatch_approve", None)]
-    assert db.session.scalar(select(AuditEntry.object_id).where(AuditEntry.action == "review.dispatch_approve")) == str(task.id)
+    assert db.session.scalar(
+        select(AuditEntry.object_id).where(AuditEntry.action == "review.dispatch_approve")) == str(task.id)
     assert "双随机抽查：祁阳米业" not in client.get("/review/approvals").get_data(as_text=True)
 
 
 def test_a_head_rejects_dispatch_with_a_reason(review_as, scene: Scene) -> None:
     task = _pending_task(scene)
     client = review_as("m-head")
-    assert post_form(client, f"/review/approvals/{task.id}", {"action": "reject"}, "/review/approvals").status_code == 422
-    response = post_form(client, f"/review/approvals/{task.id}", {"action": "reject", "reason": "本月已检查"}, "/review/approvals")
+    assert post_form(client, f"/review/approvals/{task.id}", {"action": "reject"},
+                     "/review/approvals").status_code == 422
+    response = post_form(client, f"/review/approvals/{task.id}", {"action": "reject", "reason": "本月已检查"},
+                         "/review/approvals")
     assert response.status_code == 303
     db.session.expire_all()
     assert db.session.get(InspectionTask, task.id).status == TaskStatus.REJECTED
@@ -157,7 +163,8 @@ def test_only_heads_reach_dispatch_approval(review_as, scene: Scene) -> None:
     assert client.get("/review/approvals").status_code == 403
     assert post_form(client, f"/review/approvals/{task.id}", {"action": "approve"}).status_code == 403
     other = review_as("e-head")
-    assert post_form(other, f"/review/approvals/{task.id}", {"action": "approve"}, "/review/approvals").status_code in (403, 404)
+    assert post_form(other, f"/review/approvals/{task.id}", {"action": "approve"},
+                     "/review/approvals").status_code in (403, 404)
     db.session.expire_all()
     assert db.session.get(InspectionTask, task.id).status == TaskStatus.PENDING_APPROVAL
 

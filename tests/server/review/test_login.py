@@ -88,7 +88,8 @@ def test_an_idle_session_ends(app, client, world: World) -> None:
 def test_the_idle_timeout_is_configurable(world: World, tmp_path) -> None:
     from server import create_app
 
-    app = create_app({"TESTING": True}, env={"INSPECT_ONCE_VAR": str(tmp_path), "INSPECT_ONCE_REVIEW_IDLE_MINUTES": "5"})
+    app = create_app({"TESTING": True},
+                     env={"INSPECT_ONCE_VAR": str(tmp_path), "INSPECT_ONCE_REVIEW_IDLE_MINUTES": "5"})
     assert app.config["REVIEW_IDLE_TIMEOUT"] == timedelta(minutes=5)
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
 
@@ -117,7 +118,8 @@ def test_a_token_from_another_session_does_not_work(app, client, scene: Scene) -
     other = app.test_client()
     foreign = csrf_token(other)
     log_in(client, "m-sup")
-    response = client.post(f"/review/inspections/{scene.joint.id}/decisions", data={"kind": "approve", "csrf_token": foreign})
+    response = client.post(f"/review/inspections/{scene.joint.id}/decisions",
+                           data={"kind": "approve", "csrf_token": foreign})
     assert response.status_code == 400
 
 

@@ -134,7 +134,8 @@ def test_footage_of_another_department_is_404(review_as, scene: Scene, clip: byt
     client = review_as("m-sup")
     assert client.get(f"/review/media/{hidden.id}/stream").status_code == 404
     assert client.get(f"/review/media/{hidden.id}/contact-sheet.jpg").status_code == 404
-    assert review_as("e-sup").get(f"/review/media/{hidden.id}/stream", headers={"Range": "bytes=0-9"}).status_code == 206
+    assert review_as("e-sup").get(f"/review/media/{hidden.id}/stream",
+                                  headers={"Range": "bytes=0-9"}).status_code == 206
 
 
 def test_seeking_asks_for_the_middle_and_the_end(review_as, scene: Scene) -> None:
@@ -165,7 +166,8 @@ def test_an_inspector_cannot_use_the_media_urls(client, scene: Scene) -> None:
 
 
 def test_without_javascript_a_timeline_link_reloads_the_player_at_that_moment(review_as, scene: Scene) -> None:
-    page = review_as("m-sup").get(f"/review/inspections/{scene.joint.id}?media={scene.video.id}&t=9.5").get_data(as_text=True)
+    page = review_as("m-sup").get(
+        f"/review/inspections/{scene.joint.id}?media={scene.video.id}&t=9.5").get_data(as_text=True)
     assert f'src="/review/media/{scene.video.id}/stream#t=9.5"' in page
 
 

@@ -38,7 +38,8 @@ def test_segments_and_marks_are_placed_in_percent_of_the_whole_span() -> None:
     timeline = lay_out(clips, marks, (T0 - timedelta(seconds=30), T0 + timedelta(seconds=150)))
     assert timeline is not None and timeline.seconds == 180
     segments = [(p.left, p.width) for p in timeline.placed if p.lane == "segments"]
-    assert segments == [(round(100 * 30 / 180, 3), round(100 * 60 / 180, 3)), (round(100 * 120 / 180, 3), round(100 * 30 / 180, 3))]
+    assert segments == [(round(100 * 30 / 180, 3), round(100 * 60 / 180, 3)),
+                        (round(100 * 120 / 180, 3), round(100 * 30 / 180, 3))]
     placed = {(p.lane, p.item.kind): (p.left, p.width) for p in timeline.placed if isinstance(p.item, Mark)}
     assert placed[("events", "certificate")] == (round(100 * 42 / 180, 3), 0.0)
     assert placed[("problems", "gap")] == (round(100 * 90 / 180, 3), round(100 * 30 / 180, 3))

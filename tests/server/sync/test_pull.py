@@ -61,8 +61,8 @@ def test_each_entity_once_with_its_newest_state(client, world: World, auth) -> N
     inspection = new_inspection(world)
     push(client, headers, "SCJG-TAB1", [inspection])
     for version, place in enumerate(["一号车间", "二号车间", "仓库"], start=1):
-        push(client, headers, "SCJG-TAB1", [mutation("inspection", inspection["entity_id"], {"place": place}, "SCJG-TAB1",
-                                                     base=version)])
+        push(client, headers, "SCJG-TAB1",
+             [mutation("inspection", inspection["entity_id"], {"place": place}, "SCJG-TAB1", base=version)])
     changes, _ = pull_all(client, headers, cursor)
     assert len(changes) == 1
     assert changes[0]["fields"]["place"] == "仓库" and changes[0]["version"] == 4
@@ -82,7 +82,8 @@ def test_paging_returns_every_change_exactly_once(client, world: World, auth) ->
 def test_certificate_status_changes_of_teammates_reach_the_tablet(client, world: World, auth) -> None:
     headers = auth.headers("m-insp")
     _, cursor = pull_all(client, headers)
-    directory.change_certificate_status(SYSTEM, world.people["e-insp"].certificates[0], CertificateStatus.SUSPENDED, "暂扣")
+    directory.change_certificate_status(SYSTEM, world.people["e-insp"].certificates[0], CertificateStatus.SUSPENDED,
+                                        "暂扣")
     db.session.commit()
     changes, cursor = pull_all(client, headers, cursor)
     assert [(c["entity"], c["fields"]["status"]) for c in changes] == [("certificate", "suspended")]
@@ -94,7 +95,8 @@ def test_deletions_come_as_tombstones(client, world: World, auth) -> None:
     inspection = new_inspection(world)
     push(client, headers, "SCJG-TAB1", [inspection])
     _, cursor = pull_all(client, headers)
-    push(client, headers, "SCJG-TAB1", [mutation("inspection", inspection["entity_id"], {}, "SCJG-TAB1", base=1, op="delete")])
+    push(client, headers, "SCJG-TAB1",
+         [mutation("inspection", inspection["entity_id"], {}, "SCJG-TAB1", base=1, op="delete")])
     changes, _ = pull_all(client, headers, cursor)
     assert [(c["entity_id"], c["op"]) for c in changes] == [(inspection["entity_id"], "delete")]
 

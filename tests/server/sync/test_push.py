@@ -69,7 +69,8 @@ def test_a_replayed_batch_is_duplicate_and_changes_nothing(client, world: World,
     first = push(client, headers, "SCJG-TAB1", batch).get_json()["results"][0]
     before = counts()
     again = push(client, headers, "SCJG-TAB1", batch).get_json()["results"][0]
-    assert again == {**first, "status": "duplicate"} or (again["status"] == "duplicate" and again["version"] == first["version"])
+    assert again == {**first, "status": "duplicate"} or (
+        again["status"] == "duplicate" and again["version"] == first["version"])
     assert counts() == before
 
 
@@ -92,7 +93,8 @@ def test_bad_mutations_do_not_block_good_ones(client, world: World, auth) -> Non
         "inspection_id": inspection["entity_id"], "check_item_id": str(world.check_items["m-licence"].id),
         "result": "compliant"}, "SCJG-TAB1")
     unknown_item = mutation("finding", str(uuid.uuid4()), {
-        "inspection_id": inspection["entity_id"], "check_item_id": str(uuid.uuid4()), "result": "compliant"}, "SCJG-TAB1")
+        "inspection_id": inspection["entity_id"], "check_item_id": str(uuid.uuid4()), "result": "compliant"},
+        "SCJG-TAB1")
     other_department_item = mutation("finding", str(uuid.uuid4()), {
         "inspection_id": inspection["entity_id"], "check_item_id": str(world.check_items["e-permit"].id),
         "result": "compliant"}, "SCJG-TAB1")
@@ -143,8 +145,8 @@ def test_immutable_fields_and_kind_changes_are_refused(client, world: World, aut
     inspection = new_inspection(world)
     push(client, headers, "SCJG-TAB1", [inspection])
     move = mutation("inspection", inspection["entity_id"], {"task_id": str(uuid.uuid4())}, "SCJG-TAB1", base=1)
-    as_media = mutation("media", inspection["entity_id"], {"inspection_id": inspection["entity_id"], "sha256": "ab" * 32,
-                                                           "size": 3}, "SCJG-TAB1")
+    as_media = mutation("media", inspection["entity_id"], {"inspection_id": inspection["entity_id"],
+                                                           "sha256": "ab" * 32, "size": 3}, "SCJG-TAB1")
     results = push(client, headers, "SCJG-TAB1", [move, as_media]).get_json()["results"]
     assert [r["code"] for r in results] == ["immutable-field", "invalid-fields"]
 

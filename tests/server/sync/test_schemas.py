@@ -61,6 +61,7 @@ def test_unknown_keys_and_non_objects_are_refused_by_both() -> None:
 
 @settings(max_examples=300, database=None, derandomize=True)
 @given(st.dictionaries(st.sampled_from(sorted(GOOD) + ["other"]),
-                       st.one_of(st.none(), st.integers(-2, 3), st.text(max_size=5), st.sampled_from(list(GOOD.values())))))
+                       st.one_of(st.none(), st.integers(-2, 3), st.text(max_size=5),
+                                 st.sampled_from(list(GOOD.values())))))
 def test_random_objects_get_the_same_verdict(value: dict[str, object]) -> None:
     assert verdict_of_schema(value) is verdict_of_field(value)

@@ -91,7 +91,8 @@ def create(client: FlaskClient, headers: dict[str, str], length: int, meta: str 
     return client.post(UPLOADS, headers=request_headers, **extra)
 
 
-def patch(client: FlaskClient, url: str, headers: dict[str, str], offset: int, body: bytes, **extra_headers: str) -> Any:
+def patch(client: FlaskClient, url: str, headers: dict[str, str], offset: int, body: bytes,
+          **extra_headers: str) -> Any:
     return client.patch(url, data=body, headers={**TUS, **headers, "Upload-Offset": str(offset),
                                                  "Content-Type": OCTETS, **extra_headers})
 

@@ -50,7 +50,8 @@ def offset_of(client: Any, url: str, headers: dict[str, str]) -> int:
     return int(response.headers["Upload-Offset"])
 
 
-def new_upload(client: Any, auth: Any, world: World, data: bytes, user: str = "m-insp") -> tuple[str, dict[str, str], Any]:
+def new_upload(client: Any, auth: Any, world: World, data: bytes,
+               user: str = "m-insp") -> tuple[str, dict[str, str], Any]:
     media = push_media(client, auth, world, data, user=user, tablet="SCJG-TAB1" if user == "m-insp" else "STHJ-TAB1")
     headers = auth.headers(user)
     response = create(client, headers, len(data), metadata(sha256=media.sha256, media_id=media.id))
@@ -106,7 +107,8 @@ def test_roles_without_uploads_are_refused(client, world: World, auth) -> None:
     (metadata(sha256="g" * 64), 422, "validation-failed", "Upload-Metadata.sha256"),
     (metadata(sha256="a" * 64, media_id="not-a-uuid"), 422, "validation-failed", "Upload-Metadata.media_id"),
     (metadata(sha256="a" * 64, capture_start="yesterday"), 422, "validation-failed", "Upload-Metadata.capture_start"),
-    (metadata(sha256="a" * 64, capture_start="2026-11-26T09:00:00"), 422, "validation-failed", "Upload-Metadata.capture_start"),
+    (metadata(sha256="a" * 64, capture_start="2026-11-26T09:00:00"), 422, "validation-failed",
+     "Upload-Metadata.capture_start"),
     (metadata(sha256="a" * 64, filename="a\x00b"), 422, "validation-failed", "Upload-Metadata.filename"),
     ("sha256 not*base64", 400, "malformed-upload-metadata", None),
     ("sha256 " + "//79", 400, "malformed-upload-metadata", None),  # not UTF-8
@@ -316,13 +318,15 @@ def test_patch_needs_the_offset_octet_stream_type(client, world: World, auth) ->
 def test_a_wrong_patch_checksum_drops_that_patch(client, world: World, auth, algorithm: str) -> None:
     data = footage(4000)
     url, headers, _ = new_upload(client, auth, world, data)
-    assert patch(client, url, headers, 0, data[:1000], **{"Upload-Checksum": checksum(algorithm, data[:1000])}).status_code == 204
+    assert patch(client, url, headers, 0, data[:1000],
+                 **{"Upload-Checksum": checksum(algorithm, data[:1000])}).status_code == 204
     damaged = data[1000:1999] + bytes([data[1999] ^ 0xFF])
     response = patch(client, url, headers, 1000, damaged, **{"Upload-Checksum": checksum(algorithm, data[1000:2000])})
     assert_problem(response, 460, "checksum-mismatch")
     assert response.headers["Upload-Offset"] == "1000"
     assert offset_of(client, url, headers) == 1000
-    assert patch(client, url, headers, 1000, data[1000:], **{"Upload-Checksum": checksum(algorithm, data[1000:])}).status_code == 204
+    assert patch(client, url, headers, 1000, data[1000:],
+                 **{"Upload-Checksum": checksum(algorithm, data[1000:])}).status_code == 204
     assert counts() == (1, 1)
 
 
@@ -331,8 +335,10 @@ def test_checksum_header_rules(client, world: World, auth) -> None:
     url, headers, _ = new_upload(client, auth, world, data)
     assert_problem(patch(client, url, headers, 0, data, **{"Upload-Checksum": checksum("md5", data)}), 400,
                    "checksum-algorithm-unsupported")
-    assert_problem(patch(client, url, headers, 0, data, **{"Upload-Checksum": "sha1 !!!"}), 400, "invalid-upload-checksum")
-    assert_problem(patch(client, url, headers, 0, data, **{"Upload-Checksum": "sha1 AAAA"}), 400, "invalid-upload-checksum")
+    assert_problem(patch(client, url, headers, 0, data, **{"Upload-Checksum": "sha1 !!!"}), 400,
+                   "invalid-upload-checksum")
+    assert_problem(patch(client, url, headers, 0, data, **{"Upload-Checksum": "sha1 AAAA"}), 400,
+                   "invalid-upload-checksum")
     assert_problem(patch(client, url, headers, 0, data, **{"Upload-Checksum": "sha1"}), 400, "invalid-upload-checksum")
     assert offset_of(client, url, headers) == 0
 
@@ -346,12 +352,14 @@ def test_more_bytes_than_the_upload_holds_are_refused_whole(client, world: World
     assert response.headers["Upload-Offset"] == "500"
     # without a Content-Length (a chunked body) the excess shows only while reading
     response = client.patch(url, input_stream=io.BytesIO(data[500:] + b"+"), headers={
-        **TUS, **headers, "Upload-Offset": "500", "Content-Type": OCTETS}, environ_overrides={"wsgi.input_terminated": True})
+        **TUS, **headers, "Upload-Offset": "500", "Content-Type": OCTETS},
+        environ_overrides={"wsgi.input_terminated": True})
     assert_problem(response, 413, "upload-length-exceeded")
     assert offset_of(client, url, headers) == 500
     # exactly what is left, from a server that terminates the input stream (gunicorn), without a length ...
     response = client.patch(url, input_stream=io.BytesIO(data[500:]), headers={
-        **TUS, **headers, "Upload-Offset": "500", "Content-Type": OCTETS}, environ_overrides={"wsgi.input_terminated": True})
+        **TUS, **headers, "Upload-Offset": "500", "Content-Type": OCTETS},
+        environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 204, response.get_data(as_text=True)
     assert [p.read_bytes() for p in object_files(app)] == [data]
     # ... and with one

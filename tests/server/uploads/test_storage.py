@@ -101,7 +101,8 @@ def test_bytes_past_the_durable_offset_do_not_count(store: LocalMediaStore) -> N
     assert b"".join(store.read(stored.key)) == data
 
 
-def test_commit_syncs_the_data_before_the_offset_record(store: LocalMediaStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_syncs_the_data_before_the_offset_record(store: LocalMediaStore,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     part = store.create_partial(10)
     events: list[tuple[str, str]] = []
     real_sync, real_pwrite = os.fdatasync, os.pwrite

@@ -42,7 +42,8 @@ def video(client: FlaskClient, world: World) -> tuple[str, bytes]:
 
 def stream_entries() -> list[AuditEntry]:
     db.session.expire_all()
-    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == "media.stream").order_by(AuditEntry.seq)))
+    return list(db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "media.stream").order_by(AuditEntry.seq)))
 
 
 def test_no_range_answers_the_whole_file(client, world: World, auth: AuthActions, video) -> None:

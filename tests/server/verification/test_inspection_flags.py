@@ -125,7 +125,8 @@ def test_a_missing_middle_segment_is_a_gap(app, visit, media) -> None:  # noqa: 
     assert codes(assessment) == ["recording-gap"]
     gap = assessment["flags"][0]["details"]["gaps"][0]
     assert gap["seconds"] == pytest.approx(5, abs=0.5)
-    assert datetime.fromisoformat(gap["start"]) == pytest.approx(visit.start + timedelta(seconds=6), abs=timedelta(seconds=1))
+    assert datetime.fromisoformat(gap["start"]) == pytest.approx(visit.start + timedelta(seconds=6),
+                                                                 abs=timedelta(seconds=1))
 
 
 def test_a_covered_lens_is_flagged_with_its_times(app, client, auth, world, media) -> None:  # noqa: F811
@@ -283,8 +284,8 @@ def test_suspending_a_certificate_today_re_assesses_todays_inspections(app, clie
     clean_recording(visit, media)
     assert visit.assessment(app)["flags"] == []
     certificate = db.session.query(Certificate).filter_by(number="CERT-E-001").one()
-    answer = client.post(f"/api/v1/certificates/{certificate.id}/status", json={"status": "suspended", "reason": "调查"},
-                         headers=auth.headers("e-head"))
+    answer = client.post(f"/api/v1/certificates/{certificate.id}/status",
+                         json={"status": "suspended", "reason": "调查"}, headers=auth.headers("e-head"))
     assert answer.status_code == 200, answer.get_json()
     assessment = visit.assessment(app)
     assert codes(assessment) == ["certificate-invalid"]
