@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         directory,
         errors,
         events,
+        field,
         health,
         planning,
         review,
@@ -82,6 +83,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     tasks.init_app(app)
     uploads.init_app(app)
     app.register_blueprint(health.bp)
+    field.init_app(app)
     cli.init_app(app)
     verification.init_app(app)
     planning.init_app(app)

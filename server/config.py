@@ -38,6 +38,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_REVIEW_IDLE_MINUTES",
     "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS",
     "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES",
+    "INSPECT_ONCE_FIELD_APP_DIR",
 }
 
 
@@ -77,6 +78,8 @@ class Settings:
     verification_lease_seconds: int = 1800
     # Below this much free space in the media store, /healthz reports "degraded" (uploads still run).
     media_min_free_bytes: int = 5 * 1024 ** 3
+    # The tablet app's built files (make web), served at /field/.
+    field_app_dir: Path = Path(__file__).resolve().parents[1] / "field_client" / "web" / "dist"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -192,6 +195,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         review_idle_minutes=_int(env, "INSPECT_ONCE_REVIEW_IDLE_MINUTES", 30, minimum=1),
         verification_lease_seconds=_int(env, "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS", 1800, minimum=1),
         media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
+        **({"field_app_dir": Path(env["INSPECT_ONCE_FIELD_APP_DIR"]).resolve()}
+           if env.get("INSPECT_ONCE_FIELD_APP_DIR") else {}),
     )
 
 

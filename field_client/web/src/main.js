@@ -1,0 +1,7 @@
+// The tablet app's entry: styles, the <field-app> element, and the service worker that keeps it offline.
+import './ui/app.css';
+import './ui/app.js';
+
+import { registerServiceWorker } from './ui/updates.js';
+
+registerServiceWorker();
