@@ -16,12 +16,14 @@ each order on a server that has forgotten the previous one (sync tables
 emptied; directory and task kept). A full merge = every push of that order
 plus building the joint record's canonical bytes. Prints the median and p95
 time per full merge and per record, and the SHA-256 of the joint record for
-every order — one digest if all orders agree.
+every order — one digest if all orders agree — and a last ``result:`` line (JSON); exits 1 if the
+orders disagree. --quick: a tiny team and five orders, for the test suite.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import statistics
@@ -85,7 +87,10 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--database", default="sqlite", help="sqlite (a temporary file) or a PostgreSQL URL to wipe")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="2 departments, 3 findings, 5 orders (the test suite)")
     args = parser.parse_args()
+    if args.quick:
+        args.departments, args.findings, args.edits, args.orders = 2, 3, 2, 5
 
     with tempfile.TemporaryDirectory(prefix="merge-bench-") as tmp:
         app = build_app(args.database, Path(tmp))
@@ -132,6 +137,12 @@ def main() -> int:
             print(f"distinct SHA-256 of joint_record_json over {args.orders} orders: {len(distinct)}")
             for digest in distinct:
                 print(f"  {digest}  x{digests.count(digest)}")
+            print("result: " + json.dumps({
+                "benchmark": "merge", "quick": args.quick, "database": db.engine.dialect.name,
+                "orders": args.orders, "mutations_per_order": mutations,
+                "merge_median_ms": round(statistics.median(totals) * 1000, 1),
+                "merge_p95_ms": round(percentile(totals, 0.95) * 1000, 1),
+                "record_median_ms": round(statistics.median(records) * 1000, 1), "distinct_digests": len(distinct)}))
             return 0 if len(distinct) == 1 else 1
 
 

@@ -11,7 +11,11 @@
    a bare PyAV decode loop (threads on, nothing else), a bare OpenCV decode loop (cv2.grab), and
    `media.verify_file` (hash + probe + one strict decode pass with the QR and lens detectors).
 3. Prints the time of every stage, the ratio verification / bare decode, the real-time factor, and
-   peak memory for the short and the long clip (flat memory: the two peaks are about equal).
+   peak memory for the short and the long clip (flat memory: the two peaks are about equal), and a
+   last ``result:`` line (JSON).
+
+--quick: 6 s and 12 s clips at 360p, one run each, for the test suite; without ffmpeg's command the
+clips are made with PyAV (no audio), and it says so.
 """
 from __future__ import annotations
 
@@ -61,16 +65,52 @@ print(json.dumps({"seconds": time.perf_counter() - start, "status": report.statu
 """
 
 
+def qr_code(module: int):  # type: ignore[no-untyped-def]
+    import cv2  # only to draw the QR code
+
+    code = cv2.QRCodeEncoder.create().encode(CERTIFICATE)
+    code = cv2.resize(code, None, fx=module, fy=module, interpolation=cv2.INTER_NEAREST)
+    return cv2.copyMakeBorder(code, 4 * module, 4 * module, 4 * module, 4 * module, cv2.BORDER_CONSTANT, value=255)
+
+
+def make_clip_pyav(path: Path, *, minutes: float, height: int, fps: int) -> Path:
+    """Without ffmpeg's command (the quick mode only): a noisy H.264 clip made with PyAV, the QR code
+    shown from 5 s to 15 s (or the middle third of a shorter clip)."""
+    import av
+    import numpy as np
+
+    width = height * 16 // 9 // 2 * 2
+    seconds = minutes * 60
+    qr_from, qr_to = (5.0, 15.0) if seconds > 15 else (seconds / 3, 2 * seconds / 3)
+    code = qr_code(max(2, height // 120))
+    rng = np.random.default_rng(1)
+    base = np.tile(np.linspace(40, 200, width, dtype=np.uint8), (height, 1))
+    partial = path.with_suffix(".part.mp4")
+    with av.open(str(partial), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for n in range(round(seconds * fps)):
+            gray = (base + rng.integers(0, 20, (height, width), dtype=np.uint8) + n % 50).astype(np.uint8)
+            if qr_from <= n / fps < qr_to:
+                y, x = height // 5, width // 3
+                gray[y:y + code.shape[0], x:x + code.shape[1]] = code[:height - y, :width - x]
+            rgb = np.repeat(gray[:, :, None], 3, axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    partial.rename(path)
+    return path
+
+
 def make_clip(path: Path, *, minutes: float, height: int, fps: int, preset: str, bitrate: str) -> Path:
     """Encode the clip unless it is cached."""
     if path.exists():
         return path
-    import cv2  # only to draw the QR code
+    import cv2  # only to write the QR code's picture
 
     width = height * 16 // 9 // 2 * 2
-    code = cv2.QRCodeEncoder.create().encode(CERTIFICATE)
-    code = cv2.resize(code, None, fx=5, fy=5, interpolation=cv2.INTER_NEAREST)
-    code = cv2.copyMakeBorder(code, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+    code = qr_code(5)
     qr_png = path.with_suffix(".qr.png")
     cv2.imwrite(str(qr_png), code)
     seconds = minutes * 60
@@ -116,17 +156,32 @@ def main() -> None:
     parser.add_argument("--bitrate", default="4M")
     parser.add_argument("--workdir", type=Path,
                         default=Path(tempfile.gettempdir()) / "inspect-once-media-bench")
+    parser.add_argument("--quick", action="store_true",
+                        help="6 s and 12 s clips at 360p, one run each (the test suite)")
     args = parser.parse_args()
-    if shutil.which("ffmpeg") is None:
-        raise SystemExit("ffmpeg is missing: apt-get install -y ffmpeg")
+    skipped = []
+    if args.quick:
+        args.minutes, args.short_minutes, args.repeat, args.height = 0.2, 0.1, 1, 360
+    ffmpeg = shutil.which("ffmpeg") is not None
+    if not ffmpeg:
+        if not args.quick:
+            raise SystemExit("ffmpeg is missing: apt-get install -y ffmpeg")
+        skipped.append("ffmpeg's clip (testsrc2, AAC audio): ffmpeg not installed; clips made with PyAV, video only")
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     rows = []
     for minutes in (args.short_minutes, args.minutes):
         name = f"clip-{minutes:g}min-{args.height}p{args.fps}-{args.preset}-{args.bitrate}.mp4"
+        if not ffmpeg:
+            name = "pyav-" + name
         print(f"preparing {name} …", file=sys.stderr, flush=True)
-        clip = make_clip(args.workdir / name, minutes=minutes, height=args.height, fps=args.fps,
-                         preset=args.preset, bitrate=args.bitrate)
+        if ffmpeg:
+            clip = make_clip(args.workdir / name, minutes=minutes, height=args.height, fps=args.fps,
+                             preset=args.preset, bitrate=args.bitrate)
+        else:
+            clip = args.workdir / name
+            if not clip.exists():
+                make_clip_pyav(clip, minutes=minutes, height=args.height, fps=args.fps)
         pyav = measure(BARE_PYAV, clip, args.repeat)
         cv2_ = measure(BARE_CV2, clip, args.repeat)
         verified = measure(VERIFY, clip, args.repeat)
@@ -155,6 +210,16 @@ def main() -> None:
     print(f"\nlong clip: status {last['status']} {last['reasons']}, "
           f"{last['badge_samples']} frames searched for QR codes, detections: "
           + json.dumps(last["certificates"], ensure_ascii=False))
+    for why in skipped:
+        print(f"skipped {why}")
+    print("result: " + json.dumps({"benchmark": "verify", "quick": args.quick, "skipped": skipped, "clips": [
+        {"minutes": minutes, "frames": verified["frames"], "pyav_s": round(pyav["seconds"], 3),
+         "cv2_s": round(cv2_["seconds"], 3), "verify_s": round(verified["seconds"], 3),
+         "verify_over_pyav": round(verified["seconds"] / pyav["seconds"], 3),
+         "realtime": round(minutes * 60 / verified["seconds"], 2), "status": verified["status"],
+         "certificates": [c["text"] for c in verified["certificates"] if c.get("kind") == "certificate"],
+         "rss_mb": round(verified["peak_rss_mb"], 1), "bare_rss_mb": round(pyav["peak_rss_mb"], 1)}
+        for minutes, _clip, pyav, cv2_, verified in rows]}))
 
 
 if __name__ == "__main__":
