@@ -158,6 +158,30 @@ def create_device_command(device_id: str, kind: str, department_code: str, inspe
     click.echo(created.secret)
 
 
+@click.command("enrol-tablet")
+@click.option("--department", "department_code", required=True, help="Department code")
+@click.option("--id", "device_id", default=None, help="Tablet id (new or existing); default: the next <CODE>-TABnn")
+@click.option("--label", default=None, help="A name for the tablet (e.g. 一中队 1 号平板)")
+@_operator_command
+def enrol_tablet_command(department_code: str, device_id: str | None, label: str | None) -> None:
+    """Issue a one-time enrolment code for a tablet (registering it if new); prints the code alone on the last line.
+
+    Re-enrolling an existing tablet revokes its unused codes; spending the new code replaces its secret.
+    """
+    from server.directory import enrolment
+    from server.directory.schemas import DEVICE_ID
+
+    if device_id is not None and not DEVICE_ID.match(device_id):
+        raise click.BadParameter("1-64 letters, digits or hyphens", param_hint="--id")
+    department = directory.department_by_code(department_code)
+    issued = enrolment.issue_code(SYSTEM, department.id, device_id, label)
+    what = "registered tablet" if issued.created else "re-enrolling tablet"
+    click.echo(f"{what} {issued.device.id} ({department.code}); one-time enrolment code, valid until "
+               f"{issued.expires_at.isoformat(timespec='minutes')} (24 h), usable once; "
+               f"on the tablet open <server>/field/#enrol=<code> or run: fieldsync enrol --server URL <code>")
+    click.echo(issued.code)
+
+
 @click.command("set-certificate-status")
 @click.argument("number")
 @click.argument("status", type=click.Choice([s.value for s in CertificateStatus]))
@@ -217,6 +241,7 @@ def check_system_command() -> None:
 
 def init_app(app: Flask) -> None:
     for command in (check_system_command, init_db_command, seed_demo_command, create_department_command,
-                    create_user_command, create_device_command, set_certificate_status_command, serve_command,
+                    create_user_command, create_device_command, enrol_tablet_command, set_certificate_status_command,
+                    serve_command,
                     worker_command):
         app.cli.add_command(command)

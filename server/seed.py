@@ -360,7 +360,8 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
     stored = uploads().store.put([photo])
 
     def push(user: User, tablet: str, mutations: list[tuple[str, str, dict[str, object]]]) -> None:
-        principal = Principal("user", str(user.id), user.role.value, user.department_id)
+        # As a tablet pushes: logged in on that tablet.
+        principal = Principal("user", str(user.id), user.role.value, user.department_id, tablet)
         batch = [{"id": uuid.uuid4(), "entity": entity, "entity_id": uuid.UUID(entity_id), "op": "upsert",
                   "base_version": 0, "hlc": f"{int(time.time() * 1000):013d}-{n:04x}-{tablet}", "fields": fields}
                  for n, (entity, entity_id, fields) in enumerate(mutations)]

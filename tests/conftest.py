@@ -173,11 +173,29 @@ def new_user(username: str, role: str, department: Department, *, certificate: s
     return user
 
 
+# The tablets this test made, with their secrets, in the order made: the helpers log inspectors in on them.
+TABLETS: dict[str, tuple[uuid.UUID, str]] = {}
+
+
+def remember_tablet(device_id: str, department_id: uuid.UUID, secret: str) -> None:
+    """A tablet's current secret (after ``create-device`` or an enrolment), for the log-in helpers."""
+    TABLETS[device_id] = (department_id, secret)
+
+
+@pytest.fixture(autouse=True)
+def _forget_tablets() -> Iterator[None]:
+    TABLETS.clear()
+    yield
+    TABLETS.clear()
+
+
 def new_device(device_id: str, kind: str, department: Department,
                inspector: User | None = None) -> directory.CreatedDevice:
     created = directory.create_device(SYSTEM, {"id": device_id, "kind": kind, "department_id": department.id,
                                                "inspector_id": inspector.id if inspector else None})
     db.session.commit()
+    if kind == "tablet":
+        remember_tablet(device_id, department.id, created.secret)
     return created
 
 
@@ -196,19 +214,48 @@ def make_device(app: Flask) -> Callable[..., directory.CreatedDevice]:
     return new_device
 
 
+#: ``device=`` default of the log-in helpers: an inspector is logged in on a tablet of their department.
+ON_A_TABLET = "on-a-tablet"
+
+
+def tablet_for(username: str) -> str | None:
+    """The tablet the helpers log ``username`` in on: the first one made in their department; None for office
+    roles (they do not sync) and for inspectors of departments without a tablet."""
+    user = db.session.scalar(db.select(User).where(User.username == username))
+    if user is None or user.role.value != "inspector":
+        return None
+    return next((device_id for device_id, (department_id, _) in TABLETS.items()
+                 if department_id == user.department_id), None)
+
+
+def login_body(username: str, password: str = PASSWORD, device: str | None = ON_A_TABLET) -> dict[str, str]:
+    """The log-in request: bound to ``device`` (a tablet this test made), to the user's default tablet
+    (``ON_A_TABLET``), or to none (``None``)."""
+    body = {"username": username, "password": password}
+    if device == ON_A_TABLET:
+        device = tablet_for(username)
+    if device is not None:
+        body.update(device_id=device, device_secret=TABLETS[device][1])
+    return body
+
+
 @dataclass
 class AuthActions:
-    """Logs in through the real endpoint and hands out Authorization headers."""
+    """Logs in through the real endpoint and hands out Authorization headers.
+
+    Sync needs a log-in bound to an enrolled tablet, so inspectors are logged in on a tablet of their department
+    (the first one the test made; ``device=`` names another, ``device=None`` logs in bound to none).
+    """
 
     client: FlaskClient
 
-    def login(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
-        response = self.client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    def login(self, username: str, password: str = PASSWORD, *, device: str | None = ON_A_TABLET) -> dict[str, Any]:
+        response = self.client.post("/api/v1/auth/token", json=login_body(username, password, device))
         assert response.status_code == 200, response.get_json()
         return response.get_json()  # type: ignore[no-any-return]
 
-    def headers(self, username: str) -> dict[str, str]:
-        return {"Authorization": "Bearer " + self.login(username)["access_token"]}
+    def headers(self, username: str, *, device: str | None = ON_A_TABLET) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.login(username, device=device)["access_token"]}
 
 
 @pytest.fixture

@@ -57,5 +57,11 @@ def verify_device_secret(stored_hash: str | None, secret: str) -> bool:
     return hmac.compare_digest(candidate, stored_hash or "sha256$" + "0" * 64)
 
 
+def device_key(secret_hash: str) -> str:
+    """A short fingerprint of a device's current secret: a log-in bound to the device carries it, so
+    re-enrolling the device (a new secret) ends those log-ins without touching anything else."""
+    return hashlib.sha256(("device-key\n" + secret_hash).encode()).hexdigest()[:16]
+
+
 def hash_refresh_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()

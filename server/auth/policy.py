@@ -102,12 +102,16 @@ DEVICE_PERMISSIONS = frozenset({Permission.UPLOAD_MEDIA, Permission.READ_MEDIA})
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a user (with a role) or a device (role ``device``)."""
+    """Who is calling: a user (with a role) or a device (role ``device``).
+
+    ``device_id`` is the enrolled tablet a user's log-in is bound to (None: not bound to a device).
+    """
 
     kind: str  # "user" | "device" | "system" (operator CLI)
     id: str
     role: str
     department_id: uuid.UUID
+    device_id: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -26,11 +26,14 @@ def _settings() -> Any:
 @blp.post("/token")
 @blp.arguments(LoginRequest)
 @blp.response(200, TokenPairSchema)
-@blp.alt_response(401, description="Wrong username or password")
+@blp.alt_response(401, description="Wrong username or password; or the tablet is unknown, retired or its secret "
+                                    "wrong (device-unknown)")
+@blp.alt_response(403, description="The tablet belongs to another department (device-not-allowed)")
 @blp.alt_response(429, description="Too many failed attempts")
-def token(body: dict[str, str]) -> Any:
-    """Log in with username and password"""
-    return service.login(_settings(), body["username"], body["password"], request.remote_addr or "unknown")
+def token(body: dict[str, Any]) -> Any:
+    """Log in with username and password; on an enrolled tablet, with its id and secret too (a bound session)"""
+    return service.login(_settings(), body["username"], body["password"], request.remote_addr or "unknown",
+                         device_id=body.get("device_id"), device_secret=body.get("device_secret"))
 
 
 @blp.post("/refresh")

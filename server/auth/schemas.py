@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from server.schemas import StrictSchema
@@ -10,6 +12,17 @@ _secret = ma.validate.Length(min=1, max=256)
 class LoginRequest(StrictSchema):
     username = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
     password = ma.fields.String(required=True, validate=_secret, load_only=True)
+    device_id = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64), metadata={
+        "description": "An enrolled tablet: the tokens are bound to it (``dev`` claim); sync needs such a log-in"})
+    device_secret = ma.fields.String(load_default=None, validate=_secret, load_only=True,
+                                     metadata={"description": "The tablet's secret from its enrolment"})
+
+    @ma.validates_schema
+    def _device_pair(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("device_id") is not None and data.get("device_secret") is None:
+            raise ma.ValidationError("登录平板时须同时提供设备密钥", "device_secret")
+        if data.get("device_secret") is not None and data.get("device_id") is None:
+            raise ma.ValidationError("提供设备密钥时须同时提供设备编号", "device_id")
 
 
 class RefreshRequest(StrictSchema):
@@ -39,3 +52,4 @@ class MeSchema(ma.Schema):
     id = ma.fields.String()
     role = ma.fields.String()
     department_id = ma.fields.UUID()
+    device_id = ma.fields.String(allow_none=True, metadata={"description": "The tablet this log-in is bound to"})

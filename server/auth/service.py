@@ -16,7 +16,7 @@ from server.auth.policy import Principal, install_principal_loader
 from server.auth.throttle import FailureThrottle
 from server.config import Settings
 from server.db_types import utcnow
-from server.directory.models import Device, User
+from server.directory.models import Device, DeviceKind, User
 from server.errors import Problem
 from server.extensions import db
 
@@ -40,27 +40,74 @@ def _throttle() -> FailureThrottle:
     return current_app.extensions["inspect_once.login_throttle"]
 
 
-def _as_principal(user: User) -> Principal:
-    return Principal("user", str(user.id), user.role.value, user.department_id)
+def _as_principal(user: User, device_id: str | None = None) -> Principal:
+    return Principal("user", str(user.id), user.role.value, user.department_id, device_id)
 
 
-def _user_claims(user: User) -> dict[str, str]:
-    return {"role": user.role.value, "dept": str(user.department_id), "name": user.username}
+def _user_claims(user: User, device: Device | None) -> dict[str, str]:
+    claims = {"role": user.role.value, "dept": str(user.department_id), "name": user.username}
+    if device is not None:
+        # ``dev``: the enrolled tablet this log-in is bound to; ``dkey``: which of its secrets it was made with.
+        claims.update(dev=device.id, dkey=passwords.device_key(device.secret_hash))
+    return claims
 
 
-def _issue_pair(settings: Settings, user: User, family_id: uuid.UUID, now: datetime) -> TokenPair:
+def _issue_pair(settings: Settings, user: User, family_id: uuid.UUID, now: datetime,
+                device: Device | None = None) -> TokenPair:
     access = tokens.issue(settings.jwt_signing_key, str(user.id), tokens.USER_ACCESS,
-                          settings.access_token_seconds, _user_claims(user), now)
+                          settings.access_token_seconds, _user_claims(user, device), now)
     raw_refresh = secrets.token_urlsafe(32)
     db.session.add(RefreshToken(
         token_hash=passwords.hash_refresh_token(raw_refresh), family_id=family_id, user_id=user.id,
-        issued_at=now, expires_at=now + timedelta(days=settings.refresh_token_days)))
+        issued_at=now, expires_at=now + timedelta(days=settings.refresh_token_days),
+        device_id=device.id if device else None,
+        device_key=passwords.device_key(device.secret_hash) if device else None))
     db.session.flush()
     return TokenPair(access.token, raw_refresh, access.expires_in)
 
 
-def login(settings: Settings, username: str, password: str, client_address: str) -> TokenPair:
-    """Check a password and open a new refresh-token family."""
+_DEVICE_UNKNOWN_CHALLENGE = 'Bearer error="invalid_token", error_description="device-unknown"'
+
+
+def usable_tablet(device: Device | None) -> bool:
+    """An active, not retired tablet: the only device a person may log in on.
+
+    Its secret comes from spending an enrolment code (or, for tablets provisioned by script, from
+    ``create-device``); a tablet registered by issuing a code has a secret nobody knows until then.
+    """
+    return device is not None and device.kind is DeviceKind.TABLET and device.active and device.retired_at is None
+
+
+def _device_unknown() -> Problem:
+    return Problem(401, "device-unknown", "本平板未登记、已停用或设备密钥不正确，请联系管理员重新登记",
+                   errors={"device_id": ["本平板未登记、已停用或设备密钥不正确"]})
+
+
+def _bound_tablet(user: User, device_id: str, device_secret: str, username: str, client_address: str) -> Device:
+    """The tablet a log-in binds to, checked: enrolled and active, right secret, the inspector's department."""
+    throttle = _throttle()
+    throttle.check("device", device_id, client_address)
+    device = db.session.get(Device, device_id)
+    if not usable_tablet(device) or not passwords.verify_device_secret(device.secret_hash, device_secret):
+        throttle.record_failure("device", device_id, client_address)
+        audit.record("auth.login_failed", object_type="device", object_id=device_id, outcome="failed",
+                     details={"username": username, "reason": "device-unknown"}, actor=audit.ANONYMOUS)
+        raise _device_unknown()
+    assert device is not None
+    if device.department_id != user.department_id:
+        audit.record("auth.login_failed", object_type="device", object_id=device.id, outcome="failed",
+                     details={"username": username, "reason": "device-not-allowed"}, actor=_as_principal(user))
+        raise Problem(403, "device-not-allowed", "这台平板属于其他部门，不能用您的账号登录",
+                      errors={"device_id": ["这台平板属于其他部门"]})
+    return device
+
+
+def login(settings: Settings, username: str, password: str, client_address: str, *,
+          device_id: str | None = None, device_secret: str | None = None) -> TokenPair:
+    """Check a password and open a new refresh-token family, bound to an enrolled tablet when one is named.
+
+    The password is checked first: only someone who knows it learns whether a tablet is accepted.
+    """
     throttle = _throttle()
     throttle.check("login", username, client_address)
     user = db.session.scalar(select(User).where(User.username == username))
@@ -70,8 +117,19 @@ def login(settings: Settings, username: str, password: str, client_address: str)
         audit.record("auth.login_failed", object_type="user", object_id=str(user.id) if user else None,
                      outcome="failed", details={"username": username}, actor=audit.ANONYMOUS)
         raise Problem(401, "invalid-credentials", "用户名或密码错误")
-    audit.record("auth.login", object_type="user", object_id=str(user.id), actor=_as_principal(user))
-    return _issue_pair(settings, user, uuid.uuid4(), utcnow())
+    device = None
+    if device_id is not None:
+        device = _bound_tablet(user, device_id, device_secret or "", username, client_address)
+    audit.record("auth.login", object_type="user", object_id=str(user.id),
+                 actor=_as_principal(user, device.id if device else None),
+                 details={"device_id": device.id} if device else None)
+    return _issue_pair(settings, user, uuid.uuid4(), utcnow(), device)
+
+
+def _binding_holds(device: Device | None, user: User, key: str | None) -> bool:
+    """A log-in bound to a tablet lives while the tablet is usable, the user's, and has the same secret."""
+    return (usable_tablet(device) and device is not None and device.department_id == user.department_id
+            and key is not None and passwords.device_key(device.secret_hash) == key)
 
 
 def _revoke_family(family_id: uuid.UUID, reason: str, now: datetime) -> None:
@@ -110,9 +168,19 @@ def refresh(settings: Settings, raw_refresh: str) -> TokenPair:
     user = db.session.get(User, stored.user_id)
     if user is None or not user.active:
         raise _refresh_refused("refresh-invalid", "账号已停用", stored.user_id)
+    device = None
+    if stored.device_id is not None:
+        device = db.session.get(Device, stored.device_id)
+        if not _binding_holds(device, user, stored.device_key):
+            # The tablet was retired or re-enrolled: this session is over for good.
+            _revoke_family(stored.family_id, "device-unknown", now)
+            db.session.commit()
+            raise _refresh_refused("device-unknown", "本平板已停用或已重新登记，请在已登记的平板上重新登录",
+                                   stored.user_id)
     stored.used_at = now
-    audit.record("auth.refresh", object_type="user", object_id=str(user.id), actor=_as_principal(user))
-    return _issue_pair(settings, user, stored.family_id, now)
+    audit.record("auth.refresh", object_type="user", object_id=str(user.id),
+                 actor=_as_principal(user, stored.device_id))
+    return _issue_pair(settings, user, stored.family_id, now, device)
 
 
 def logout(raw_refresh: str) -> None:
@@ -158,7 +226,14 @@ def principal_from_token(settings: Settings, raw: str, *, allow_device: bool) ->
     user = db.session.get(User, user_id)
     if user is None or not user.active:
         raise Problem(401, "token-invalid", "账号已停用或不存在")
-    return Principal("user", str(user.id), user.role.value, user.department_id)
+    device_id = claims.get("dev")
+    if device_id is not None:
+        device = db.session.get(Device, str(device_id))
+        if not _binding_holds(device, user, claims.get("dkey")):
+            raise Problem(401, "device-unknown", "本平板已停用或已重新登记，请在已登记的平板上重新登录",
+                          headers={"WWW-Authenticate": _DEVICE_UNKNOWN_CHALLENGE})
+        device_id = str(device_id)
+    return Principal("user", str(user.id), user.role.value, user.department_id, device_id)
 
 
 def init_app(app) -> None:  # type: ignore[no-untyped-def]

@@ -4,12 +4,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
+from server.directory import enrolment, service
 from server.directory import schemas as s
-from server.directory import service
 from server.schemas import PageQuery
 
 
@@ -244,3 +245,23 @@ class DeviceItem(MethodView):
     def get(self, device_id: str) -> Any:
         """Get a device"""
         return service.get_device(current_principal(), device_id)
+
+
+@devices.post("/enrol")
+@devices.arguments(s.EnrolRequest)
+@devices.response(201, s.Enrolled)
+@devices.alt_response(400, description="Wrong or revoked code (enrolment-code-invalid)")
+@devices.alt_response(410, description="Code already used (enrolment-code-used) or expired (enrolment-code-expired)")
+@devices.alt_response(429, description="Too many failed attempts")
+def enrol(body: dict[str, Any]) -> Any:
+    """Enrol a tablet with a one-time code (no log-in); the answer carries its secret, shown once"""
+    return enrolment.enrol(body["code"], request.remote_addr or "unknown")
+
+
+@devices.post("/<string:device_id>/retire")
+@requires(Permission.MANAGE_DEVICES)
+@_documented(devices, item=True)
+@devices.response(200, s.DeviceSchema)
+def retire(device_id: str) -> Any:
+    """Retire a device for good: its secret and every token bound to it stop working at once"""
+    return enrolment.retire(current_principal(), device_id)

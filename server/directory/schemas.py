@@ -225,6 +225,9 @@ class DeviceSchema(ma.Schema):
     inspector_id = ma.fields.UUID(allow_none=True)
     label = ma.fields.String(allow_none=True)
     active = ma.fields.Boolean()
+    enrolled_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "When a tablet last spent an enrolment code (its current secret dates from then)"})
+    retired_at = ma.fields.DateTime(allow_none=True, metadata={"description": "Retired for good (no more log-ins)"})
 
 
 class DeviceCreate(StrictSchema):
@@ -241,3 +244,21 @@ class DeviceCreated(DeviceSchema):
 
 class DevicePage(PageMeta):
     items = ma.fields.List(ma.fields.Nested(DeviceSchema))
+
+
+class EnrolRequest(StrictSchema):
+    code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64, error="请输入登记码"),
+                            load_only=True, metadata={"description": "XXXX-XXXX-XXXX (case, spaces, hyphens ignored)"})
+
+
+class EnrolDepartment(ma.Schema):
+    id = ma.fields.UUID()
+    code = ma.fields.String()
+    name = ma.fields.String()
+
+
+class Enrolled(ma.Schema):
+    device_id = ma.fields.String(attribute="device.id")
+    device_secret = ma.fields.String(attribute="secret", metadata={"description": "Shown once; keep it on the tablet"})
+    department = ma.fields.Nested(EnrolDepartment, attribute="device.department")
+    label = ma.fields.String(attribute="device.label", allow_none=True)

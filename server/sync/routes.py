@@ -20,6 +20,8 @@ blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync",
 @blp.arguments(s.PushRequest)
 @blp.response(200, s.PushResponse)
 @blp.alt_response(401, description="Not authenticated")
+@blp.alt_response(403, description="Log-in not bound to a tablet (device-required), or bound to another "
+                                   "(device-mismatch)")
 @blp.alt_response(422, description="Malformed batch; nothing was applied")
 def push(body: dict[str, Any]) -> Any:
     """Push a batch of offline mutations; answered only after it is committed"""
@@ -33,6 +35,7 @@ def push(body: dict[str, Any]) -> Any:
 @blp.arguments(s.PullQuery, location="query")
 @blp.response(200, s.PullResponse)
 @blp.alt_response(401, description="Not authenticated")
+@blp.alt_response(403, description="Log-in not bound to a tablet (device-required)")
 @blp.alt_response(422, description="Invalid cursor or limit")
 def pull(query: dict[str, Any]) -> Any:
     """Changes you may see since the cursor, oldest first"""

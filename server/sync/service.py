@@ -119,7 +119,18 @@ class _Batch:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _require_bound_device(principal: Principal) -> str:
+    """Sync is a tablet's: the caller's log-in must be bound to an enrolled tablet (docs/field-app.md)."""
+    if principal.device_id is None:
+        raise Problem(403, "device-required", "同步须在已登记的执法平板上登录后进行（登录时提供平板的设备编号和密钥）")
+    return principal.device_id
+
+
 def _require_tablet(principal: Principal, device_id: str) -> None:
+    bound = _require_bound_device(principal)
+    if device_id != bound:
+        raise Problem(403, "device-mismatch", f"本次登录绑定的是平板 {bound}，不能以设备 {device_id} 的名义同步",
+                      errors={"device_id": [f"须为本次登录绑定的平板 {bound}"]})
     device = db.session.get(Device, device_id)
     if device is None or not device.active or device.kind != DeviceKind.TABLET:
         raise Problem(422, "unknown-device", f"设备 {device_id} 不是已登记的在用执法平板",
@@ -518,6 +529,7 @@ def _certificate_change(certificate: Certificate) -> Change:
 
 def pull(principal: Principal, cursor: str | None, limit: int) -> PullPage:
     """Everything the caller may see that changed after ``cursor``, oldest first."""
+    _require_bound_device(principal)
     after = decode_cursor(cursor)
     user_id = principal.user_id
     # A task reaches its team once dispatched (every participating head approved); one

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, World, assert_problem
+from tests.conftest import World, assert_problem, login_body
 from tests.server.planning.factories import PLANNING_KEYS, ecology_planning_objects
 
 
@@ -49,7 +49,7 @@ def _market_inspection(client, world: World) -> str:  # type: ignore[no-untyped-
 
     from server.sync.entities import inspection_id_for
 
-    token = client.post("/api/v1/auth/token", json={"username": "m-insp", "password": PASSWORD}).get_json()
+    token = client.post("/api/v1/auth/token", json=login_body("m-insp")).get_json()  # on the tablet SCJG-TAB1
     inspection_id = str(inspection_id_for(world.task.id))
     mutation = {"id": str(uuid.uuid4()), "entity": "inspection", "entity_id": inspection_id, "op": "upsert",
                 "base_version": 0, "hlc": f"{int(time.time() * 1000):013d}-0000-SCJG-TAB1",
@@ -248,8 +248,8 @@ def test_every_endpoint_with_an_id_is_covered_here(app) -> None:
 
 
 def test_every_api_route_declares_its_permission(app) -> None:
-    public = {"auth.token", "auth.refresh", "auth.logout", "auth.device_token", "api-docs.openapi_json",
-              "api-docs.openapi_swagger_ui"}
+    public = {"auth.token", "auth.refresh", "auth.logout", "auth.device_token", "devices.enrol",
+              "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1/") or rule.endpoint in public or "docs" in rule.rule:
             continue

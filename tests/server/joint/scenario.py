@@ -218,7 +218,8 @@ class Outbox:
     def __init__(self, tablet: Tablet) -> None:
         self.tablet = tablet
         self.pending = [dict(m) for m in tablet.outbox]
-        self.principal = Principal("user", str(tablet.user.id), "inspector", tablet.department.id)
+        self.principal = Principal("user", str(tablet.user.id), "inspector", tablet.department.id,
+                                   tablet.device_id)  # logged in on its tablet
 
     def sendable(self, limit: int) -> list[dict[str, Any]]:
         batch, entities = [], set()

@@ -80,7 +80,7 @@ def test_findings_from_outside_the_team_the_task_or_its_time_are_refused(client,
     push(client, auth.headers("m-insp"), "SCJG-TAB1", [inspection])
     # e-insp2 is an ecology inspector, not on this task's team.
     outsider = _finding(inspection["entity_id"], world.check_items["e-permit"].id, "STHJ-TAB2")
-    response = push(client, auth.headers("e-insp2"), "STHJ-TAB2", [outsider])
+    response = push(client, auth.headers("e-insp2", device="STHJ-TAB2"), "STHJ-TAB2", [outsider])
     assert _results(response) == [("rejected", "forbidden")]
     assert "检查组成员" in response.get_json()["results"][0]["reason"]
     # A check item of the team's department, but not one of this task's.

@@ -3,6 +3,7 @@ and an ecology-only inspection that market's supervisor must not see; and the sa
 crowded with thousands of signatures, findings, files, flags, conflicts, decisions and audit entries."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import uuid
@@ -209,7 +210,7 @@ PAGE_BOUND = 400_000  # bytes: the page of the record as built in the scene is a
 
 def _push(scene: Scene, user: str, tablet: str, mutations: list[tuple[str, uuid.UUID, dict[str, Any]]]) -> None:
     """Through the sync service, as tablets push, a thousand mutations a batch."""
-    principal = principal_of(scene.world.people[user])
+    principal = dataclasses.replace(principal_of(scene.world.people[user]), device_id=tablet)  # logged in on it
     for start in range(0, len(mutations), 1000):
         batch = [{"id": uuid.uuid4(), "entity": entity, "entity_id": entity_id, "op": "upsert", "base_version": 0,
                   "hlc": f"{int(time.time() * 1000):013d}-{n:04x}-{tablet}", "fields": fields}
