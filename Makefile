@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 VAR ?= var
 export INSPECT_ONCE_VAR := $(abspath $(VAR))
 
-.PHONY: run test install lint clean-var
+.PHONY: run test install lint web test-js clean-var
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -19,13 +19,31 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The tablet app (field_client/web): npm packages from the committed lockfile, bundled by esbuild into dist/,
+# which the server serves at /field/. Nothing is fetched from a CDN at run time.
+WEB := field_client/web
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(WEB)/build.mjs
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB)/dist/.built: $(WEB)/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd $(WEB) && npm run --silent build
+	@touch $@
+
+web: $(WEB)/dist/.built
+
+# The app's unit tests, and the protocol vectors shared with the Python engine (tests/protocol/vectors.json).
+test-js: $(WEB)/node_modules/.package-lock.json
+	cd $(WEB) && node --test test/
+
 # Secrets are generated once per installation and kept (mode 600) under var/.
 $(VAR)/secrets.env: | $(BIN)/python
 	@mkdir -p $(VAR)
 	@umask 077; $(BIN)/python -c 'import secrets; print("SECRET_KEY=" + secrets.token_urlsafe(48)); print("JWT_SIGNING_KEY=" + secrets.token_urlsafe(48))' > $@
 	@echo "generated $@ (keep it; tokens and sessions are signed with it)"
 
-run: install $(VAR)/secrets.env
+run: install web $(VAR)/secrets.env
 	@set -a; . "$(INSPECT_ONCE_VAR)/secrets.env"; set +a; \
 	$(BIN)/flask --app server check-system && \
 	$(BIN)/flask --app server init-db && \
@@ -42,7 +60,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: install lint
+test: install lint web test-js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-var:
