@@ -187,3 +187,25 @@ test('the clock survives a new store on the same database', async () => {
   const m = await again.put('inspection', INSPECTION, { place: 'p' });
   assert.deepEqual(parseHlc(m.hlc), { wall: 1764120000000, counter: 1, node: 'SCJG-TAB1' });
 });
+
+test('two inspectors on one tablet: each sees only their own records, never decrypts the other\'s', async () => {
+  const { db, store: li } = await setup();
+  const { freshVault: makeVault } = await import('./helpers.js');
+  const wangVault = await makeVault(db, 'wang', 'another password');
+  const wang = new FieldStore(db, wangVault, { deviceId: 'SCJG-TAB1', userId: 'u-2', hlc: new Hlc('SCJG-TAB1', () => 1764120000000) });
+  await li.put('inspection', INSPECTION, { task_id: TASK, place: '李的记录' });
+  assert.equal(await wang.get('inspection', INSPECTION), null);
+  assert.deepEqual(await wang.pending(), []);
+  assert.deepEqual(await wang.sendable(10), []);
+  assert.deepEqual(await wang.list('inspection'), []);
+  assert.deepEqual(await wang.othersPending(), [{ owner: 'inspector1', pending: 1 }]);
+  assert.equal((await wang.counts()).pending, 0);
+  // Wang's pull and forgetting it leave Li's captured record visible to Li again.
+  await wang.applyPulledChanges([{ entity: 'inspection', entity_id: INSPECTION, op: 'upsert', version: 1, fields: { task_id: TASK } }]);
+  await li.forgetPulled();
+  const back = await li.get('inspection', INSPECTION);
+  assert.equal(back.place, '李的记录');
+  assert.equal(back.taskId, TASK);
+  assert.equal(back.unconfirmed, true);
+  assert.equal((await li.pending()).length, 1);
+});

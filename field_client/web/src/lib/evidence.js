@@ -146,7 +146,7 @@ export async function captureFile(store, vault, file, {
   const chunkCount = Math.ceil(size / CHUNK_SIZE);
   const row = {
     id: mediaId, state: 'capturing', offset: 0, uploadUrl: null, size, sha256: null, error: null, chunkSize: CHUNK_SIZE,
-    chunkCount, acked: false, attempts: 0, updatedAt: isoLocal(at),
+    chunkCount, acked: false, attempts: 0, updatedAt: isoLocal(at), owner: store.owner ?? null,
   };
   await db.table('media').put(row);
   let sha256;

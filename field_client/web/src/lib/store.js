@@ -82,6 +82,13 @@ export class FieldStore {
     this.departmentId = departmentId;
     this.hlc = hlc ?? new Hlc(deviceId);
     this.now = now;
+    // Rows are tagged with the vault's user in clear: another inspector's rows, under another key, are never
+    // decrypted with ours (they are simply not there for this store).
+    this.owner = vault?.username ?? null;
+  }
+
+  _mine(row) {
+    return !row.owner || !this.owner || row.owner === this.owner;
   }
 
   _iso() {
@@ -92,15 +99,19 @@ export class FieldStore {
 
   async _readEntity(kind, id) {
     const row = await this.db.table('entities').get([kind, id]);
-    if (!row) return null;
-    return { row, rec: await wait(this.vault.decryptJSON(row.enc, entityAad(kind, id))) };
+    if (!row || !this._mine(row)) return null;
+    try {
+      return { row, rec: await wait(this.vault.decryptJSON(row.enc, entityAad(kind, id))) };
+    } catch {
+      return null; // not readable with this key: a cache row of someone else's, rebuilt by the next pull
+    }
   }
 
   async _writeEntity(rec, order) {
     const enc = await wait(this.vault.encryptJSON(rec, entityAad(rec.kind, rec.id)));
     await this.db.table('entities').put({
       kind: rec.kind, id: rec.id, taskId: rec.taskId ?? null, inspectionId: rec.inspectionId ?? null,
-      updatedAt: rec.updatedAt ?? null, order, enc,
+      updatedAt: rec.updatedAt ?? null, order, owner: this.owner, enc,
     });
   }
 
@@ -119,13 +130,13 @@ export class FieldStore {
   async _writeMutation(m) {
     const { seq, id, status, attempts, ...body } = m;
     const enc = await wait(this.vault.encryptJSON(body, outboxAad(id)));
-    const row = { id, kind: body.entity, entityId: body.entity_id, status, attempts: attempts ?? 0, enc };
+    const row = { id, kind: body.entity, entityId: body.entity_id, status, attempts: attempts ?? 0, owner: this.owner, enc };
     if (seq !== undefined) row.seq = seq;
     return this.db.table('outbox').put(row);
   }
 
   async _entityMutations(entityId) {
-    const rows = await this.db.table('outbox').where('entityId').equals(entityId).sortBy('seq');
+    const rows = (await this.db.table('outbox').where('entityId').equals(entityId).sortBy('seq')).filter((r) => this._mine(r));
     const out = [];
     for (const row of rows) out.push(await this._decryptMutation(row));
     return out;
@@ -249,10 +260,15 @@ export class FieldStore {
     let rows = await this.db.table('entities').where('kind').equals(kind).toArray();
     if (taskId != null) rows = rows.filter((r) => r.taskId === taskId);
     if (inspectionId != null) rows = rows.filter((r) => r.inspectionId === inspectionId);
-    rows.sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+    rows = rows.filter((r) => this._mine(r)).sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
     const out = [];
     for (const row of rows) {
-      const rec = await this.vault.decryptJSON(row.enc, entityAad(row.kind, row.id));
+      let rec;
+      try {
+        rec = await this.vault.decryptJSON(row.enc, entityAad(row.kind, row.id));
+      } catch {
+        continue;
+      }
       if (!FieldStore.visible(rec)) continue;
       if (!includeDeleted && REFERENCE_KINDS.includes(kind) && rec.server.deleted) continue;
       out.push(FieldStore.view(rec));
@@ -273,8 +289,8 @@ export class FieldStore {
   }
 
   async _byStatus(status) {
-    const rows = await this.db.table('outbox').where('[status+seq]').between([status, Dexie.minKey], [status, Dexie.maxKey])
-      .toArray();
+    const rows = (await this.db.table('outbox').where('[status+seq]').between([status, Dexie.minKey], [status, Dexie.maxKey])
+      .toArray()).filter((r) => this._mine(r));
     const out = [];
     for (const row of rows) out.push(await this._decryptMutation(row));
     return out;
@@ -290,8 +306,8 @@ export class FieldStore {
    * goes in a batch, since the next one's base_version may move up once the server answers for this one.
    */
   async sendable(limit) {
-    const rows = await this.db.table('outbox').where('[status+seq]').between(['pending', Dexie.minKey], ['pending', Dexie.maxKey])
-      .toArray();
+    const rows = (await this.db.table('outbox').where('[status+seq]').between(['pending', Dexie.minKey], ['pending', Dexie.maxKey])
+      .toArray()).filter((r) => this._mine(r));
     const seen = new Set();
     const heads = [];
     for (const row of rows) {
@@ -310,7 +326,7 @@ export class FieldStore {
     await db.transaction('rw', db.table('outbox'), async () => {
       for (const id of ids) {
         const row = await db.table('outbox').get({ id });
-        if (!row) continue;
+        if (!row || !this._mine(row)) continue;
         const m = await this._decryptMutation(row);
         change(m);
         m.updatedAt = this._iso();
@@ -337,7 +353,7 @@ export class FieldStore {
       for (const result of results || []) {
         if (!isObject(result) || typeof result.id !== 'string') continue;
         const row = await db.table('outbox').get({ id: result.id });
-        if (!row) continue;
+        if (!row || !this._mine(row)) continue;
         const m = await this._decryptMutation(row);
         const now = this._iso();
         const status = result.status;
@@ -349,7 +365,7 @@ export class FieldStore {
           summary[status] += 1;
           if (status === 'conflict') {
             const item = { mutationId: m.id, entity: m.entity, entity_id: m.entity_id, fields: m.fields, detectedAt: now };
-            await db.table('conflicts').put({ mutationId: m.id, entityId: m.entity_id, detectedAt: now,
+            await db.table('conflicts').put({ mutationId: m.id, entityId: m.entity_id, detectedAt: now, owner: this.owner,
               enc: await wait(this.vault.encryptJSON(item, `conflict:${m.id}`)) });
             summary.conflicts.push(item);
           } else if (version !== null && version === m.base_version + 1) {
@@ -417,7 +433,7 @@ export class FieldStore {
     let item = null;
     await db.transaction('rw', db.table('entities'), db.table('outbox'), async () => {
       const row = await db.table('outbox').get({ id: mutationId });
-      if (!row) return;
+      if (!row || !this._mine(row)) return;
       const m = await this._decryptMutation(row);
       Object.assign(m, { status: 'rejected', result: 'rejected', resultVersion: null, errorCode: code,
         errorReason: reason, updatedAt: this._iso() });
@@ -440,7 +456,7 @@ export class FieldStore {
 
   /** Our edits the server stored as conflict; `overridden`: our values that lost, once a pull brought the merge. */
   async conflicts() {
-    const rows = await this.db.table('conflicts').toArray();
+    const rows = (await this.db.table('conflicts').toArray()).filter((r) => this._mine(r));
     const out = [];
     for (const row of rows) {
       const item = await this.vault.decryptJSON(row.enc, `conflict:${row.mutationId}`);
@@ -465,7 +481,7 @@ export class FieldStore {
   async counts() {
     const outbox = this.db.table('outbox');
     return {
-      pending: await outbox.where('status').equals('pending').count(),
+      pending: await outbox.where('status').equals('pending').filter((r) => this._mine(r)).count(),
       setAside: (await this.setAsideList()).length,
       conflicts: (await this.conflicts()).length,
     };
@@ -566,21 +582,56 @@ export class FieldStore {
     else await this.db.table('meta').put({ key: `secret:${key}`, value: await this.vault.encryptJSON(value, `meta:${key}`) });
   }
 
+  /**
+   * Forget what was pulled (another user or server now) and rebuild this user's own unsynced records from the
+   * outbox, so what was captured here stays visible until the next pull brings the server's state.
+   */
   async forgetPulled() {
     const { db } = this;
-    await db.transaction('rw', db.table('entities'), db.table('meta'), async () => {
+    await db.transaction('rw', db.table('entities'), db.table('meta'), db.table('outbox'), async () => {
       await db.table('entities').clear();
       await db.table('meta').bulkDelete(['cursor', 'last_pull_at']);
+      const pending = await this._byStatus('pending');
+      const byEntity = new Map();
+      for (const m of pending) {
+        if (!byEntity.has(m.entity_id)) byEntity.set(m.entity_id, m);
+      }
+      for (const first of byEntity.values()) {
+        const kind = first.entity;
+        if (!SYNCED_KINDS.includes(kind)) continue;
+        const fields = first.fields || {};
+        let taskId = kind === 'inspection' ? fields.task_id ?? null : null;
+        const inspectionId = kind === 'inspection' ? null : fields.inspection_id ?? null;
+        if (!taskId && inspectionId) {
+          const parent = pending.find((m) => m.entity === 'inspection' && m.entity_id === inspectionId);
+          taskId = parent?.fields?.task_id ?? null;
+        }
+        const rec = {
+          kind, id: first.entity_id, taskId, inspectionId, departmentId: this.departmentId, createdById: first.userId ?? null,
+          server: { fields: null, version: first.base_version ?? 0, deleted: false, updatedAt: null },
+        };
+        await this._refreshView(rec);
+        await this._writeEntity(rec, await this._nextOrder());
+      }
     });
+  }
+
+  /** Pending records of other users of this tablet (their data is under their keys): `[{owner, pending}]`. */
+  async othersPending() {
+    const counts = new Map();
+    await this.db.table('outbox').where('status').equals('pending').each((row) => {
+      if (!this._mine(row)) counts.set(row.owner, (counts.get(row.owner) ?? 0) + 1);
+    });
+    return [...counts].map(([owner, pending]) => ({ owner, pending }));
   }
 
   async addLog(kind, detail = {}) {
     const at = this._iso();
-    await this.db.table('log').add({ at, kind, enc: await this.vault.encryptJSON(detail, `log:${at}`) });
+    await this.db.table('log').add({ at, kind, owner: this.owner, enc: await this.vault.encryptJSON(detail, `log:${at}`) });
   }
 
   async logEntries(limit = 50) {
-    const rows = await this.db.table('log').orderBy('seq').reverse().limit(limit).toArray();
+    const rows = await this.db.table('log').orderBy('seq').reverse().filter((r) => this._mine(r)).limit(limit).toArray();
     const out = [];
     for (const row of rows) {
       out.push({ seq: row.seq, at: row.at, kind: row.kind, detail: await this.vault.decryptJSON(row.enc, `log:${row.at}`) });
