@@ -1,6 +1,6 @@
 """``fieldsync``: the inspector's command line over the offline client, and the docking station.
 
-Everything except ``login``, ``sync``, ``upload`` and ``dock`` works with no
+Everything except ``enrol``, ``login``, ``sync``, ``upload`` and ``dock`` works with no
 network. Exit codes: 0 done, 1 refused or failed (the message says why),
 2 usage error.
 """
@@ -61,10 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                              f"（默认 ${TIMEZONE_ENV} 或 {OFFICE_TIMEZONE}）")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    login = commands.add_parser("login", help="登录（需要联网）")
+    enrol = commands.add_parser("enrol", help="用一次性登记码把本机登记为执法平板（需要联网，只需一次）")
+    enrol.add_argument("--server", required=True, help="服务器地址，如 https://zf.example.gov.cn")
+    enrol.add_argument("code", metavar="CODE", nargs="?",
+                       help="管理员签发的登记码，如 ABCD-EFGH-JKLM（24 小时内有效，只能用一次）")
+    enrol.add_argument("--device", metavar="ID", help="用 create-device 登记的平板：设备编号（与 --secret-file 一起）")
+    enrol.add_argument("--secret-file", metavar="PATH", help="用 create-device 登记的平板：设备密钥文件")
+
+    login = commands.add_parser("login", help="在已登记的平板上登录（需要联网）")
     login.add_argument("--server", required=True, help="服务器地址，如 https://zf.example.gov.cn")
     login.add_argument("--username", required=True)
-    login.add_argument("--device", required=True, help="本平板的设备编号，如 SCJG-TAB1")
+    login.add_argument("--device", help="本平板的设备编号（可省略：即本机登记的平板）")
     login.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码")
 
     commands.add_parser("sync", help="推送本机记录并拉取最新任务（需要联网）")
@@ -500,9 +507,35 @@ def _main(argv: Sequence[str] | None, transport: Transport | None, stdin: TextIO
         client.close()
 
 
+def _enrol(client: FieldClient, args: argparse.Namespace, out: TextIO) -> int:
+    if args.code and (args.device or args.secret_file):
+        raise UsageError("fieldsync enrol: 用法错误：登记码与 --device/--secret-file 只能二选一")
+    if args.code:
+        enrolled = client.enrol(args.server, args.code)
+        department = enrolled.get("department") or {}
+        out.write(f"本机已登记为执法平板 {enrolled['device_id']}（{department.get('name') or department.get('code')}"
+                  f"{'，' + enrolled['label'] if enrolled.get('label') else ''}），服务器 {enrolled['server_url']}\n"
+                  "下一步：fieldsync login --server 服务器地址 --username 用户名\n")
+        return 0
+    if not (args.device and args.secret_file):
+        raise UsageError("fieldsync enrol: 用法错误：请给出登记码，或同时给出 --device 和 --secret-file")
+    try:
+        secret = Path(args.secret_file).expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"无法读取设备密钥文件 {args.secret_file}：{exc.strerror or exc}") from None
+    if not secret:
+        raise UsageError(f"设备密钥文件 {args.secret_file} 是空的")
+    client.remember_device(args.server, args.device, secret)
+    out.write(f"本机已记下平板 {args.device} 的设备密钥，服务器 {args.server.rstrip('/')}\n"
+              "下一步：fieldsync login --server 服务器地址 --username 用户名\n")
+    return 0
+
+
 def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO,
          password_prompt: Callable[[str], str], zone: tzinfo) -> int:
     command = args.command
+    if command == "enrol":
+        return _enrol(client, args, out)
     if command == "login":
         if args.password_stdin:
             password = stdin.readline().rstrip("\r\n")

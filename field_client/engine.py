@@ -153,12 +153,27 @@ class FieldClient:
         """The ``requests`` session uploads go through."""
         return self.evidence.http_session()
 
-    def login(self, server_url: str, username: str, password: str, device_id: str) -> dict[str, Any]:
-        """Log in as an inspector on this tablet; keeps tokens, user and device in the store.
+    def enrol(self, server_url: str, code: str) -> dict[str, Any]:
+        """Make this store an enrolled tablet by spending a one-time enrolment code (needs the network)."""
+        return self.session.enrol(server_url, code)
 
-        Refused while records or files of another user, device or server still wait to go up.
+    def remember_device(self, server_url: str, device_id: str, secret: str) -> None:
+        """Keep a tablet credential made by ``create-device`` (tablets provisioned by script, not by a code)."""
+        self.session.remember_device(server_url, device_id, secret)
+
+    def enrolment(self) -> dict[str, Any] | None:
+        """The tablet this store is enrolled as (device id, server, department, label), or None."""
+        return self.session.enrolment()
+
+    def login(self, server_url: str, username: str, password: str, device_id: str | None = None) -> dict[str, Any]:
+        """Log in as an inspector on this enrolled tablet; keeps tokens, user and device in the store.
+
+        Refused on a store that is not enrolled (``enrol``), and while records or files of another user, device
+        or server still wait to go up.
         """
         server_url = server_url.rstrip("/")
+        enrolled = self.session.enrolment()
+        device_id = device_id or (enrolled["device_id"] if enrolled else None)
         pending = self.store.count("pending")
         previous = (self.store.get("server_url"), self.store.get("username"), self.store.get("device_id"))
         if pending and previous[0] and previous != (server_url, username, device_id):

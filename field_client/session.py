@@ -55,7 +55,7 @@ class Session:
         device, user = self.store.get("device_id"), self.store.get("user_id")
         if not device or not user:
             raise NotLoggedIn("本机尚未登录过。请先联网执行："
-                              "fieldsync login --server URL --username 用户名 --device 设备编号")
+                              "fieldsync login --server URL --username 用户名（本机须先用 fieldsync enrol 登记）")
         return str(device), str(user), self.store.get("department_id")
 
     def transport(self) -> Transport:
@@ -71,24 +71,103 @@ class Session:
         """Talk through ``transport`` from now on (None: HTTP to the server named at login)."""
         self._transport = transport
 
-    def login(self, server_url: str, username: str, password: str, device_id: str) -> dict[str, Any]:
-        """Log in as an inspector; keeps tokens, user and device in the store.
+    # ---- the tablet's own credential (enrolment) -------------------------------------
 
-        Pulled data is forgotten when the user or server changes; the outbox stays.
-        """
-        server_url = server_url.rstrip("/")
-        if not hlc.valid_node(device_id):
-            raise LocalError(f"设备编号 {device_id!r} 无效：只能包含字母、数字和连字符，且不超过 64 个字符")
-        previous = (self.store.get("server_url"), self.store.get("username"))
+    def enrolment(self) -> dict[str, Any] | None:
+        """The tablet credential this store holds: device id, server, department, label (never the secret)."""
+        device, secret = self.store.get("enrolled_device_id"), self.store.get("device_secret")
+        if not device or not secret:
+            return None
+        return {"device_id": str(device), "server_url": self.store.get("enrolled_server"),
+                "department": self.store.get("device_department"), "label": self.store.get("device_label")}
+
+    def _use_server(self, server_url: str) -> None:
         if self._transport is None or (isinstance(self._transport, HttpTransport)
                                        and self._transport.base_url != server_url):
             try:
                 self._transport = HttpTransport(server_url)
             except ValueError as exc:
                 raise LocalError(str(exc)) from None
+
+    def enrol(self, server_url: str, code: str) -> dict[str, Any]:
+        """Spend a one-time enrolment code: the server makes this store a tablet and hands it its secret.
+
+        The secret is kept in the store; the log-ins of this store are bound to it from now on.
+        """
+        server_url = server_url.rstrip("/")
+        if not code.strip():
+            raise LocalError("请输入登记码（形如 ABCD-EFGH-JKLM，"
+                             "由管理员在审核端“平板管理”或服务器命令 enrol-tablet 签发）")
+        self._use_server(server_url)
+        # A code is spent once: if the answer was lost and the retry meets enrolment-code-used, the hint says
+        # to ask for a new code (the secret of the lost answer is unknown to everyone).
+        response = self.call("POST", f"{API}/devices/enrol", json_body={"code": code}, auth=False,
+                             retry_throttled=False)
+        if response.status != 201:
+            code_slug, reason = response.problem
+            hints = {"enrolment-code-used": "若上一次登记时网络中断，请向管理员索取新的登记码",
+                     "enrolment-code-expired": "请向管理员索取新的登记码",
+                     "enrolment-code-invalid": "请核对登记码（不含数字 0、1 和字母 O、I）"}
+            hint = hints.get(code_slug)
+            raise ServerRefused(code_slug, f"登记失败：{reason}" + (f"。{hint}" if hint and hint not in reason else ""),
+                                response.status)
+        body = response.body if isinstance(response.body, dict) else {}
+        device_id, secret = body.get("device_id"), body.get("device_secret")
+        if not isinstance(device_id, str) or not isinstance(secret, str) or not hlc.valid_node(device_id):
+            raise ServerUnavailable("服务器返回的登记应答格式不正确")
+        self.remember_device(server_url, device_id, secret, department=body.get("department"),
+                             label=body.get("label"))
+        return {"device_id": device_id, "server_url": server_url, "department": body.get("department"),
+                "label": body.get("label")}
+
+    def remember_device(self, server_url: str, device_id: str, secret: str, *, department: Any = None,
+                        label: str | None = None) -> None:
+        """Keep a tablet credential (from an enrolment, or ``create-device`` for tablets provisioned by script).
+
+        The session of another credential ends: its tokens were bound to the old one.
+        """
+        if not hlc.valid_node(device_id):
+            raise LocalError(f"设备编号 {device_id!r} 无效：只能包含字母、数字和连字符，且不超过 64 个字符")
+        pending = self.store.count("pending")
+        current = self.store.get("device_id")
+        if pending and current and current != device_id:
+            raise LocalError(f"本机还有 {pending} 条以平板 {current} 名义记录、尚未同步的记录。"
+                             "请先同步，再把本机登记为另一台平板")
+        changed = (self.store.get("enrolled_device_id"), self.store.get("device_secret")) != (device_id, secret)
+        with self.store.transaction():
+            for key, value in (("enrolled_device_id", device_id), ("device_secret", secret),
+                               ("enrolled_server", server_url.rstrip("/")), ("device_department", department),
+                               ("device_label", label)):
+                self.store.set(key, value)
+            if changed:
+                self.store.set("access_token", None)
+                self.store.set("refresh_token", None)
+
+    def login(self, server_url: str, username: str, password: str, device_id: str | None = None) -> dict[str, Any]:
+        """Log in as an inspector on this enrolled tablet; keeps tokens, user and device in the store.
+
+        The log-in is bound to the tablet's credential (``enrol``); ``device_id``, if given, must be that tablet.
+        Pulled data is forgotten when the user or server changes; the outbox stays.
+        """
+        server_url = server_url.rstrip("/")
+        enrolled = self.enrolment()
+        if enrolled is None:
+            raise LocalError("本机尚未登记为执法平板，不能登录。请管理员签发一次性登记码（审核端“平板管理”，"
+                             "或服务器上 flask --app server enrol-tablet），然后执行："
+                             "fieldsync enrol --server 服务器地址 登记码")
+        if device_id is not None and device_id != enrolled["device_id"]:
+            raise LocalError(f"本机登记的平板是 {enrolled['device_id']}，不是 {device_id}；"
+                             "登录只能使用本机登记的平板（可省略 --device）")
+        if enrolled["server_url"] and enrolled["server_url"] != server_url:
+            raise LocalError(f"本机登记在服务器 {enrolled['server_url']}，不能登录 {server_url}；"
+                             "如需更换服务器，请在新服务器上重新登记本机")
+        device_id = enrolled["device_id"]
+        previous = (self.store.get("server_url"), self.store.get("username"))
+        self._use_server(server_url)
         # A throttled log-in (429) is reported at once: the inspector is waiting.
-        response = self.call("POST", f"{API}/auth/token", json_body={"username": username, "password": password},
-                             auth=False, retry_throttled=False)
+        response = self.call("POST", f"{API}/auth/token", auth=False, retry_throttled=False, json_body={
+            "username": username, "password": password, "device_id": device_id,
+            "device_secret": str(self.store.get("device_secret"))})
         if response.status != 200:
             code, reason = response.problem
             if response.status == 401:

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from field_client.engine import FieldClient
 from field_client.transport import Response, TransportError
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TABLETS
 
 SERVER = "http://inspect-once.test"
 
@@ -187,7 +187,11 @@ def transport(app: Flask) -> FlaskTransport:
 
 @pytest.fixture
 def tablet(app: Flask, tmp_path: Path) -> Iterator[Callable[..., FieldClient]]:
-    """Factory: ``tablet("m-insp", "SCJG-TAB1")`` → a logged-in FieldClient with its own store."""
+    """Factory: ``tablet("m-insp", "SCJG-TAB1")`` → a logged-in FieldClient with its own store.
+
+    A tablet the test made (``tests.conftest.TABLETS``) is the store's device credential, as ``fieldsync enrol
+    --device ID --secret-file`` keeps it; any other id leaves the store unenrolled (its log-in is refused).
+    """
     made: list[FieldClient] = []
 
     def make(username: str, device: str, *, login: bool = True, name: str | None = None,
@@ -196,6 +200,8 @@ def tablet(app: Flask, tmp_path: Path) -> Iterator[Callable[..., FieldClient]]:
         options.setdefault("http_session", wsgi_session(app))
         client = FieldClient(tmp_path / (name or device) / "field.db", transport or FlaskTransport(app), **options)
         made.append(client)
+        if device in TABLETS:  # provisioned as create-device does; tests of enrolment spend real codes
+            client.remember_device(SERVER, device, TABLETS[device][1])
         if login:
             client.login(SERVER, username, PASSWORD, device)
         return client
@@ -323,6 +329,7 @@ def offline_tablet(tmp_path: Path, fake_server: FakeServer) -> Iterator[Callable
         options.setdefault("sleep", lambda seconds: None)
         client = FieldClient(path or tmp_path / "tablet" / "field.db", fake_server, **options)
         made.append(client)
+        client.remember_device(SERVER, "SCJG-TAB1", "fake-tablet-secret")
         client.login(SERVER, "m-insp", PASSWORD, "SCJG-TAB1")
         client.pull()
         return client

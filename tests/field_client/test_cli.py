@@ -114,12 +114,36 @@ def test_store_location_comes_from_the_environment(tmp_path: Path, monkeypatch: 
     assert (tmp_path / "env" / "field.db").exists()
 
 
-def test_login_sync_and_a_refusal_against_the_server(app: Flask, world: World, tmp_path: Path) -> None:
+def _code_for(world: World, device_id: str) -> str:
+    """An administrator issues a one-time enrolment code for the tablet (as flask enrol-tablet does)."""
+    from server.auth.policy import SYSTEM
+    from server.directory import enrolment
+    from server.extensions import db
+
+    issued = enrolment.issue_code(SYSTEM, world.market.id, device_id)
+    db.session.commit()
+    return issued.code
+
+
+def test_enrol_login_sync_and_a_retired_tablet_against_the_server(app: Flask, world: World, tmp_path: Path) -> None:
     transport = FlaskTransport(app)
     run = Run(tmp_path / "cli" / "field.db", transport)
-    assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB1", "--password-stdin",
-               stdin=PASSWORD + "\n") == 0
-    assert "已登录" in run.out
+    # Not enrolled: no log-in, whatever --device says.
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "ANYTHING", "--password-stdin",
+               stdin=PASSWORD + "\n") == 1
+    assert "尚未登记为执法平板" in run.err and "fieldsync enrol" in run.err
+    assert run("enrol", "--server", SERVER, "AAAA-BBBB-CCCC") == 1 and "登记码不正确" in run.err
+    code = _code_for(world, "SCJG-TAB1")
+    assert run("enrol", "--server", SERVER, code) == 0
+    assert "SCJG-TAB1" in run.out and "市场监管局" in run.out
+    assert run("enrol", "--server", SERVER, code) == 1 and "已经使用过" in run.err
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB2", "--password-stdin",
+               stdin=PASSWORD + "\n") == 1
+    assert "本机登记的平板是 SCJG-TAB1" in run.err
+    assert run("login", "--server", SERVER, "--username", "e-insp", "--password-stdin", stdin=PASSWORD + "\n") == 1
+    assert "其他部门" in run.err
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--password-stdin", stdin=PASSWORD + "\n") == 0
+    assert "已登录" in run.out and "SCJG-TAB1" in run.out
     assert run("sync") == 0 and "拉取" in run.out
     assert run("inspect", "start", str(world.task.id)) == 0
     inspection = run.out.split("：")[1].strip()
@@ -127,19 +151,36 @@ def test_login_sync_and_a_refusal_against_the_server(app: Flask, world: World, t
     assert run("sync") == 0
     assert "推送 2/2" in run.err and "新保存 2" in run.out
 
-    # The tablet is deregistered meanwhile: the server refuses the whole push.
-    world.devices["m-tab"].device.active = False  # type: ignore[attr-defined]
+    # The tablet is retired meanwhile: the session ends at the next request, and the record stays on the tablet.
+    from server.auth.policy import SYSTEM
+    from server.directory import enrolment
     from server.extensions import db
+    enrolment.retire(SYSTEM, "SCJG-TAB1")
     db.session.commit()
     assert run("finish", inspection) == 0
     assert run("sync") == 1
-    assert "unknown-device" in run.err and "SCJG-TAB1" in run.err
-    assert run("status") == 0 and "[unknown-device]" in run.out
+    assert "device-unknown" in run.err and "已停用" in run.err
+    assert run("status") == 0 and "待推送：1 条" in run.out
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--password-stdin", stdin=PASSWORD + "\n") == 1
+    assert "未登记、已停用" in run.err
+
+
+def test_a_tablet_provisioned_by_create_device_enrols_with_its_secret_file(
+        app: Flask, world: World, tmp_path: Path) -> None:
+    run = Run(tmp_path / "cli" / "field.db", FlaskTransport(app))
+    secret = tmp_path / "secret"
+    secret.write_text(world.devices["m-tab"].secret + "\n")
+    assert run("enrol", "--server", SERVER, "--device", "SCJG-TAB1") == 2
+    assert run("enrol", "--server", SERVER, "--device", "SCJG-TAB1", "--secret-file", str(tmp_path / "none")) == 2
+    assert run("enrol", "--server", SERVER, "--device", "SCJG-TAB1", "--secret-file", str(secret)) == 0
+    assert run("login", "--server", SERVER, "--username", "m-insp", "--password-stdin", stdin=PASSWORD + "\n") == 0
+    assert run("sync") == 0
 
 
 def test_wrong_password_and_rejections_exit_1(app: Flask, world: World, tmp_path: Path) -> None:
     transport = FlaskTransport(app)
     run = Run(tmp_path / "cli" / "field.db", transport)
+    assert run("enrol", "--server", SERVER, _code_for(world, "SCJG-TAB1")) == 0
     assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB1", "--password-stdin",
                stdin="wrong\n") == 1
     assert "登录失败" in run.err

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from field_client.cli import main
-from field_client.engine import FieldClient, ServerRefused, ServerUnavailable
+from field_client.engine import AuthRequired, FieldClient, ServerRefused, ServerUnavailable
 from field_client.transport import Response
 from server.extensions import db
 from server.sync.models import SyncedEntity
@@ -142,33 +142,35 @@ def test_a_refusal_that_names_no_mutation_is_bisected_to_the_bad_one(world: Worl
     assert pushed_batches(transport) == []
 
 
-def test_an_unregistered_tablet_is_told_in_chinese_and_nothing_is_set_aside(
+def test_a_retired_tablet_is_told_in_chinese_and_nothing_is_set_aside(
         world: World, tablet: Tablet, tmp_path: Path) -> None:
-    market = tablet("m-insp", "SCJG-TAB9", clock=fixed_clock)  # no such tablet is registered
+    from server.auth.policy import SYSTEM
+    from server.directory import enrolment
+
+    market = tablet("m-insp", "SCJG-TAB1", clock=fixed_clock)
     market.sync()
     inspection = market.start_inspection(str(world.task.id))
     market.sign(inspection, "witness", "证人甲")
+    enrolment.retire(SYSTEM, "SCJG-TAB1")  # the tablet was reported lost
+    db.session.commit()
     transport = market.transport()
     assert isinstance(transport, FlaskTransport)
     transport.requests.clear()
-    with pytest.raises(ServerRefused) as refused:
+    with pytest.raises(AuthRequired) as refused:
         market.push()
-    assert refused.value.code == "unknown-device" and "不是已登记的在用执法平板" in str(refused.value)
-    assert "Not a registered" not in str(refused.value) and "device_id" not in str(refused.value)
+    assert "device-unknown" in str(refused.value) and "已停用" in str(refused.value)
+    assert CJK.search(str(refused.value)) and "device_id" not in str(refused.value)
     assert len(pushed_batches(transport)) == 1  # a problem of the device, not of a record: no bisection
     status = market.status()
-    assert len(status.pending) == 2 and status.rejected == []
-    assert all(p.error_code == "unknown-device" and "Not a registered" not in (p.error_reason or "")
-               for p in status.pending)
+    assert len(status.pending) == 2 and status.rejected == [] and status.needs_login
 
     out, err = io.StringIO(), io.StringIO()
     assert main(["--store", str(market.store.path), "sync"], transport=transport, stdout=out, stderr=err,
                 client_options={"clock": fixed_clock}) == 1
-    assert "SCJG-TAB9 不是已登记的在用执法平板" in err.getvalue()
-    assert "Not a registered" not in err.getvalue() and "device_id:" not in err.getvalue()
+    assert "fieldsync login" in err.getvalue() and "Traceback" not in err.getvalue()
     out = io.StringIO()
     assert main(["--store", str(market.store.path), "status"], stdout=out, stderr=io.StringIO()) == 0
-    assert "Not a registered" not in out.getvalue() and "不是已登记" in out.getvalue()
+    assert "待推送：2 条" in out.getvalue() and "重新登录" in out.getvalue()
 
 
 # ---- against the scripted stand-in: answers the real server does not give (yet) ---------------
@@ -258,6 +260,7 @@ def test_a_refusal_of_the_log_in_is_shown_in_chinese(tmp_path: Path, fake_server
     fake_server.script = [_problem(403, "forbidden", "Account disabled",
                                    errors={"username": ["Account is disabled."]})]
     client = FieldClient(tmp_path / "t" / "field.db", fake_server)
+    client.remember_device("http://inspect-once.test", "SCJG-TAB1", "fake-tablet-secret")
     with pytest.raises(ServerRefused) as refused:
         client.login("http://inspect-once.test", "m-insp", PASSWORD, "SCJG-TAB1")
     client.close()

@@ -241,16 +241,31 @@ def test_pull_pages_until_done_with_progress(world: World, tablet: Tablet) -> No
     assert [p[1] for p in progress if p[0] == "pull"] == sorted(p[1] for p in progress if p[0] == "pull")
 
 
-def test_an_unregistered_tablet_is_refused_and_keeps_its_records(world: World, tablet: Tablet) -> None:
+def test_an_unregistered_tablet_cannot_log_in(world: World, tablet: Tablet) -> None:
+    market = tablet("m-insp", "SCJG-TAB9", login=False)
+    with pytest.raises(LocalError, match="尚未登记为执法平板") as refused:
+        market.login("http://inspect-once.test", "m-insp", "correct-horse-battery", "SCJG-TAB9")
+    assert "fieldsync enrol" in str(refused.value)
+    market.remember_device("http://inspect-once.test", "SCJG-TAB9", "a-guessed-secret")
+    with pytest.raises(AuthRequired, match="未登记、已停用或设备密钥不正确"):
+        market.login("http://inspect-once.test", "m-insp", "correct-horse-battery")
+    assert market.store.get("access_token") is None
+
+
+def test_a_retired_tablet_is_refused_and_keeps_its_records(world: World, tablet: Tablet) -> None:
+    from server.directory import enrolment
+
     task_id, _, _ = _ids(world)
-    market = tablet("m-insp", "SCJG-TAB9")
-    market.sync()  # pull works for the inspector whatever the device
+    market = tablet("m-insp", "SCJG-TAB1")
+    market.sync()
     market.start_inspection(task_id)
-    with pytest.raises(ServerRefused) as refused:
+    enrolment.retire(SYSTEM, "SCJG-TAB1")
+    db.session.commit()
+    with pytest.raises(AuthRequired, match="已停用"):
         market.sync()
-    assert refused.value.code == "unknown-device" and "SCJG-TAB9" in refused.value.reason
-    (pending,) = market.status().pending
-    assert pending.error_code == "unknown-device"
+    status = market.status()
+    assert len(status.pending) == 1 and status.needs_login
+    assert db.session.scalar(select(func.count()).select_from(SyncedEntity)) == 0
 
 
 def test_another_user_cannot_take_over_unsynced_records(world: World, tablet: Tablet) -> None:
@@ -260,17 +275,11 @@ def test_another_user_cannot_take_over_unsynced_records(world: World, tablet: Ta
     inspection = shared.start_inspection(task_id)
     shared.record_finding(inspection, m_item, "compliant")
     with pytest.raises(LocalError, match="未同步"):
-        shared.login("http://inspect-once.test", "e-insp", "correct-horse-battery", "STHJ-TAB1")
+        shared.login("http://inspect-once.test", "e-insp", "correct-horse-battery")
     assert shared.store.get("username") == "m-insp"
     shared.sync()
-
-    shared.login("http://inspect-once.test", "e-insp", "correct-horse-battery", "STHJ-TAB1")
-    assert shared.tasks() == []  # the market inspector's pulled data is gone until e-insp pulls
-    status = shared.status()
-    assert status.pending == [] and status.rejected == [] and status.username == "e-insp"
-    shared.sync()
-    (task,) = shared.tasks()
-    assert [i["id"] for i in task["inspections"]] == [inspection]
-    # The e-insp account cannot change the market finding, even on this tablet.
-    with pytest.raises(LocalError, match="其他部门"):
-        shared.record_finding(inspection, m_item, "non_compliant")
+    # Synced, but the tablet is market regulation's: an ecology inspector cannot log in on it at all.
+    with pytest.raises(ServerRefused) as refused:
+        shared.login("http://inspect-once.test", "e-insp", "correct-horse-battery")
+    assert refused.value.code == "device-not-allowed" and "其他部门" in refused.value.reason
+    assert shared.store.get("username") == "m-insp" and shared.tasks()

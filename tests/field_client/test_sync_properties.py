@@ -28,7 +28,7 @@ from field_client.engine import FieldClient, FieldClientError
 from field_client.transport import Response, TransportError
 from server.extensions import db
 from server.sync.models import MutationRecord, SyncedEntity
-from tests.conftest import PASSWORD, World, _build_app, build_world, new_device
+from tests.conftest import PASSWORD, TABLETS, World, _build_app, build_world, new_device
 
 SERVER = "http://inspect-once.test"
 # Faults first: hypothesis leans towards the first choices, and faults are what this test is about.
@@ -133,6 +133,7 @@ def _run(app: Flask, example: Path, seats: int, steps: list[tuple[str, int, Any]
     task_id = str(world.task.id)
     try:
         for (user, device), tablet in zip(SEATS, tablets, strict=False):
+            tablet.remember_device(SERVER, device, TABLETS[device][1])
             tablet.login(SERVER, user, PASSWORD, device)
             tablet.pull()
         # One tablet opens the inspection and syncs it; the team joins it.

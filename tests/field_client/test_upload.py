@@ -18,7 +18,7 @@ import requests
 
 from field_client.cli import main
 from field_client.engine import FieldClient, LocalError
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, TABLETS, World
 from tests.field_client.conftest import LiveServer, RecordingSession, stored_files_with
 
 CHUNK = 64 * 1024
@@ -37,6 +37,8 @@ def live_tablet(live_server: LiveServer, tmp_path: Path) -> Iterator[Callable[..
         options.setdefault("upload_chunk_size", CHUNK)
         client = FieldClient(tmp_path / name / "field.db", None, http_session=session, **options)
         made.append((client, session))
+        if device in TABLETS:
+            client.remember_device(live_server.url, device, TABLETS[device][1])
         if login:
             client.login(live_server.url, username, PASSWORD, device)
         return client
