@@ -109,7 +109,7 @@ class Body(Protocol):
     @property
     def content_length(self) -> int | None: ...
 
-    def blocks(self, limit: int) -> Iterator[bytes]:
+    def blocks(self, limit: int) -> Iterator[bytes | bytearray]:
         """The body in blocks; raises BodyTooLarge past ``limit`` bytes, BodyTruncated when cut short."""
         ...
 
@@ -692,8 +692,9 @@ def leftover_partials(now: datetime) -> list[tuple[PartialState, str]]:
     parts = list(ctx.store.iter_partials())
     if not parts:
         return []
+    # Rows as tuples: dict() of a Result itself would take it for a mapping (it has keys()).
     statuses: dict[str, UploadStatus] = dict(db.session.execute(
-        select(Upload.storage_key, Upload.status).where(Upload.storage_key.in_([p.key for p in parts]))))
+        select(Upload.storage_key, Upload.status).where(Upload.storage_key.in_([p.key for p in parts]))).all())
     leftovers = []
     for part in parts:
         status = statuses.get(part.key)

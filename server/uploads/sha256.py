@@ -118,10 +118,16 @@ class PortableSha256:
     def saved_state(self) -> bytes:
         return self._ctx.raw
 
-    def update(self, data: bytes) -> None:
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        if self._lib.update(self._ctx, data, len(data)) != 1:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        buffer: Any
+        if isinstance(data, bytes):
+            buffer, size = data, len(data)
+        else:
+            # A bytearray (an upload's block, received in place) is hashed where it lies, not copied first.
+            view = memoryview(data).cast("B")
+            size = view.nbytes
+            buffer = bytes(view) if view.readonly else (ctypes.c_char * size).from_buffer(view)
+        if self._lib.update(self._ctx, buffer, size) != 1:
             raise RuntimeError("SHA256_Update failed")
 
     def copy(self) -> PortableSha256:

@@ -112,7 +112,7 @@ class PartialWriter(ABC):
         """The offset after everything written so far, committed or not."""
 
     @abstractmethod
-    def write(self, block: bytes) -> None:
+    def write(self, block: bytes | bytearray) -> None:
         """Append ``block``; may not go past the upload's length."""
 
     @abstractmethod
@@ -256,7 +256,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -356,7 +356,7 @@ class _LocalWriter(PartialWriter):
         return self._offset
 
     @_storage_errors
-    def write(self, block: bytes) -> None:
+    def write(self, block: bytes | bytearray) -> None:
         if self._offset + len(block) > self._length:
             raise ValueError("write past the upload's length")
         _write_all(self._fd, block)
