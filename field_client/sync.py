@@ -87,6 +87,7 @@ class SyncProtocol:
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.pull_limit = max(1, min(pull_limit, 1000))
         self._progress = progress
+        self._unsettled: set[str] = set()
 
     # ---- push ------------------------------------------------------------------------------------
 
@@ -102,7 +103,11 @@ class SyncProtocol:
         device, _, _ = self.session.identity()
         report = PushReport()
         total = self.store.count("pending")
-        while batch := self.store.sendable(self.batch_size):
+        # A result this client cannot read leaves its mutation pending for the next push, not this one:
+        # a server that keeps answering so must not keep us pushing it for ever.
+        self._unsettled: set[str] = set()
+        while batch := [m for m in self.store.sendable(self.batch_size + len(self._unsettled))
+                        if m.id not in self._unsettled][:self.batch_size]:
             self._send(device, batch, report, total)
         return report
 
@@ -190,6 +195,7 @@ class SyncProtocol:
                                              mutation.fields, now))
         else:
             self.store.note_failure([mutation.id], "unknown-result", f"服务器返回了未知的结果：{status!r}", now)
+            self._unsettled.add(mutation.id)
             return
         self.records.refresh_view(mutation.entity_id)
 
