@@ -2,6 +2,8 @@
 import './ui/app.css';
 import './ui/app.js';
 
+import { installBench } from './ui/bench.js';
 import { registerServiceWorker } from './ui/updates.js';
 
 registerServiceWorker();
+installBench();
