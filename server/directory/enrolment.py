@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from server.audit import service as audit
 from server.auth import passwords
-from server.auth.policy import Permission, Principal, authorize_object, in_scope
+from server.auth.policy import Permission, Principal, can, in_scope
 from server.auth.throttle import FailureThrottle
 from server.db_types import utcnow
 from server.directory.models import Department, Device, DeviceKind, EnrolmentCode
@@ -110,7 +110,8 @@ def issue_code(principal: Principal, department_id: uuid.UUID, device_id: str | 
     if department is None:
         raise _field("department_id", "部门不存在", 404, "not-found")
     if not in_scope(principal, Permission.MANAGE_DEVICES, department.id):
-        authorize_object(principal, Permission.MANAGE_DEVICES, None)  # the role may not at all: 403
+        if not can(principal, Permission.MANAGE_DEVICES):
+            raise Problem(403, "forbidden", "您的角色无权执行此操作")
         raise _field("department_id", "只能为本部门的平板签发登记码", 403, "forbidden")
     if label is not None and not (1 <= len(label) <= 100):
         raise _field("label", "设备名称须为1-100个字符")
@@ -213,7 +214,8 @@ def tablets(principal: Principal, department_id: uuid.UUID | None = None) -> lis
 
     At most ``MAX_LISTED`` (a department has tens of tablets, not thousands; the list is a page, not an export).
     """
-    authorize_object(principal, Permission.MANAGE_DEVICES, None)
+    if not can(principal, Permission.MANAGE_DEVICES):
+        raise Problem(403, "forbidden", "您的角色无权执行此操作")
     query = select(Device).where(Device.kind == DeviceKind.TABLET)
     if not principal.is_admin:
         query = query.where(Device.department_id == principal.department_id)

@@ -1,4 +1,4 @@
-"""The review app's pages: log-on, the work queue, an inspection, decisions, footage, approvals."""
+"""The review app's pages: log-on, the work queue, an inspection, decisions, footage, approvals, tablets."""
 from __future__ import annotations
 
 import functools
@@ -377,6 +377,60 @@ def decide_dispatch(task_id: str) -> Any:
                                      request.form.get("reason"))
     flash(_("Dispatch approved.") if action == "approve" else _("Dispatch rejected."), "success")
     return redirect(url_for("review.approvals"), 303)
+
+
+# ---- tablets: enrolment codes and retiring (administrators, department heads) -------------------
+
+def _devices_page(status: int = 200, **context: Any) -> tuple[str, int]:
+    from sqlalchemy import select
+
+    from server.directory import enrolment
+    from server.directory.models import Department
+
+    departments = (list(db.session.scalars(select(Department).order_by(Department.code)))
+                   if g.principal.is_admin else [g.review_user.department])
+    return render_template("review/devices.html", tablets=enrolment.tablets(g.principal), departments=departments,
+                           max_listed=enrolment.MAX_LISTED, **context), status
+
+
+@bp.get("/devices")
+@office(Permission.MANAGE_DEVICES)
+def devices() -> Any:
+    return _devices_page()
+
+
+@bp.post("/devices/codes")
+@office(Permission.MANAGE_DEVICES)
+def issue_enrolment_code() -> Any:
+    """Issue a one-time code and show it once, with the QR code of the app's enrolment link (never stored)."""
+    import segno
+
+    from server.directory import enrolment
+
+    form = request.form
+    department_id = g.principal.department_id
+    if g.principal.is_admin and form.get("department_id"):
+        department_id = service.parse_uuid(form["department_id"])
+    device_id = (form.get("device_id") or "").strip() or None
+    label = (form.get("label") or "").strip() or None
+    try:
+        issued = enrolment.issue_code(g.principal, department_id, device_id, label)
+    except Problem as problem:
+        db.session.rollback()
+        return _devices_page(problem.code or 400, error=problem.detail or problem.title, form=form)
+    link = request.url_root.rstrip("/") + "/field/#enrol=" + issued.code
+    qr = segno.make(link, error="m").svg_inline(scale=6, border=2, title=_("Enrolment QR code"))
+    return _devices_page(issued=issued, link=link, qr=qr)
+
+
+@bp.post("/devices/<device_id>/retire")
+@office(Permission.MANAGE_DEVICES)
+def retire_device(device_id: str) -> Any:
+    from server.directory import enrolment
+
+    device = enrolment.retire(g.principal, device_id)
+    flash(_("Tablet %(id)s is retired: it can no longer log in or sync.", id=device.id), "success")
+    return redirect(url_for("review.devices"), 303)
 
 
 def local_time(value: Any, with_seconds: bool = True) -> str:
