@@ -4,6 +4,7 @@
 import { LitElement, html, nothing } from 'lit';
 
 import './signature-pad.js';
+import * as icons from './icons.js';
 import { errorText, formatBytes, formatTime, lang, officeDay, setLang, t } from './i18n.js';
 import { judgeCertificate, readQr } from './qr.js';
 import { normaliseCode, session } from './session.js';
@@ -182,10 +183,10 @@ class FieldApp extends LitElement {
     const pending = status ? status.pending + status.setAside : 0;
     return html`<header class="bar">
       ${session.unlocked && this.route.name !== 'tasks'
-        ? html`<a class="button" href="#/tasks" aria-label=${t('back')} data-testid="home">‹</a>` : nothing}
-      <h1>${t('app_title')}${session.user ? html` · <span data-testid="current-user">${session.user.full_name || session.user.username}</span>` : nothing}</h1>
+        ? html`<a class="button" href="#/tasks" aria-label=${t('back')} data-testid="home">${icons.back()}</a>` : nothing}
+      <h1>${t('app_title')}${session.user ? html`<span class="who"> · <span data-testid="current-user">${session.user.full_name || session.user.username}</span></span>` : nothing}</h1>
       <span class="net ${session.online ? '' : 'offline'}" data-testid="network">${session.online ? t('online') : t('offline')}</span>
-      ${session.unlocked ? html`<a class="button" href="#/sync" data-testid="sync-badge">⇅ ${pending || ''}</a>` : nothing}
+      ${session.unlocked ? html`<a class="button" href="#/sync" data-testid="sync-badge" aria-label=${t('sync_title')}>${icons.syncArrows()}${pending ? html`<span class="count">${pending}</span>` : nothing}</a>` : nothing}
       <button type="button" data-testid="lang" @click=${() => { setLang(lang() === 'en' ? 'zh' : 'en'); this.requestUpdate(); }}>${t('lang_toggle')}</button>
       ${session.unlocked ? html`<button type="button" data-testid="logoff" @click=${this.logoff}>${t('logoff')}</button>` : nothing}
     </header>`;
@@ -360,7 +361,7 @@ class FieldApp extends LitElement {
       <div class="grid2">
         <section class="card">
           <table class="kv">
-            <tr><th>${t('enterprise')}</th><td>${task.title}</td></tr>
+            <tr><th>${t('task_title')}</th><td>${task.title}</td></tr>
             <tr><th>${t('address')}</th><td>${task.enterprise?.address || '—'}</td></tr>
             <tr><th>${t('credit_code')}</th><td>${task.enterprise?.credit_code || '—'}</td></tr>
             <tr><th>${t('window')}</th><td>${formatTime(task.window_start)} – ${formatTime(task.window_end, { date: false })}</td></tr>
@@ -464,7 +465,7 @@ class FieldApp extends LitElement {
   captureNote(key) {
     const note = this.captures[key];
     if (!note) return nothing;
-    return html`<p class="notice ${note.kind}" data-testid="capture-note" role=${note.kind === 'bad' ? 'alert' : 'status'}>${note.text}</p>`;
+    return html`<p class="notice ${note.kind}" data-testid="capture-note" data-code=${note.code || ''} role=${note.kind === 'bad' ? 'alert' : 'status'}>${note.text}</p>`;
   }
 
   async captureInto(key, file, options) {
@@ -476,7 +477,10 @@ class FieldApp extends LitElement {
       return media;
     } catch (error) {
       // The file is refused at capture with the reason; what was captured before stays.
-      this.captures = { ...this.captures, [key]: { kind: 'bad', text: errorText(error), code: error.code } };
+      let text = errorText(error);
+      if (error.code === 'too-large' && error.maxBytes) text += t('limit_is', { limit: formatBytes(error.maxBytes) });
+      if (error.code === 'quota' && error.free != null) text += t('free_is', { free: formatBytes(error.free) });
+      this.captures = { ...this.captures, [key]: { kind: 'bad', text, code: error.code } };
       return null;
     } finally {
       this.requestUpdate();
@@ -488,15 +492,15 @@ class FieldApp extends LitElement {
     if (!mediaList.length) return nothing;
     return html`<div class="thumbs">${mediaList.map((m) => html`<div class="thumb" data-testid="media-thumb" data-media-id=${m.id}
       data-sha256=${m.sha256}>${m.content_type?.startsWith('image/') ? html`<media-image .media=${m}></media-image>`
-        : html`<div style="height:72px;display:flex;align-items:center;justify-content:center;background:#222;color:#fff;font-size:1.6rem">▶</div>`}
-      <div class="meta">${m.file_name || ''} · ${formatBytes(m.size)}</div></div>`)}</div>`;
+        : html`<div class="video-tile">${icons.play()}</div>`}
+      <div class="meta"><div class="name">${m.file_name || ''}</div><div>${formatBytes(m.size)}</div></div></div>`)}</div>`;
   }
 
   renderCertificate(view) {
     const photos = view.media.filter((m) => m.proves === 'certificate');
     return html`<section class="card">
       <p>${t('cert_hint')}</p>
-      ${this.fileButton({ label: `📷 ${t('cert_take')}`, accept: 'image/*', testid: 'certificate-photo', primary: true,
+      ${this.fileButton({ label: html`${icons.camera()} ${t('cert_take')}`, accept: 'image/*', testid: 'certificate-photo', primary: true,
         onFile: (file) => this.certificatePhoto(view, file) })}
       ${this.captureNote('certificate')}
       ${this.renderCertCheck(this.certChecks[view.inspectionId])}
@@ -582,9 +586,9 @@ class FieldApp extends LitElement {
           placeholder=${finding ? '' : t('choose_result_first')}
           @input=${(e) => save({ note: e.target.value })} @change=${(e) => save.flush({ note: e.target.value })}></textarea></label>
       <div class="actions">
-        ${this.fileButton({ label: `📷 ${t('add_photo')}`, accept: 'image/*', testid: 'add-photo', disabled: !finding,
+        ${this.fileButton({ label: html`${icons.camera()} ${t('add_photo')}`, accept: 'image/*', testid: 'add-photo', disabled: !finding,
           onFile: (file) => this.captureInto(key, file, { kind: 'photo', inspectionId: view.inspectionId, findingId: finding.id, proves: 'scene' }) })}
-        ${this.fileButton({ label: `🎥 ${t('add_video')}`, accept: 'video/*', testid: 'add-video', disabled: !finding,
+        ${this.fileButton({ label: html`${icons.video()} ${t('add_video')}`, accept: 'video/*', testid: 'add-video', disabled: !finding,
           onFile: (file) => this.captureInto(key, file, { kind: 'video', inspectionId: view.inspectionId, findingId: finding.id, proves: 'scene' }) })}
       </div>
       ${finding ? nothing : html`<p class="small muted">${t('choose_result_first')}</p>`}
@@ -702,7 +706,9 @@ class FieldApp extends LitElement {
     if (!state) return html`<p class="muted">${t('loading')}</p>`;
     const { status, setAside, conflicts, media, log, storage } = state;
     const lastError = status?.lastError;
-    return html`<h2>${t('sync_title')}</h2>${this.renderError()}
+    // A sync the inspector started and the last sync's error are the same refusal: said once.
+    const own = this.error && this.error.code !== lastError?.code ? this.renderError() : nothing;
+    return html`<h2>${t('sync_title')}</h2>${own}
       <section class="card" data-testid="sync-summary">
         <p data-testid="sync-pending" data-count=${status?.pending ?? 0}>${t('sync_waiting', { n: status?.pending ?? 0 })}</p>
         <p data-testid="sync-refused">${t('sync_refused', { n: status?.setAside ?? 0 })}</p>
@@ -727,8 +733,16 @@ class FieldApp extends LitElement {
         <ul class="list">${conflicts.map((c) => html`<li data-testid="conflict-item">${c.entity} · ${Object.keys(c.fields || {}).join('、')}
           ${c.overridden ? html`<div class="small">${t('conflict_yours', { value: JSON.stringify(c.overridden) })}</div>` : nothing}</li>`)}</ul></section>` : nothing}
       ${log?.length ? html`<section class="card"><h3>${t('history')}</h3><ul class="list small">${log.map((entry) => html`<li>
-        ${formatTime(entry.at)} · ${entry.kind}${entry.detail?.message ? ` · ${entry.detail.message}` : ''}</li>`)}</ul></section>` : nothing}
+        ${formatTime(entry.at)} · ${this.logText(entry)}</li>`)}</ul></section>` : nothing}
       <p class="small muted">${t('version')} ${document.querySelector('meta[name=app-version]')?.content}</p>`;
+  }
+
+  logText(entry) {
+    if (entry.kind !== 'sync') return entry.detail?.message || entry.kind;
+    const pushed = entry.detail?.pushed || {};
+    const pulled = entry.detail?.pulled || {};
+    return t('log_sync', { sent: pushed.sent ?? 0, rejected: pushed.rejected ?? 0, conflict: pushed.conflict ?? 0,
+      pulled: pulled.changes ?? 0 });
   }
 
   renderUpload(row) {

@@ -4,7 +4,7 @@ import { messageFor } from '../lib/messages.js';
 
 const TEXTS = {
   app_title: ['执法检查', 'Field inspection'],
-  lang_toggle: ['English', '中文'],
+  lang_toggle: ['EN', '中文'],
   online: ['在线', 'Online'],
   offline: ['离线', 'Offline'],
   loading: ['正在打开…', 'Opening…'],
@@ -44,6 +44,7 @@ const TEXTS = {
   joint: ['联合检查', 'Joint inspection'],
   departments_n: ['{n} 个部门', '{n} departments'],
   window: ['检查时间', 'Window'],
+  task_title: ['检查任务', 'Task'],
   enterprise: ['检查对象', 'Enterprise'],
   address: ['地址', 'Address'],
   credit_code: ['统一社会信用代码', 'Credit code'],
@@ -105,6 +106,8 @@ const TEXTS = {
   other_department_item: ['{department} 的检查事项，由该部门人员填写', "{department}'s item, recorded by its inspectors"],
   recorded_by_team: ['组员已记录：{result}', 'Recorded by the team: {result}'],
   capturing: ['正在加密保存 {name}…', 'Encrypting and saving {name}…'],
+  limit_is: ['（上限 {limit}）', ' (limit {limit})'],
+  free_is: ['（剩余 {free}）', ' ({free} free)'],
   captured: ['已保存 {name}（{size}），SHA-256 {sha}', 'Saved {name} ({size}), SHA-256 {sha}'],
   // measures
   soft_measures: ['柔性措施', 'Soft measures'],
@@ -171,6 +174,8 @@ const TEXTS = {
   storage_persisted: ['已申请持久存储，浏览器不会自动清除本机数据。', 'Persistent storage granted: the browser will not clear the data.'],
   storage_not_persisted: ['浏览器未授予持久存储，空间紧张时可能清除数据，请尽快同步。', 'Persistent storage not granted; sync soon.'],
   history: ['同步记录', 'Sync history'],
+  log_sync: ['同步：发送 {sent} 条（拒收 {rejected}，冲突 {conflict}），收到 {pulled} 条更新',
+    'Sync: sent {sent} ({rejected} refused, {conflict} conflicts), received {pulled} changes'],
   // updates
   update_ready: ['应用有新版本，本机数据会保留。', 'A new version of the app is ready; your data stays.'],
   update_apply: ['立即更新', 'Update now'],
