@@ -143,6 +143,7 @@ async function build() {
     entryNames: '[name]-[hash]',
     assetNames: '[name]-[hash]',
     metafile: true,
+    define: { __APP_LABEL__: JSON.stringify(args.label ?? '') },
     legalComments: 'linked',
     logLevel: 'warning',
   });

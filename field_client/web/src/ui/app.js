@@ -10,6 +10,8 @@ import { judgeCertificate, readQr } from './qr.js';
 import { normaliseCode, session } from './session.js';
 import { applyUpdate, onUpdateReady } from './updates.js';
 
+/* global __APP_LABEL__ */
+const APP_LABEL = __APP_LABEL__; // a build's label (node build.mjs --label), e.g. a test's "version N+1"
 const STEPS = ['overview', 'certificate', 'findings', 'measures', 'signature', 'finish'];
 const RESULTS = ['compliant', 'non_compliant', 'not_applicable'];
 const COERCIVE = ['seizure', 'impoundment', 'demolition', 'closure', 'other'];
@@ -734,7 +736,7 @@ class FieldApp extends LitElement {
           ${c.overridden ? html`<div class="small">${t('conflict_yours', { value: JSON.stringify(c.overridden) })}</div>` : nothing}</li>`)}</ul></section>` : nothing}
       ${log?.length ? html`<section class="card"><h3>${t('history')}</h3><ul class="list small">${log.map((entry) => html`<li>
         ${formatTime(entry.at)} · ${this.logText(entry)}</li>`)}</ul></section>` : nothing}
-      <p class="small muted">${t('version')} ${document.querySelector('meta[name=app-version]')?.content}</p>`;
+      <p class="small muted" data-testid="app-version">${t('version')} ${document.querySelector('meta[name=app-version]')?.content}${APP_LABEL ? ` (${APP_LABEL})` : ''}</p>`;
   }
 
   logText(entry) {
