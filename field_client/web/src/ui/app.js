@@ -755,6 +755,7 @@ class FieldApp extends LitElement {
       <div class="row"><span>${row.fileName || row.file_name || row.id.slice(0, 8)} · ${formatBytes(row.size)}</span>
         <span class="badge ${row.state === 'done' ? 'finished' : row.state === 'failed' ? 'returned' : 'open'}">${t(`upload_${state}`)}</span></div>
       <progress max=${row.size || 1} .value=${sent}></progress>
+      ${row.state !== 'done' && sent > 0 ? html`<div class="small muted" data-testid="upload-sent">${formatBytes(sent)} / ${formatBytes(row.size)}</div>` : nothing}
       ${row.error?.reason ? html`<div class="small ${row.state === 'failed' ? 'error' : 'muted'}">${row.error.reason}</div>` : nothing}
     </li>`;
   }
