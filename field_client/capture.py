@@ -197,6 +197,13 @@ class Capture:
                 raise LocalError(f"{name} 应为列表")
         self._mutate("inspection", row.id, dict(fields), task_id=str(row.task_id))
 
+    def reopen(self, inspection_id: str) -> None:
+        """Open a finished or returned record again for corrections (``finish`` then submits it again)."""
+        row, _ = self._inspection(inspection_id)
+        if (row.view_fields or {}).get("status") == "open":
+            raise LocalError("该检查记录本来就在进行中，无需重新打开")
+        self.set_inspection_fields(inspection_id, status="open")
+
     def finish(self, inspection_id: str, conclusion: str | None = None) -> None:
         """Close the record on site: end time now, status finished, and the conclusion."""
         changes: dict[str, Any] = {"ended_at": self.session.now(), "status": "finished"}

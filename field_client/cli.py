@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--new", action="store_true", help="在本任务的检查记录上重新记下开始时间")
     show = inspect_commands.add_parser("show", help="查看检查记录")
     show.add_argument("inspection", metavar="INSPECTION")
+    reopen = inspect_commands.add_parser("reopen", help="重新打开已结束或被退回的检查记录以便修改")
+    reopen.add_argument("inspection", metavar="INSPECTION")
 
     finding = commands.add_parser("finding", help="记录本部门某检查事项的检查结论")
     finding.add_argument("inspection", metavar="INSPECTION")
@@ -295,11 +297,31 @@ def _print_tasks(out: TextIO, client: FieldClient, zone: tzinfo) -> None:
         for inspection in task.get("inspections") or []:
             pending = "，未同步" if inspection.get("unconfirmed") else ""
             out.write(f"  检查记录 {inspection['id']}（{inspection.get('status', 'open')}{pending}）\n")
+            _print_review(out, inspection, zone, indent="    ")
+
+
+def _print_review(out: TextIO, inspection: dict[str, Any], zone: tzinfo, indent: str = "  ") -> None:
+    """The supervisor's latest decision on the record (``review``, written by the server), if any."""
+    review = inspection.get("review")
+    if not isinstance(review, dict):
+        return
+    who = (review.get("decided_by") or {}).get("full_name") or "审核人"
+    when = office_time(review.get("decided_at"), zone)
+    comment = review.get("comment") or "（无意见）"
+    if review.get("status") == "returned":
+        if inspection.get("status") == "finished":
+            out.write(f"{indent}已修改并重新提交，等待审核（退回意见：{comment}；{who} {when}）\n")
+            return
+        out.write(f"{indent}被退回：{comment}（{who} {when}）\n"
+                  f"{indent}请按意见修改后执行 fieldsync finish {inspection['id']} 重新提交\n")
+    elif review.get("status") == "approved":
+        out.write(f"{indent}已批准：{comment}（{who} {when}）\n")
 
 
 def _print_inspection(out: TextIO, client: FieldClient, inspection_id: str, zone: tzinfo) -> None:
     view = client.inspection(inspection_id)
     out.write(f"检查记录 {view['id']}（{view.get('status', 'open')}{'，未同步' if view['unconfirmed'] else ''}）\n")
+    _print_review(out, view, zone)
     for key, label in (("place", "地点"), ("started_at", "开始"), ("ended_at", "结束"),
                        ("representative", "企业代表"), ("conclusion", "结论")):
         if view.get(key):
@@ -327,6 +349,11 @@ def _print_started(out: TextIO, task_id: str, inspection_id: str, before: dict[s
         out.write(f"已开始检查：{inspection_id}\n")
     elif new:
         out.write(f"已在该任务的检查记录上重新开始检查（开始时间已更新）：{inspection_id}\n")
+    elif before.get("status") == "returned":
+        comment = (before.get("review") or {}).get("comment") or "（无意见）"
+        out.write(f"该任务的检查记录已被退回：{comment}\n"
+                  f"  请按意见修改（fieldsync finding / attach / measure），再执行 fieldsync finish {inspection_id} "
+                  "重新提交\n")
     elif before.get("status") == "finished":
         ended = office_time(before.get("ended_at"), zone)
         out.write(f"该任务的检查记录已结束{f'（结束于 {ended}）' if ended else ''}：{inspection_id}\n"
@@ -351,6 +378,9 @@ def _sync(client: FieldClient, out: TextIO, err: TextIO) -> int:
               f"冲突 {push.conflict}，被拒绝 {len(push.rejected)}）；拉取 {report.pull.changes} 条更新\n")
     if push.conflict:
         out.write("有记录与他人同时修改，详见 fieldsync status\n")
+    returned = client.returned()
+    if returned:
+        out.write(f"有 {len(returned)} 份检查记录被审核退回，请查看意见并修改：fieldsync tasks\n")
     uploads_ok = _report_uploads(out, err, report.uploads)
     if push.rejected:
         err.write("以下记录被服务器拒绝，不会自动重试：\n")
@@ -573,6 +603,12 @@ def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO
     if command == "inspect":
         if args.inspect_command == "show":
             _print_inspection(out, client, client.resolve("inspection", args.inspection), zone)
+            return 0
+        if args.inspect_command == "reopen":
+            inspection_id = client.resolve("inspection", args.inspection)
+            client.reopen(inspection_id)
+            out.write(f"已重新打开检查记录：{inspection_id}\n"
+                      f"修改完成后执行 fieldsync finish {inspection_id} 重新提交\n")
             return 0
         task_id = client.resolve("task", args.task)
         before = client.entity(inspection_id_for(task_id))

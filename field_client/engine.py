@@ -213,8 +213,19 @@ class FieldClient:
         self.capture.set_inspection_fields(inspection_id, **fields)
 
     def finish(self, inspection_id: str, conclusion: str | None = None) -> None:
-        """Close the record on site: end time now, status finished, and the conclusion."""
+        """Close the record on site: end time now, status finished, and the conclusion.
+
+        Finishing a returned record again submits it again: the review queue shows it as resubmitted.
+        """
         self.capture.finish(inspection_id, conclusion)
+
+    def reopen(self, inspection_id: str) -> None:
+        """Open a finished or returned record again (status open) for corrections."""
+        self.capture.reopen(inspection_id)
+
+    def returned(self) -> list[dict[str, Any]]:
+        """Records a supervisor returned with comments (``review``) that wait for the team's corrections."""
+        return self.records.returned()
 
     def attach(self, inspection_id: str, path: str | os.PathLike[str], proves: str, *,
                capture_start: str | None = None, capture_end: str | None = None,

@@ -123,6 +123,11 @@ class LocalRecords:
             out.append(view)
         return out
 
+    def returned(self) -> list[dict[str, Any]]:
+        """Inspection records a supervisor returned that the team has not finished again (docs/field-app.md)."""
+        return [view for view in self.inspections()
+                if view.get("status") == "returned" and (view.get("review") or {}).get("status") == "returned"]
+
     def task(self, task_id: str) -> dict[str, Any]:
         """One pulled task, as ``tasks()`` shows it."""
         task_id = parse_id(task_id, "检查任务")

@@ -24,9 +24,11 @@ from server.auth.policy import Permission, Principal, can, in_scope
 from server.auth.throttle import FailureThrottle
 from server.db_types import utcnow
 from server.directory.models import Department, Device, DeviceKind, EnrolmentCode
+from server.directory.schemas import RESERVED_DEVICE_IDS
 from server.errors import Problem
 from server.extensions import db
 from server.loading import load_authorized
+from server.schemas import UNSTORABLE_MESSAGE, has_unstorable_text
 
 #: No 0/O, no 1/I: a code read aloud over the phone or typed from a printout has no look-alikes.
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -115,11 +117,15 @@ def issue_code(principal: Principal, department_id: uuid.UUID, device_id: str | 
         raise _field("department_id", "只能为本部门的平板签发登记码", 403, "forbidden")
     if label is not None and not (1 <= len(label) <= 100):
         raise _field("label", "设备名称须为1-100个字符")
+    if label is not None and has_unstorable_text(label):  # the review page's form is no StrictSchema
+        raise _field("label", UNSTORABLE_MESSAGE)
     now = utcnow()
     created = False
     device = db.session.get(Device, device_id) if device_id else None
     if device_id and not _DEVICE_ID.match(device_id):
         raise _field("device_id", "设备编号须为1-64位字母、数字或连字符")
+    if device_id and device_id.casefold() in RESERVED_DEVICE_IDS:
+        raise _field("device_id", f"设备编号 {device_id} 为系统保留，请换一个")
     if device is None:
         device = Device(id=device_id or _new_tablet_id(department), kind=DeviceKind.TABLET,
                         department_id=department.id, label=label,

@@ -11,6 +11,13 @@ from server.schemas import PageMeta, PageQuery, StrictSchema
 DEPARTMENT_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+# The server's own HLC node (server.sync.entities.SERVER_NODE, review decisions): no device may be named so.
+RESERVED_DEVICE_IDS = frozenset({"server"})
+
+
+def _not_reserved(value: str) -> None:
+    if value.casefold() in RESERVED_DEVICE_IDS:
+        raise ma.ValidationError(f"设备编号 {value} 为系统保留，请换一个")
 CERTIFICATE_NUMBER = re.compile(r"^[A-Za-z0-9-]{4,32}$")
 ITEM_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
@@ -231,7 +238,8 @@ class DeviceSchema(ma.Schema):
 
 
 class DeviceCreate(StrictSchema):
-    id = ma.fields.String(required=True, validate=_regex(DEVICE_ID, "设备编号须为1-64位字母、数字或连字符"))
+    id = ma.fields.String(required=True, validate=[_regex(DEVICE_ID, "设备编号须为1-64位字母、数字或连字符"),
+                                                   _not_reserved])
     kind = ma.fields.Enum(DeviceKind, by_value=True, required=True)
     department_id = ma.fields.UUID(required=True)
     inspector_id = ma.fields.UUID(load_default=None, allow_none=True)

@@ -30,6 +30,7 @@ from server.review.models import DecisionKind, ReviewDecision
 from server.review.paging import Slice, first_of, page_of
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
 from server.sync import records
+from server.sync import service as sync
 from server.sync.entities import Kind
 from server.sync.models import SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskMember
@@ -46,6 +47,7 @@ COMMENT_MAX = 4000
 class ReviewStatus:
     PENDING = "pending"
     RETURNED = "returned"
+    RESUBMITTED = "resubmitted"  # returned, then finished again by the team: waiting for the next decision
     SIGNED_OFF = "signed_off"
     APPROVED = "approved"
     OPEN = "open"  # a filter: everything not yet approved
@@ -54,8 +56,21 @@ class ReviewStatus:
 
 _STATUS_OF_KIND = {None: ReviewStatus.PENDING, DecisionKind.RETURN: ReviewStatus.RETURNED,
                    DecisionKind.LEGAL_SIGNOFF: ReviewStatus.SIGNED_OFF, DecisionKind.APPROVE: ReviewStatus.APPROVED}
-STATUSES = (ReviewStatus.OPEN, ReviewStatus.PENDING, ReviewStatus.RETURNED, ReviewStatus.SIGNED_OFF,
-            ReviewStatus.APPROVED, ReviewStatus.ALL)
+STATUSES = (ReviewStatus.OPEN, ReviewStatus.PENDING, ReviewStatus.RETURNED, ReviewStatus.RESUBMITTED,
+            ReviewStatus.SIGNED_OFF, ReviewStatus.APPROVED, ReviewStatus.ALL)
+
+
+def _finished_again() -> ColumnElement[bool]:
+    """The record's own status is "finished": after a return (which wrote "returned" onto it, with the server's
+    stamp, in the decision's transaction) only the team finishing it again makes it so."""
+    return SyncedEntity.fields["status"].as_string() == "finished"
+
+
+def _status_of(kind: DecisionKind | None, fields: dict[str, Any] | None) -> str:
+    """The review status shown: the latest decision's, and "resubmitted" for a returned record finished again."""
+    if kind == DecisionKind.RETURN and (fields or {}).get("status") == "finished":
+        return ReviewStatus.RESUBMITTED
+    return _STATUS_OF_KIND.get(kind, ReviewStatus.PENDING)
 
 
 def _refuse() -> Problem:
@@ -214,6 +229,11 @@ def _filtered(principal: Principal, filters: QueueFilters, *, with_flag: bool) -
         query = query.where(or_(latest.is_(None), latest != DecisionKind.APPROVE))
     elif filters.status == ReviewStatus.PENDING:
         query = query.where(latest.is_(None))
+    elif filters.status == ReviewStatus.RETURNED:
+        own = SyncedEntity.fields["status"].as_string()
+        query = query.where(latest == DecisionKind.RETURN, or_(own.is_(None), own != "finished"))
+    elif filters.status == ReviewStatus.RESUBMITTED:
+        query = query.where(latest == DecisionKind.RETURN, _finished_again())
     elif filters.status != ReviewStatus.ALL:
         kind = next(k for k, s in _STATUS_OF_KIND.items() if s == filters.status)
         query = query.where(latest == kind)
@@ -246,8 +266,7 @@ def work_queue(principal: Principal, filters: QueueFilters) -> Queue:
         .where(InspectionFlag.inspection_id.in_(select(unflagged.c.id)))
         .group_by(InspectionFlag.code).order_by(InspectionFlag.code))]
     return Queue(
-        rows=[QueueRow(entity, task, department, _STATUS_OF_KIND.get(kind, ReviewStatus.PENDING),
-                       flags.get(entity.id, []))
+        rows=[QueueRow(entity, task, department, _status_of(kind, entity.fields), flags.get(entity.id, []))
               for entity, task, department, kind in rows[:PAGE_SIZE]],
         flag_counts=counts, page=max(filters.page, 1), has_next=len(rows) > PAGE_SIZE, total=total)
 
@@ -512,8 +531,9 @@ def _latest_kind(inspection_id: uuid.UUID, kinds: list[DecisionKind]) -> Decisio
 
 
 def review_status(inspection_id: uuid.UUID) -> str:
-    """The record's review status: its latest decision."""
-    return _STATUS_OF_KIND[_latest_kind(inspection_id, [k for k in _STATUS_OF_KIND if k])]
+    """The record's review status: its latest decision ("resubmitted" once a returned record is finished again)."""
+    entity = db.session.get(SyncedEntity, inspection_id)
+    return _status_of(_latest_kind(inspection_id, [k for k in _STATUS_OF_KIND if k]), entity.fields if entity else None)
 
 
 def legal_signed(inspection_id: uuid.UUID) -> bool:
@@ -765,6 +785,15 @@ def decide(principal: Principal, inspection_id: uuid.UUID, kind: DecisionKind, c
                               decided_by_id=principal.user_id, decided_at=utcnow())
     db.session.add(decision)
     db.session.flush()
+    if kind in (DecisionKind.RETURN, DecisionKind.APPROVE):
+        # Back to the team: the decision goes onto the record itself, for the tablets' next pull.
+        decider = db.session.get(User, principal.user_id) if principal.user_id else None
+        sync.record_review(inspection.id, {
+            "status": "returned" if kind == DecisionKind.RETURN else "approved", "comment": comment,
+            "decided_at": decision.decided_at.isoformat(),
+            "decided_by": {"id": str(principal.user_id) if principal.user_id else None,
+                           "full_name": decider.full_name if decider else None}},
+            status="returned" if kind == DecisionKind.RETURN else None)
     audit(f"review.{kind.value}", object_type="inspection", object_id=str(inspection.id),
           details={"decision_id": str(decision.id), "comment": comment}, actor=principal)
     return decision

@@ -130,6 +130,15 @@ def coercive_measure(value: Any) -> dict[str, str]:
             "description": text(1000)(value.get("description") or "")}
 
 
+#: The node of the HLC stamps the server writes (a review decision on a record); no device may take this id.
+SERVER_NODE = "SERVER"
+
+
+def written_by_the_server(value: Any) -> Any:
+    """A field only the server writes (the review app's decision): a tablet's write of it is refused."""
+    raise ImmutableFieldError("审核意见由审核端写入，执法终端不能修改")
+
+
 @dataclass(frozen=True)
 class FieldRule:
     validate: Validator
@@ -170,7 +179,9 @@ ENTITY_RULES: dict[Kind, EntityRules] = {
         "soft_measures": FieldRule(list_of(text(1000), 50)),
         "coercive_measures": FieldRule(list_of(coercive_measure, 20)),
         "conclusion": FieldRule(_nullable(text(4000))),
-        "status": FieldRule(choice("open", "finished")),
+        "status": FieldRule(choice("open", "finished")),  # the server also writes "returned" (record_review)
+        # The latest review decision, {status: returned|approved, comment, decided_at, decided_by: {id, full_name}}.
+        "review": FieldRule(written_by_the_server),
     }, parent_field=None),
     Kind.FINDING: EntityRules(Kind.FINDING, {
         "inspection_id": FieldRule(uuid_text, required=True, immutable=True),
@@ -214,7 +225,7 @@ def clean_fields(kind: EntityRules, fields: dict[str, Any], *, creating: bool,
         try:
             cleaned[name] = rule.validate(value)
         except FieldError as exc:
-            raise FieldError(f"{name}: {exc}") from None
+            raise type(exc)(f"{name}: {exc}") from None  # keeps the code (immutable-field for a server field)
         if rule.immutable and current is not None and name in current and current[name] != cleaned[name]:
             raise ImmutableFieldError(f"{name}: 创建后不能修改")
     if creating:

@@ -29,6 +29,7 @@ from server.sync import records
 from server.sync.entities import (
     ENTITY_RULES,
     MAX_PER_INSPECTION,
+    SERVER_NODE,
     FieldError,
     Kind,
     clean_fields,
@@ -152,7 +153,11 @@ def _load_states(ids: set[uuid.UUID]) -> dict[uuid.UUID, EntityState]:
     if not ids:
         return {}
     columns = [getattr(SyncedEntity, name) for name in _ENTITY_COLUMNS]
-    rows = db.session.execute(select(*columns).where(SyncedEntity.id.in_(ids)))
+    # Locked until the batch commits: a concurrent push, or the review app writing its decision onto the
+    # record (``record_review``), waits and then merges into what this one wrote, instead of overwriting it.
+    # In id order, so two batches lock the rows they share in the same order.
+    rows = db.session.execute(select(*columns).where(SyncedEntity.id.in_(ids)).order_by(SyncedEntity.id)
+                              .with_for_update(of=SyncedEntity))
     return {row.id: EntityState(**row._mapping) for row in rows}
 
 
@@ -427,6 +432,57 @@ def _record_conflict(batch: _Batch, entity: EntityState, mutation: dict[str, Any
         "id": uuid.uuid4(), "entity_id": entity.id, "task_id": entity.task_id, "field": name,
         "kept_value": kept[0], "kept_hlc": kept[1] or "", "lost_value": lost[0], "lost_hlc": lost[1] or "",
         "mutation_id": mutation["id"], "detected_at": batch.now})
+
+
+# ---- server changes: the review app's decision on a record ------------------------------------
+
+def _server_stamp(clocks: dict[str, str], now: datetime) -> str:
+    """An HLC stamp of the server, after every write the entity holds (so it wins them, and tablets that fold
+    it order their next edits after it)."""
+    stamps = []
+    for value in clocks.values():
+        try:
+            stamps.append(hlc_stamps.parse(value))
+        except (TypeError, ValueError):
+            continue
+    wall = int(now.timestamp() * 1000)
+    last = max(stamps, default=None)
+    if last is None or wall > last.wall_ms:
+        return f"{wall:013d}-0000-{SERVER_NODE}"
+    wall, counter = (last.wall_ms, last.counter + 1) if last.counter < 0xFFFF else (last.wall_ms + 1, 0)
+    return f"{wall:013d}-{counter:04x}-{SERVER_NODE}"
+
+
+def record_review(inspection_id: uuid.UUID, review: dict[str, Any], *, status: str | None = None) -> SyncedEntity:
+    """Write a review decision onto an inspection record as a server change (docs/field-app.md).
+
+    Sets the read-only field ``review`` (and ``status`` when given, ``"returned"`` for a return) with a server
+    HLC stamped after every write the record holds, as a new version of the entity: the team's tablets get it
+    on their next pull like any change, and an edit they make after seeing it is not a conflict with it. The
+    server has seen every earlier write of these fields, so it settles their contenders. The caller (the
+    review app) has authorized the decision; this only records it.
+    """
+    entity = db.session.scalar(select(SyncedEntity).where(SyncedEntity.id == inspection_id).with_for_update()
+                               .execution_options(populate_existing=True))
+    if entity is None or entity.kind != Kind.INSPECTION or entity.deleted:
+        raise Problem(404, "not-found", "检查记录不存在")
+    now = utcnow()
+    stamp = _server_stamp(entity.clocks or {}, now)
+    version = entity.version + 1
+    changes: dict[str, Any] = {"review": review}
+    if status is not None:
+        changes["status"] = status
+    fields, clocks = dict(entity.fields or {}), dict(entity.clocks or {})
+    versions, contenders = dict(entity.field_versions or {}), dict(entity.contenders or {})
+    for name, value in changes.items():
+        fields[name], clocks[name], versions[name] = value, stamp, version
+        contenders.pop(name, None)
+    entity.fields, entity.clocks, entity.field_versions, entity.contenders = fields, clocks, versions, contenders
+    entity.version = version
+    entity.updated_at = now
+    db.session.flush()
+    events.emit(events.Event.INSPECTIONS_CHANGED, inspection_ids={entity.id})
+    return entity
 
 
 # ---- pull ----------------------------------------------------------------------
