@@ -598,7 +598,17 @@ def _run(client: FieldClient, args: argparse.Namespace, out: TextIO, err: TextIO
         if args.json:
             out.write(json.dumps(_status_json(status), ensure_ascii=False, indent=2) + "\n")
         else:
+            enrolled = client.enrolment()
+            if enrolled is None:
+                out.write("本机尚未登记为执法平板（请用管理员签发的登记码执行 fieldsync enrol）\n")
+            else:
+                department = enrolled.get("department") or {}
+                out.write(f"本机平板：{enrolled['device_id']}"
+                          f"{'（' + department['name'] + '）' if department.get('name') else ''}\n")
             _print_status(out, status, zone)
+            returned = client.returned()
+            if returned:
+                out.write(f"被审核退回、待修改：{len(returned)} 份（fieldsync tasks 查看意见）\n")
         return 0
     if command == "inspect":
         if args.inspect_command == "show":

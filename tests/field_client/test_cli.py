@@ -104,7 +104,7 @@ def test_refusals_exit_1_with_a_reason(offline: Run, tmp_path: Path) -> None:
 def test_a_fresh_store_explains_how_to_start(tmp_path: Path) -> None:
     run = Run(tmp_path / "new" / "field.db")
     assert run("tasks") == 0 and "fieldsync sync" in run.out
-    assert run("status") == 0 and "尚未登录" in run.out
+    assert run("status") == 0 and "尚未登录" in run.out and "尚未登记为执法平板" in run.out
     assert run("inspect", "start", TASK_ID) == 1 and "fieldsync login" in run.err
 
 
@@ -136,6 +136,7 @@ def test_enrol_login_sync_and_a_retired_tablet_against_the_server(app: Flask, wo
     code = _code_for(world, "SCJG-TAB1")
     assert run("enrol", "--server", SERVER, code) == 0
     assert "SCJG-TAB1" in run.out and "市场监管局" in run.out
+    assert run("status") == 0 and "本机平板：SCJG-TAB1（市场监管局）" in run.out
     assert run("enrol", "--server", SERVER, code) == 1 and "已经使用过" in run.err
     assert run("login", "--server", SERVER, "--username", "m-insp", "--device", "SCJG-TAB2", "--password-stdin",
                stdin=PASSWORD + "\n") == 1

@@ -49,6 +49,8 @@ def test_the_team_sees_the_return_with_its_comment(world: World, tablet: Tablet)
     assert returned["id"] == inspection and returned["status"] == "returned"
     assert returned["review"]["comment"] == COMMENT and returned["review"]["decided_by"]["full_name"] == "测试m-sup"
 
+    code, out, _ = _cli(market, "status")
+    assert code == 0 and "被审核退回、待修改：1 份" in out
     code, out, _ = _cli(market, "tasks")
     assert code == 0 and f"被退回：{COMMENT}（测试m-sup" in out and f"fieldsync finish {inspection}" in out
     code, out, _ = _cli(market, "inspect", "show", inspection[:8])
