@@ -73,6 +73,20 @@ export function stampFromTime(value, node) {
   return ms === null ? null : { wall: ms, counter: 0, node };
 }
 
+/** The stamps a pulled change makes the clock see, in order: its updated_at (counter 0, our node), then meta.hlc. */
+export function seenStamps(change, node) {
+  const seen = [];
+  const fromTime = stampFromTime(typeof change?.updated_at === 'string' ? change.updated_at : null, node);
+  if (fromTime) seen.push(fromTime);
+  const meta = isObject(change?.meta) ? change.meta : {};
+  if (typeof meta.hlc === 'string') {
+    try {
+      seen.push(parseHlc(meta.hlc));
+    } catch { /* a stamp we cannot read is not folded in */ }
+  }
+  return seen;
+}
+
 export class FieldStore {
   constructor(db, vault, { deviceId, userId, departmentId = null, hlc, now = () => new Date() } = {}) {
     this.db = db;
@@ -346,7 +360,7 @@ export class FieldStore {
 
   /** Settle each mutation by its push result (sync._settle). */
   async applyPushResults(results) {
-    const summary = { applied: 0, duplicate: 0, conflict: 0, rejected: [], unknown: 0, conflicts: [] };
+    const summary = { applied: 0, duplicate: 0, conflict: 0, rejected: [], unknown: 0, unknownIds: [], conflicts: [] };
     const { db } = this;
     await db.transaction('rw', [db.table('entities'), db.table('outbox'), db.table('meta'), db.table('conflicts'),
       db.table('media')], async () => {
@@ -386,6 +400,7 @@ export class FieldStore {
             updatedAt: now });
           await this._writeMutation(m);
           summary.unknown += 1;
+          summary.unknownIds.push(m.id);
           continue;
         }
         const found = await this._readEntity(m.entity, m.entity_id);
@@ -515,14 +530,7 @@ export class FieldStore {
     const deleted = change.op === 'delete';
     const updatedAt = typeof change.updated_at === 'string' ? change.updated_at : null;
     const meta = isObject(change.meta) ? change.meta : {};
-    const node = this.deviceId || 'local';
-    const fromTime = stampFromTime(updatedAt, node);
-    if (fromTime) seen.push(fromTime);
-    if (typeof meta.hlc === 'string') {
-      try {
-        seen.push(parseHlc(meta.hlc));
-      } catch { /* a stamp we cannot read is not folded in */ }
-    }
+    seen.push(...seenStamps(change, this.deviceId || 'local'));
     if (REFERENCE_KINDS.includes(kind)) {
       const found = await this._readEntity(kind, entityId);
       const rec = {

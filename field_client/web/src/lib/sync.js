@@ -167,15 +167,14 @@ export class SyncEngine {
   async push() {
     const report = { sent: 0, batches: 0, applied: 0, duplicate: 0, conflict: 0, rejected: [], conflicts: [] };
     const total = (await this.store.counts()).pending;
+    // A result this client cannot read leaves its mutation pending for the next push, not this one: a server that
+    // keeps answering so must not keep us pushing it for ever (as field_client.sync).
+    this._unsettled = new Set();
     for (;;) {
-      const batch = await this.store.sendable(this.batchSize);
+      const batch = (await this.store.sendable(this.batchSize + this._unsettled.size))
+        .filter((m) => !this._unsettled.has(m.id)).slice(0, this.batchSize);
       if (!batch.length) break;
-      const before = report.sent;
       await this._send(batch, report, total);
-      if (report.sent === before) {
-        // Nothing of the batch settled (an answer we could not use): stop rather than resend it unchanged.
-        throw new ApiError({ status: 200, code: 'bad-answer', message: messageFor('bad-answer') });
-      }
     }
     if (report.rejected.length) this._emit('set-aside', report.rejected);
     if (report.conflicts.length) this._emit('conflict', report.conflicts);
@@ -217,6 +216,7 @@ export class SyncEngine {
     report.conflict += summary.conflict;
     report.rejected.push(...summary.rejected);
     report.conflicts.push(...summary.conflicts);
+    for (const id of summary.unknownIds) this._unsettled.add(id);
     report.sent += batch.length - summary.unknown;
     report.batches += 1;
     this._emit('progress', { phase: 'push', done: report.sent, total });
