@@ -99,6 +99,16 @@ class Tablet:
             self.shot("sync-timeout")
             raise AssertionError("sync did not finish: " + self.page.locator("main").inner_text()[:2000]) from error
 
+    def sync_now(self, files: int = 0) -> None:
+        """On the sync screen: tap "sync now" and wait until that sync finished, then for ``files`` uploads."""
+        before = self.page.locator("[data-testid=sync-last]").get_attribute("data-at")
+        self.page.click("[data-testid=sync-now]")
+        self.page.wait_for_function(
+            "before => document.querySelector('[data-testid=sync-last]')?.dataset.at !== before"
+            " && document.querySelector('[data-testid=sync-summary]')?.dataset.running === 'false'", arg=before,
+            timeout=60_000)
+        self.wait_for_sync(files)
+
     def shot(self, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.name}-{name}.png"

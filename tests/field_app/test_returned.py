@@ -49,8 +49,7 @@ def test_a_returned_record_comes_back_to_the_tablet_and_is_resubmitted(app: Flas
     finish(tablet, live.url, task_id, "compliant", "营业执照已公示")
     page.goto(live.url + "/field/#/sync")
     tablet.wait_screen("sync")
-    page.click("[data-testid=sync-now]")
-    tablet.wait_for_sync(0)
+    tablet.sync_now(0)
 
     # The supervisor returns it in the review app (another browser).
     browser = playwright_driver.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS, headless=True)
@@ -68,8 +67,7 @@ def test_a_returned_record_comes_back_to_the_tablet_and_is_resubmitted(app: Flas
         assert review.locator("[data-testid=review-status]").inner_text() == "已退回"
 
         # The tablet's next sync brings the comment; the task says it was returned.
-        page.click("[data-testid=sync-now]")
-        tablet.wait_for_sync(0)
+        tablet.sync_now(0)
         page.goto(live.url + "/field/#/tasks")
         tablet.wait_screen("tasks")
         page.wait_for_selector("[data-testid=task-status]:has-text('已退回')")
@@ -88,8 +86,7 @@ def test_a_returned_record_comes_back_to_the_tablet_and_is_resubmitted(app: Flas
         tablet.shot("03-finished-again")
         page.goto(live.url + "/field/#/sync")
         tablet.wait_screen("sync")
-        page.click("[data-testid=sync-now]")
-        tablet.wait_for_sync(0)
+        tablet.sync_now(0)
         review.goto(live.url + "/review/")
         link = review.locator(f"a[href='/review/inspections/{inspection_id}']")
         row = review.locator("[data-testid=queue-row]", has=link)

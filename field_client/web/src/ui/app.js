@@ -711,11 +711,11 @@ class FieldApp extends LitElement {
     // A sync the inspector started and the last sync's error are the same refusal: said once.
     const own = this.error && this.error.code !== lastError?.code ? this.renderError() : nothing;
     return html`<h2>${t('sync_title')}</h2>${own}
-      <section class="card" data-testid="sync-summary">
+      <section class="card" data-testid="sync-summary" data-running=${session.syncing ? 'true' : 'false'}>
         <p data-testid="sync-pending" data-count=${status?.pending ?? 0}>${t('sync_waiting', { n: status?.pending ?? 0 })}</p>
         <p data-testid="sync-refused">${t('sync_refused', { n: status?.setAside ?? 0 })}</p>
         <p data-testid="sync-conflicts">${t('sync_conflicts', { n: status?.conflicts ?? 0 })}</p>
-        <p data-testid="sync-last">${status?.lastSyncAt ? t('sync_last', { at: formatTime(status.lastSyncAt) }) : t('sync_never')}</p>
+        <p data-testid="sync-last" data-at=${status?.lastSyncAt || ''}>${status?.lastSyncAt ? t('sync_last', { at: formatTime(status.lastSyncAt) }) : t('sync_never')}</p>
         ${!session.online ? html`<p class="notice warn">${t('sync_offline')}</p>` : nothing}
         ${lastError && !lastError.offline ? html`<p class="notice bad" data-testid="sync-error">${lang() === 'en' && lastError.code ? errorText(lastError) : lastError.message}</p>` : nothing}
         <div class="actions">
@@ -730,10 +730,12 @@ class FieldApp extends LitElement {
       </section>
       ${setAside.length ? html`<section class="card bad" data-testid="refused"><h3>${t('refused_list')}</h3>
         <ul class="list">${setAside.map((item) => html`<li data-testid="refused-item" data-code=${item.code}>
-          <strong>${item.entity}</strong> · ${item.reason}</li>`)}</ul></section>` : nothing}
+          <strong>${t(`entity_${item.entity}`)}</strong> · ${item.reason}</li>`)}</ul></section>` : nothing}
       ${conflicts.length ? html`<section class="card warn" data-testid="conflicts"><h3>${t('conflict_list')}</h3>
-        <ul class="list">${conflicts.map((c) => html`<li data-testid="conflict-item">${c.entity} · ${Object.keys(c.fields || {}).join('、')}
-          ${c.overridden ? html`<div class="small">${t('conflict_yours', { value: JSON.stringify(c.overridden) })}</div>` : nothing}</li>`)}</ul></section>` : nothing}
+        <ul class="list">${conflicts.map((c) => html`<li data-testid="conflict-item">
+          <strong>${t(`entity_${c.entity}`)}</strong> · ${Object.keys(c.fields || {}).map((name) => t(`field_${name}`)).join('、')}
+          ${Object.keys(c.overridden || {}).length ? html`<div class="small">${t('conflict_kept', {
+            value: Object.entries(c.overridden).map(([k, v]) => `${t(`field_${k}`)}：${typeof v === 'string' ? v : JSON.stringify(v)}`).join('；') })}</div>` : nothing}</li>`)}</ul></section>` : nothing}
       ${log?.length ? html`<section class="card"><h3>${t('history')}</h3><ul class="list small">${log.map((entry) => html`<li>
         ${formatTime(entry.at)} · ${this.logText(entry)}</li>`)}</ul></section>` : nothing}
       <p class="small muted" data-testid="app-version">${t('version')} ${document.querySelector('meta[name=app-version]')?.content}${APP_LABEL ? ` (${APP_LABEL})` : ''}</p>`;
