@@ -10,6 +10,8 @@ import { isoLocal } from './times.js';
 export const CHUNK_SIZE = 1 << 20;
 // Room kept free besides the file itself: ciphertext overhead, the records, the database's own bookkeeping.
 const SPACE_MARGIN = 8 * CHUNK_SIZE;
+// Chunks per IndexedDB write transaction.
+const WRITE_BATCH = 4;
 
 export class CaptureError extends Error {
   constructor(code, extra = {}) {
@@ -153,16 +155,38 @@ export async function captureFile(store, vault, file, {
   try {
     const hasher = await createSHA256();
     hasher.init();
-    let read = 0;
-    for (let index = 0; index < chunkCount; index++) {
+    // A pipeline, so a 1 GB video is not hashing, encrypting and writing by turns: the next chunk is read while
+    // this one is hashed, chunks are encrypted (off the main thread in browsers) while the previous batch is
+    // written, and a few chunks go in one IndexedDB transaction. At most two batches are in memory.
+    const readChunk = (index) => {
       const start = index * CHUNK_SIZE;
-      const bytes = new Uint8Array(await file.slice(start, Math.min(size, start + CHUNK_SIZE)).arrayBuffer());
+      return file.slice(start, Math.min(size, start + CHUNK_SIZE)).arrayBuffer()
+        .then((buffer) => ({ bytes: new Uint8Array(buffer) }), (error) => ({ error }));
+    };
+    let read = 0;
+    let writeError = null;
+    let writing = Promise.resolve();
+    let batch = [];
+    let next = readChunk(0);
+    for (let index = 0; index < chunkCount; index++) {
+      const got = await next;
+      if (got.error) throw got.error;
+      if (index + 1 < chunkCount) next = readChunk(index + 1);
+      const { bytes } = got;
       hasher.update(bytes);
       read += bytes.length;
-      const { iv, data } = await vault.encryptBytes(bytes, chunkAad(mediaId, index));
-      await db.table('chunks').put({ mediaId, index, iv, data });
+      batch.push(vault.encryptBytes(bytes, chunkAad(mediaId, index)).then(({ iv, data }) => ({ mediaId, index, iv, data })));
+      if (batch.length === WRITE_BATCH || index + 1 === chunkCount) {
+        const rows = await Promise.all(batch);
+        batch = [];
+        await writing;
+        if (writeError) throw writeError;
+        writing = db.table('chunks').bulkPut(rows).catch((error) => { writeError = error; });
+      }
       if (onProgress) onProgress(read, size);
     }
+    await writing;
+    if (writeError) throw writeError;
     if (read !== size) throw new Error(`read ${read} bytes of ${size}`); // the file changed while it was read
     sha256 = hasher.digest('hex');
     await db.table('media').update(mediaId, { state: 'waiting', sha256, updatedAt: isoLocal(at) });
