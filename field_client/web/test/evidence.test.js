@@ -163,3 +163,16 @@ test('storage estimate without a browser says it cannot tell', async () => {
   const estimate = await storageEstimate();
   if (!globalThis.navigator?.storage) assert.deepEqual(estimate, { usage: null, quota: null, free: null, persisted: null });
 });
+
+test('a media record the server refuses marks its file failed with the reason; the file stays', async () => {
+  const { db, vault, store } = await setup();
+  const media = await captureFile(store, vault, new File([photoBytes(2000)], 'x.jpg', { type: 'image/jpeg' }),
+    { kind: 'photo', inspectionId: INSPECTION, estimate: plenty });
+  const [m] = await store.pending();
+  await store.applyPushResults([{ id: m.id, status: 'rejected', code: 'record-full', reason: 'Record full' }]);
+  const row = await db.table('media').get(media.id);
+  assert.equal(row.state, 'failed');
+  assert.equal(row.error.code, 'record-full');
+  assert.match(row.error.reason, /上限/);
+  assert.equal(await db.table('chunks').where('mediaId').equals(media.id).count(), 1);
+});

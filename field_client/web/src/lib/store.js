@@ -395,6 +395,7 @@ export class FieldStore {
             errorReason: reason, updatedAt: now });
           await this._writeMutation(m);
           summary.rejected.push(FieldStore.refused(m));
+          await this._mediaRefused(m);
         } else {
           Object.assign(m, { errorCode: 'unknown-result', errorReason: `服务器返回了未知的结果：${JSON.stringify(status)}`,
             updatedAt: now });
@@ -442,11 +443,21 @@ export class FieldStore {
       code: m.errorCode || 'rejected', reason: m.errorReason || '', at: m.updatedAt };
   }
 
+  /** A media record the server refused: its file will not go up, and the upload list says why (the file stays). */
+  async _mediaRefused(m) {
+    if (m.entity !== 'media' || m.op !== 'upsert') return;
+    const row = await this.db.table('media').get(m.entity_id);
+    if (row && row.state !== 'done' && !row.acked) {
+      await this.db.table('media').update(m.entity_id, { state: 'failed', error: { code: m.errorCode, reason: m.errorReason },
+        updatedAt: this._iso() });
+    }
+  }
+
   /** Keep a mutation the server cannot take as refused: shown to the inspector, never sent again by itself. */
   async setAside(mutationId, code, reason) {
     const { db } = this;
     let item = null;
-    await db.transaction('rw', db.table('entities'), db.table('outbox'), async () => {
+    await db.transaction('rw', db.table('entities'), db.table('outbox'), db.table('media'), async () => {
       const row = await db.table('outbox').get({ id: mutationId });
       if (!row || !this._mine(row)) return;
       const m = await this._decryptMutation(row);
@@ -454,6 +465,7 @@ export class FieldStore {
         errorReason: reason, updatedAt: this._iso() });
       await this._writeMutation(m);
       item = FieldStore.refused(m);
+      await this._mediaRefused(m);
       const found = await this._readEntity(m.entity, m.entity_id);
       if (found) {
         await this._refreshView(found.rec);

@@ -105,7 +105,11 @@ export class SyncEngine {
   /** Push, then pull. One run at a time: a call while one runs gets the same promise. */
   syncOnce() {
     if (this._running) return this._running;
-    this._running = this._sync().finally(() => {
+    // One sync at a time across the app's tabs too (Web Locks): two tabs pushing the same outbox would only earn
+    // duplicates, but pulling into one database at once could interleave pages.
+    const locks = globalThis.navigator?.locks;
+    const run = locks?.request ? () => locks.request('inspect-once-sync', () => this._sync()) : () => this._sync();
+    this._running = run().finally(() => {
       this._running = null;
     });
     return this._running;

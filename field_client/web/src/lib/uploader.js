@@ -125,9 +125,13 @@ export class Uploader {
     return out;
   }
 
-  /** Failed files back to waiting (the inspector asked to try again). */
+  /**
+   * Failed files back to waiting (the inspector asked to try again). Only those whose record the server holds: a
+   * file whose record was refused cannot go up, however often it is tried.
+   */
   async retryFailed() {
-    const rows = (await this.db.table('media').where('state').equals('failed').toArray()).filter((r) => this._mine(r));
+    const rows = (await this.db.table('media').where('state').equals('failed').toArray())
+      .filter((r) => this._mine(r) && r.acked);
     for (const row of rows) await this._update(row.id, { state: 'waiting', error: null });
     return rows.length;
   }
@@ -165,7 +169,13 @@ export class Uploader {
 
   uploadOne(mediaId, onProgress) {
     if (this._running.has(mediaId)) return this._running.get(mediaId);
-    const run = this._upload(mediaId, onProgress).finally(() => this._running.delete(mediaId));
+    // Another tab uploading the same file holds its lock: leave it to that tab rather than fight over the offset.
+    const locks = globalThis.navigator?.locks;
+    const upload = locks?.request
+      ? () => locks.request(`inspect-once-upload:${mediaId}`, { ifAvailable: true },
+        (lock) => (lock ? this._upload(mediaId, onProgress) : this.db.table('media').get(mediaId)))
+      : () => this._upload(mediaId, onProgress);
+    const run = upload().finally(() => this._running.delete(mediaId));
     this._running.set(mediaId, run);
     return run;
   }
