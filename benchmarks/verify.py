@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,31 +37,35 @@ CERTIFICATE = "ZF43048120210001"
 # Each probe runs as `python -c CODE PATH` and prints one JSON object.
 BARE_PYAV = """
 import json, resource, sys, time, av
-start = time.perf_counter()
+def cpu(): u = resource.getrusage(resource.RUSAGE_SELF); return u.ru_utime + u.ru_stime
+begun = cpu(); start = time.perf_counter()
 with av.open(sys.argv[1]) as c:
     v = c.streams.video[0]; v.thread_type = "AUTO"
     frames = sum(1 for p in c.demux(v) for _ in p.decode())
-print(json.dumps({"seconds": time.perf_counter() - start, "frames": frames,
+print(json.dumps({"seconds": time.perf_counter() - start, "frames": frames, "cpu": cpu() - begun,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 BARE_CV2 = """
 import json, resource, sys, time, cv2
-start = time.perf_counter()
+def cpu(): u = resource.getrusage(resource.RUSAGE_SELF); return u.ru_utime + u.ru_stime
+begun = cpu(); start = time.perf_counter()
 cap = cv2.VideoCapture(sys.argv[1]); frames = 0
 while cap.grab(): frames += 1
-print(json.dumps({"seconds": time.perf_counter() - start, "frames": frames,
+print(json.dumps({"seconds": time.perf_counter() - start, "frames": frames, "cpu": cpu() - begun,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 VERIFY = """
 import json, resource, sys, time
 from media import verify_file
-start = time.perf_counter()
+def cpu(): u = resource.getrusage(resource.RUSAGE_SELF); return u.ru_utime + u.ru_stime
+begun = cpu(); start = time.perf_counter()
 report = verify_file(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start, "status": report.status.value,
                   "timings": report.timings, "reasons": [r.code for r in report.reasons],
                   "certificates": [d.to_dict() for d in report.detections],
                   "frames": report.measurements.get("decoded_frames"),
                   "badge_samples": report.measurements.get("certificate_frames_examined"),
+                  "cpu": cpu() - begun,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -141,6 +146,7 @@ def measure(code: str, path: Path, repeat: int) -> dict:
         runs.append(json.loads(done.stdout))
     runs.sort(key=lambda run: run["seconds"])
     median = dict(runs[len(runs) // 2])
+    median["cpu"] = statistics.median(run["cpu"] for run in runs)
     median["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
     return median
 
@@ -206,6 +212,11 @@ def main() -> None:
             f"{seconds / verified['seconds']:>8.1f}× | "
             f"{pyav['peak_rss_mb']:>7.0f} / {verified['peak_rss_mb']:>6.0f}"
         )
+    print("\nCPU seconds of the measured part (user + system, all threads; on a shared machine steadier than "
+          "the wall clock):")
+    for minutes, _clip, pyav, _cv2, verified in rows:
+        print(f"{minutes:>5g}mn  bare PyAV {pyav['cpu']:6.2f}   verify {verified['cpu']:6.2f}   "
+              f"ratio {verified['cpu'] / pyav['cpu']:.2f}")
     last = rows[-1][4]
     print(f"\nlong clip: status {last['status']} {last['reasons']}, "
           f"{last['badge_samples']} frames searched for QR codes, detections: "
@@ -216,6 +227,8 @@ def main() -> None:
         {"minutes": minutes, "frames": verified["frames"], "pyav_s": round(pyav["seconds"], 3),
          "cv2_s": round(cv2_["seconds"], 3), "verify_s": round(verified["seconds"], 3),
          "verify_over_pyav": round(verified["seconds"] / pyav["seconds"], 3),
+         "cpu_pyav_s": round(pyav["cpu"], 2), "cpu_verify_s": round(verified["cpu"], 2),
+         "cpu_verify_over_pyav": round(verified["cpu"] / pyav["cpu"], 3),
          "realtime": round(minutes * 60 / verified["seconds"], 2), "status": verified["status"],
          "certificates": [c["text"] for c in verified["certificates"] if c.get("kind") == "certificate"],
          "rss_mb": round(verified["peak_rss_mb"], 1), "bare_rss_mb": round(pyav["peak_rss_mb"], 1)}
