@@ -99,3 +99,20 @@ test('ciphertext holds no plaintext, and bytes are bound to their place', async 
   const again = await vault.encryptJSON({ secret }, 'entities:finding:1');
   assert.notDeepEqual([...again.iv], [...rec.iv]);
 });
+
+test('a password changed on the server: a new vault only when nothing of the user waits to go up', async () => {
+  const { resetVault } = await import('../src/lib/vault.js');
+  const db = await freshDb();
+  await freshVault(db, 'li', 'old');
+  await db.table('outbox').add({ id: 'm1', kind: 'finding', entityId: 'f', status: 'pending', owner: 'li', enc: {} });
+  await db.table('entities').put({ kind: 'task', id: 't', owner: 'li', enc: {} });
+  await db.table('entities').put({ kind: 'task', id: 'other', owner: 'wang', enc: {} });
+  await assert.rejects(resetVault(db, { username: 'li', password: 'new', iterations: FAST }),
+    (e) => e.code === 'has-pending' && e.pending === 1 && /原密码/.test(e.message));
+  await db.table('outbox').where('id').equals('m1').modify({ status: 'done' });
+  const vault = await resetVault(db, { username: 'li', password: 'new', userInfo: { id: 'u' }, iterations: FAST });
+  assert.equal(vault.locked, false);
+  assert.deepEqual((await db.table('entities').toArray()).map((r) => r.id), ['other']);
+  assert.equal(await db.table('outbox').count(), 0);
+  await unlockVault(db, { username: 'li', password: 'new' });
+});

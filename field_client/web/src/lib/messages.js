@@ -109,6 +109,7 @@ export const RESULT_TEXTS = {
   'wrong-password': { zh: '密码错误', en: 'Wrong password' },
   locked: { zh: '密码错误次数过多，本机数据已锁定，请联网登录后解锁', en: 'Too many wrong passwords; local data is locked until an online log-in' },
   'no-vault': { zh: '本机没有该用户的数据，请先联网登录一次', en: 'No local data for this user; log in online once first' },
+  'has-pending': { zh: '本机还有该用户未同步的记录或证据，需要用原密码解锁后先同步', en: 'This user still has unsynced records or files here; unlock with the old password and sync first' },
   'vault-locked': { zh: '本机数据已锁定，请重新输入密码解锁', en: 'Local data is locked; enter the password again' },
 };
 

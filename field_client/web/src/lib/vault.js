@@ -134,6 +134,26 @@ export async function unlockVault(db, { username, password, verifiedOnline = fal
   return vault;
 }
 
+/**
+ * A new vault for a user whose password changed on the server (the old one, which wraps the key here, is not
+ * known): allowed only when nothing of the user waits to go up — their unsynced records and files would become
+ * unreadable. Their cached rows are removed (the next pull brings them back), then a fresh vault is created.
+ * Throws VaultError('has-pending', {pending, files}) otherwise: the old password must open the vault first.
+ */
+export async function resetVault(db, { username, password, userInfo = null, iterations = DEFAULT_ITERATIONS }) {
+  const mine = (row) => row.owner === username;
+  const pending = await db.table('outbox').where('status').equals('pending').filter(mine).count();
+  const files = await db.table('media').filter((row) => mine(row) && row.state !== 'done').count();
+  if (pending || files) throw new VaultError('has-pending', { pending, files });
+  await db.transaction('rw', ['entities', 'outbox', 'conflicts', 'log', 'media', 'chunks'].map((t) => db.table(t)), async () => {
+    for (const table of ['entities', 'outbox', 'conflicts', 'log']) await db.table(table).filter(mine).delete();
+    const media = await db.table('media').filter(mine).primaryKeys();
+    for (const id of media) await db.table('chunks').where('mediaId').equals(id).delete();
+    await db.table('media').bulkDelete(media);
+  });
+  return createVault(db, { username, password, userInfo, iterations });
+}
+
 /** Wrap the same data key under a new password (after an online log-in with it); resets the counter. */
 export async function rewrapVault(db, vault, { password, iterations } = {}) {
   const key = vault._need();
