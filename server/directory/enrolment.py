@@ -119,13 +119,13 @@ def issue_code(principal: Principal, department_id: uuid.UUID, device_id: str | 
         raise _field("label", "设备名称须为1-100个字符")
     if label is not None and has_unstorable_text(label):  # the review page's form is no StrictSchema
         raise _field("label", UNSTORABLE_MESSAGE)
-    now = utcnow()
-    created = False
-    device = db.session.get(Device, device_id) if device_id else None
-    if device_id and not _DEVICE_ID.match(device_id):
+    if device_id and not _DEVICE_ID.match(device_id):  # before any look-up: the form's text may be anything
         raise _field("device_id", "设备编号须为1-64位字母、数字或连字符")
     if device_id and device_id.casefold() in RESERVED_DEVICE_IDS:
         raise _field("device_id", f"设备编号 {device_id} 为系统保留，请换一个")
+    now = utcnow()
+    created = False
+    device = db.session.get(Device, device_id) if device_id else None
     if device is None:
         device = Device(id=device_id or _new_tablet_id(department), kind=DeviceKind.TABLET,
                         department_id=department.id, label=label,
@@ -203,6 +203,8 @@ def retire(principal: Principal, device_id: str) -> Device:
 
     Retiring a retired device changes nothing.
     """
+    if not _DEVICE_ID.match(device_id):  # no device has such an id (and the database need not see it)
+        raise Problem(404, "not-found", "设备不存在")
     device = load_authorized(principal, Device, device_id, Permission.MANAGE_DEVICES, not_found="设备不存在",
                              visible=Permission.READ_DEVICES)
     if device.retired_at is None:

@@ -187,6 +187,7 @@ def test_who_may_retire_a_tablet(client, world: World, auth) -> None:
     assert_problem(client.post(url, headers=auth.headers("m-insp")), 403)
     assert_problem(client.post(url), 401)
     assert_problem(client.post("/api/v1/devices/NO-SUCH/retire", headers=auth.headers("admin")), 404)
+    assert_problem(client.post("/api/v1/devices/TAB%00/retire", headers=auth.headers("admin")), 404)
     db.session.expire_all()
     assert db.session.get(Device, "SCJG-TAB1").retired_at is None
     assert client.post(url, headers=auth.headers("admin")).status_code == 200

@@ -64,6 +64,8 @@ def test_a_head_cannot_issue_for_another_department_or_a_bodycam(review_as, worl
     assert bad.status_code == 422 and "设备编号" in bad.get_data(as_text=True)
     reserved = post_form(client, "/review/devices/codes", {"device_id": "server"}, "/review/devices")
     assert reserved.status_code == 422 and "系统保留" in reserved.get_data(as_text=True)
+    nul_id = post_form(client, "/review/devices/codes", {"device_id": "TAB\x00"}, "/review/devices")
+    assert nul_id.status_code == 422 and "设备编号" in nul_id.get_data(as_text=True)
     nul = post_form(client, "/review/devices/codes", {"label": "平板\x00"}, "/review/devices")
     assert nul.status_code == 422 and "空字符" in nul.get_data(as_text=True)
     assert db.session.scalar(select(EnrolmentCode)) is None
