@@ -138,6 +138,8 @@ def test_an_inspection_captured_offline_reaches_the_server(app: Flask, world: Wo
                            ".length === 2")
     assert ours.locator("button[data-result=non_compliant]").get_attribute("aria-pressed") == "true"
     tablet.shot("10-findings")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    tablet.shot("10-findings-screen", full_page=False)  # as the tablet shows it (the README's picture)
 
     page.click("[data-testid=next]")
     tablet.wait_screen("inspect-measures")

@@ -20,12 +20,13 @@ export function installBench() {
   if (!new URLSearchParams(window.location.search).has('bench')) return;
   window.__fieldBench = {
     async sha256(file) {
+      const before = heap();
       const started = performance.now();
-      let peak = heap();
+      let peak = before;
       const hasher = await createSHA256();
       hasher.init();
       await eachChunk(file, (bytes) => { hasher.update(bytes); peak = Math.max(peak ?? 0, heap() ?? 0); });
-      return { hex: hasher.digest('hex'), ms: performance.now() - started, heapBefore: heap(), heapPeak: peak };
+      return { hex: hasher.digest('hex'), ms: performance.now() - started, heapBefore: before, heapPeak: peak };
     },
     async encrypt(file) {
       const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt']);
