@@ -84,6 +84,35 @@ def test_a_tablet_or_an_account_that_may_not_sync_is_told_why(app: Flask, world:
     tablet.shot("04-login-retired-tablet")
 
 
+def test_wrong_offline_passwords_lock_the_tablet_until_an_online_log_in(app: Flask, world: World,
+                                                                        live: Live,  # noqa: F811 - imported fixture
+                                                                        tablets: Any) -> None:
+    tablet = tablets(live.url, "locked")
+    page = tablet.open(path=f"/field/#enrol={enrolment_code(app, 'SCJG', 'SCJG-TAB1')}")
+    tablet.wait_screen("login")
+    log_in(tablet, "m-insp")
+    tablet.wait_screen("tasks")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    tablet.offline(True)
+    page.reload()
+    tablet.wait_screen("unlock")
+    for left in (4, 3, 2, 1):
+        log_in(tablet, "m-insp", "wrong-password")
+        page.wait_for_selector(f"[data-testid=error]:has-text('还可尝试 {left} 次')")
+    log_in(tablet, "m-insp", "wrong-password")
+    page.wait_for_selector("[data-testid=error]:has-text('已锁定')")
+    log_in(tablet, "m-insp")  # even the right password: locked until the server confirms it
+    page.wait_for_selector("[data-testid=error]:has-text('已锁定')")
+    assert tablet.screen() == "unlock"
+    tablet.shot("01-unlock-locked")
+    tablet.offline(False)
+    page.reload()
+    tablet.wait_screen("login")
+    log_in(tablet, "m-insp")
+    tablet.wait_screen("tasks")
+    page.wait_for_selector("[data-testid=task-row]")  # the data kept on the tablet is back
+
+
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     """The server with a small upload limit, which the app learns and applies at capture."""
@@ -103,6 +132,10 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
     large = scene_photo(tmp_path / "IMG_0102.jpg")
     assert small.stat().st_size < LIMIT < large.stat().st_size
 
+    # The inspector's certificate was suspended this morning: the app says so at the certificate photo.
+    result = app.test_cli_runner().invoke(args=["set-certificate-status", "CERT-M-001", "suspended",
+                                                "--reason", "暂停执法资格"])
+    assert result.exit_code == 0, result.output
     tablet = tablets(live.url, "capture")
     page = tablet.open(path=f"/field/#enrol={enrolment_code(app, 'SCJG', 'SCJG-TAB1')}")
     tablet.wait_screen("login")
@@ -111,6 +144,14 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
     page.click("[data-testid=task-row]")
     page.click("[data-testid=start]")
     tablet.wait_screen("inspect-overview")
+    page.goto(f"{live.url}/field/#/inspect/{world.task.id}/certificate")
+    tablet.wait_screen("inspect-certificate")
+    page.set_input_files("[data-testid=certificate-photo] input", str(small))
+    check = page.locator("[data-testid=certificate-check]")
+    check.wait_for()
+    assert check.get_attribute("data-state") == "invalid" and "已暂停" in check.inner_text(), check.inner_text()
+    page.wait_for_selector("[data-testid=capture-note].ok")  # the photo is kept as evidence all the same
+    tablet.shot("05-certificate-suspended")
     page.goto(f"{live.url}/field/#/inspect/{world.task.id}/findings")
     tablet.wait_screen("inspect-findings")
     ours = page.locator("[data-testid=finding][data-check-item=SCJG-01]")
@@ -121,15 +162,15 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
     ours.locator("[data-testid=add-photo] input").set_input_files(str(not_a_photo))
     page.wait_for_selector("[data-testid=capture-note][data-code=not-media]")
     assert "不是照片或视频" in note.inner_text()
-    tablet.shot("05-capture-not-media")
+    tablet.shot("06-capture-not-media")
 
     ours.locator("[data-testid=add-photo] input").set_input_files(str(large))
     page.wait_for_selector("[data-testid=capture-note][data-code=too-large]")
     assert "上限" in note.inner_text() and "195 KB" in note.inner_text()
-    tablet.shot("06-capture-too-large")
+    tablet.shot("07-capture-too-large")
 
     ours.locator("[data-testid=add-photo] input").set_input_files(str(small))
-    page.wait_for_selector("[data-testid=capture-note].ok")
+    page.wait_for_selector("[data-check-item=SCJG-01] [data-testid=capture-note].ok")
     assert ours.locator("[data-testid=media-thumb]").count() == 1
 
     # The tablet's storage is nearly full: the app warns, refuses the next file, and keeps what it has.
@@ -143,8 +184,8 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
     page.wait_for_selector("[data-testid=capture-note][data-code=quota]")
     assert "存储空间不足" in note.inner_text()
     assert ours.locator("[data-testid=media-thumb]").count() == 1
-    tablet.shot("07-capture-quota")
+    tablet.shot("08-capture-quota")
     page.goto(live.url + "/field/#/sync")
     tablet.wait_screen("sync")
     page.wait_for_selector("[data-testid=storage-low]")
-    tablet.shot("08-sync-storage-low")
+    tablet.shot("09-sync-storage-low")

@@ -124,7 +124,8 @@ class FieldApp extends LitElement {
     onUpdateReady((worker) => { this.updateWorker = worker; });
     session.start().then(() => {
       this.started = true;
-      if (this.route.name === 'enrol' && this.route.code && !session.device && navigator.onLine) {
+      // A QR link opens enrolment, also on a tablet enrolled before (re-enrolment replaces its credential).
+      if (this.route.name === 'enrol' && this.route.code && navigator.onLine) {
         this.enrol(this.route.code);
       }
       this.reload();
@@ -355,7 +356,10 @@ class FieldApp extends LitElement {
     const { task, inspection, items } = view;
     const state = statusOf(inspection);
     const departments = departmentsOf(task);
-    const action = { not_started: inspection ? 'join_inspection' : 'start_inspection', open: 'continue_inspection',
+    // A record a teammate's tablet started (and this one has not written to yet) is joined, not started.
+    const joining = state === 'open' && inspection.createdById && inspection.createdById !== session.user?.id
+      && !inspection.unconfirmed;
+    const action = joining ? 'join_inspection' : { not_started: 'start_inspection', open: 'continue_inspection',
       finished: 'continue_inspection', approved: 'continue_inspection', returned: 'reopen_inspection' }[state];
     return html`<div data-testid="task-detail">
       <h2>${task.enterprise?.name}</h2>
@@ -374,7 +378,7 @@ class FieldApp extends LitElement {
         <section class="card" data-testid="team">
           <h3>${t('team')}</h3>
           ${departments.map((id) => html`<div data-testid="team-department" data-department-id=${id}>
-            <strong>${session.departmentName(id) || (departments.length > 1 ? '' : '')}</strong>
+            <strong>${session.departmentName(id) || ''}</strong>
             <ul class="list small">${(task.team || []).filter((m) => m.department_id === id).map((m) => html`
               <li>${m.full_name || m.username}（${m.certificate_number || t('no_certificate')}）</li>`)}</ul></div>`)}
         </section>
