@@ -189,3 +189,36 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
     tablet.wait_screen("sync")
     page.wait_for_selector("[data-testid=storage-low]")
     tablet.shot("09-sync-storage-low")
+
+
+def test_records_the_server_refuses_are_set_aside_with_the_reason_and_kept(app: Flask, world: World,
+                                                                           live: Live,  # noqa: F811 - imported
+                                                                           tablets: Any) -> None:
+    from server.tasks.service import close_task
+
+    task_id = world.task.id
+    tablet = tablets(live.url, "set-aside")
+    page = tablet.open(path=f"/field/#enrol={enrolment_code(app, 'SCJG', 'SCJG-TAB1')}")
+    tablet.wait_screen("login")
+    log_in(tablet, "m-insp")
+    tablet.wait_screen("tasks")
+    page.wait_for_selector("[data-testid=task-row]")
+    tablet.offline(True)
+    page.click("[data-testid=task-row]")
+    page.click("[data-testid=start]")
+    tablet.wait_screen("inspect-overview")
+    page.fill("input[name=place]", "仓库")
+    page.locator("input[name=place]").blur()
+    # Meanwhile the office closes the task: what the tablet captured can no longer be stored.
+    close_task(SYSTEM, task_id)
+    db.session.commit()
+    page.goto(f"{live.url}/field/#/sync")
+    tablet.wait_screen("sync")
+    tablet.offline(False)
+    page.wait_for_selector("[data-testid=refused-item][data-code=task-closed]", timeout=60_000)
+    refused = page.locator("[data-testid=refused]").inner_text()
+    assert "检查任务已关闭" in refused and "task-closed" not in refused, refused
+    page.wait_for_selector("[data-testid=sync-pending][data-count='0']", timeout=30_000)
+    # Set aside, not lost: what it held stays on the tablet and is shown.
+    assert "检查地点：仓库" in page.locator("[data-testid=refused]").inner_text()
+    tablet.shot("01-sync-set-aside")

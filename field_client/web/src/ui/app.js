@@ -734,7 +734,8 @@ class FieldApp extends LitElement {
       </section>
       ${setAside.length ? html`<section class="card bad" data-testid="refused"><h3>${t('refused_list')}</h3>
         <ul class="list">${setAside.map((item) => html`<li data-testid="refused-item" data-code=${item.code}>
-          <strong>${t(`entity_${item.entity}`)}</strong> · ${item.reason}</li>`)}</ul></section>` : nothing}
+          <strong>${t(`entity_${item.entity}`)}</strong> · ${item.reason}
+          ${this.fieldsText(item.fields) ? html`<div class="small muted" data-testid="refused-content">${this.fieldsText(item.fields)}</div>` : nothing}</li>`)}</ul></section>` : nothing}
       ${conflicts.length ? html`<section class="card warn" data-testid="conflicts"><h3>${t('conflict_list')}</h3>
         <ul class="list">${conflicts.map((c) => html`<li data-testid="conflict-item">
           <strong>${t(`entity_${c.entity}`)}</strong> · ${Object.keys(c.fields || {}).map((name) => t(`field_${name}`)).join('、')}
@@ -743,6 +744,15 @@ class FieldApp extends LitElement {
       ${log?.length ? html`<section class="card"><h3>${t('history')}</h3><ul class="list small">${log.map((entry) => html`<li>
         ${formatTime(entry.at)} · ${this.logText(entry)}</li>`)}</ul></section>` : nothing}
       <p class="small muted" data-testid="app-version">${t('version')} ${document.querySelector('meta[name=app-version]')?.content}${APP_LABEL ? ` (${APP_LABEL})` : ''}</p>`;
+  }
+
+  // What a refused change held, in words: kept on the tablet for the inspector (and the office) to see.
+  fieldsText(fields) {
+    const shown = Object.entries(fields || {}).filter(([name, value]) => !name.endsWith('_id') && value !== null
+      && value !== '' && !(Array.isArray(value) && !value.length));
+    return shown.map(([name, value]) => `${t(`field_${name}`)}：${typeof value === 'string' ? value
+      : Array.isArray(value) ? value.map((v) => (typeof v === 'string' ? v : v.description || JSON.stringify(v))).join('、')
+        : JSON.stringify(value)}`).join('；');
   }
 
   logText(entry) {
