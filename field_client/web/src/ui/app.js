@@ -699,10 +699,8 @@ class FieldApp extends LitElement {
     await this.run(() => session.updateInspection(taskId, {
       status: 'finished', ended_at: new Date().toISOString(), ...(conclusion !== undefined ? { conclusion } : {}),
     }));
-    if (!this.error) {
-      this.notice = { kind: 'ok', text: t('finished_note') };
-      if (navigator.onLine) session.sync().catch(() => {});
-    }
+    // The finish card says it is finished (data-testid=finished); a sync starts at once when online.
+    if (!this.error && navigator.onLine) session.sync().catch(() => {});
   }
 
   // ---- sync status ----------------------------------------------------------------------------------------------
