@@ -719,6 +719,7 @@ class FieldApp extends LitElement {
         <p data-testid="sync-conflicts">${t('sync_conflicts', { n: status?.conflicts ?? 0 })}</p>
         <p data-testid="sync-last" data-at=${status?.lastSyncAt || ''}>${status?.lastSyncAt ? t('sync_last', { at: formatTime(status.lastSyncAt) }) : t('sync_never')}</p>
         ${!session.online ? html`<p class="notice warn">${t('sync_offline')}</p>` : nothing}
+        ${session.sessionExpired ? html`<p class="notice warn" data-testid="session-expired">${t('session_expired')}</p>` : nothing}
         ${lastError && !lastError.offline ? html`<p class="notice bad" data-testid="sync-error">${lang() === 'en' && lastError.code ? errorText(lastError) : lastError.message}</p>` : nothing}
         <div class="actions">
           <button class="primary" type="button" data-testid="sync-now" ?disabled=${session.syncing || !session.online}

@@ -154,6 +154,8 @@ const TEXTS = {
   sync_last: ['上次成功同步：{at}', 'Last successful sync: {at}'],
   sync_never: ['尚未成功同步', 'Never synced'],
   sync_offline: ['当前离线，恢复网络后会自动同步。', 'Offline: sync starts by itself when the network is back.'],
+  session_expired: ['登录已失效，同步需要重新在线登录：请点“退出”后联网登录（本机数据不会丢失）。',
+    'The log-in has expired: log off and log in online to sync (nothing on the tablet is lost).'],
   sync_done: ['同步完成', 'Synced'],
   refused_list: ['被拒收的记录（不会自动重发）', 'Refused changes (not resent by themselves)'],
   conflict_list: ['冲突（服务器保留了时间较新的修改）', 'Conflicts (the server kept the newer edit)'],
