@@ -222,3 +222,50 @@ def test_records_the_server_refuses_are_set_aside_with_the_reason_and_kept(app: 
     # Set aside, not lost: what it held stays on the tablet and is shown.
     assert "检查地点：仓库" in page.locator("[data-testid=refused]").inner_text()
     tablet.shot("01-sync-set-aside")
+
+
+def test_a_password_changed_on_the_server_carries_the_waiting_records_over(app: Flask, world: World,
+                                                                           live: Live,  # noqa: F811 - imported
+                                                                           tablets: Any) -> None:
+    from server.auth import passwords
+    from server.directory.models import User
+
+    tablet = tablets(live.url, "new-password")
+    page = tablet.open(path=f"/field/#enrol={enrolment_code(app, 'SCJG', 'SCJG-TAB1')}")
+    tablet.wait_screen("login")
+    log_in(tablet, "m-insp")
+    tablet.wait_screen("tasks")
+    page.wait_for_selector("[data-testid=task-row]")
+    tablet.offline(True)
+    page.click("[data-testid=task-row]")
+    page.click("[data-testid=start]")
+    tablet.wait_screen("inspect-overview")
+    page.fill("input[name=place]", "二号仓库")
+    page.locator("input[name=place]").blur()
+    page.click("[data-testid=logoff]")
+    tablet.wait_screen("unlock")
+
+    # The administrator sets a new password; the tablet's records are still under the old one.
+    user = db.session.get(User, world.people["m-insp"].id)
+    user.password_hash = passwords.hash_password("a-new-password-2026")
+    db.session.commit()
+    tablet.offline(False)
+    page.reload()
+    tablet.wait_screen("login")
+    log_in(tablet, "m-insp", "a-new-password-2026")
+    page.wait_for_selector("[data-testid=old-password-hint]")
+    assert "未同步" in error_text(tablet)
+    tablet.shot("01-login-old-password-asked")
+    page.fill("input[name=old_password]", PASSWORD)
+    page.click("[data-testid=login-form] button[type=submit]")
+    tablet.wait_screen("tasks")
+    page.goto(f"{live.url}/field/#/inspect/{world.task.id}/overview")
+    tablet.wait_screen("inspect-overview")
+    assert page.locator("input[name=place]").input_value() == "二号仓库"
+    # From now on the new password unlocks the tablet offline.
+    page.click("[data-testid=logoff]")
+    tablet.offline(True)
+    page.reload()
+    tablet.wait_screen("unlock")
+    log_in(tablet, "m-insp", "a-new-password-2026")
+    tablet.wait_screen("tasks")

@@ -85,6 +85,7 @@ class FieldApp extends LitElement {
     updateWorker: { state: true },
     captures: { state: true },
     certChecks: { state: true },
+    needOldPassword: { state: true },
   };
 
   // Light DOM (one stylesheet, plain selectors); the "opening…" text of index.html goes on the first render.
@@ -269,6 +270,9 @@ class FieldApp extends LitElement {
             .value=${session.lastUsername()}></label>
         <label class="field"><span class="label">${t('password')}</span>
           <input name="password" type="password" autocomplete="current-password" required></label>
+        ${this.needOldPassword && !offline ? html`<p class="notice warn" data-testid="old-password-hint">${t('old_password_hint')}</p>
+          <label class="field"><span class="label">${t('old_password')}</span>
+            <input name="old_password" type="password" autocomplete="off" required></label>` : nothing}
         <button class="primary block" type="submit" ?disabled=${this.busy}>${offline ? t('unlock_submit') : t('login_submit')}</button>
         ${this.busy ? html`<p class="muted small">${offline ? t('unlocking') : t('logging_in')}</p>` : nothing}
       </form></div>`;
@@ -282,9 +286,12 @@ class FieldApp extends LitElement {
     await this.run(async () => {
       if (navigator.onLine) {
         try {
-          await session.login(username, password);
+          await session.login(username, password, String(form.get('old_password') || '') || null);
+          this.needOldPassword = false;
           return;
         } catch (error) {
+          // Records wait under the old password: it is needed once to carry them over to the new one.
+          if (error.code === 'has-pending') this.needOldPassword = true;
           // The network went away between the check and the request: unlock offline instead.
           if (!(error.offline && await session.hasLocalAccount(username))) throw error;
         }

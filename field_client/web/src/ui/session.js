@@ -9,7 +9,8 @@ import { FieldStore } from '../lib/store.js';
 import { SyncEngine, autoSync } from '../lib/sync.js';
 import { Uploader } from '../lib/uploader.js';
 import {
-  VaultError, createVault, hasVault, lockVault, memoryTokens, setVaultUserInfo, unlockVault, vaultFailures, vaultTokens,
+  VaultError, createVault, hasVault, lockVault, memoryTokens, resetVault, rewrapVault, setVaultUserInfo, unlockVault,
+  vaultFailures, vaultTokens,
 } from '../lib/vault.js';
 
 const LAST_USER = 'inspect-once-last-user'; // a user name only: it fills the log-in form
@@ -91,15 +92,24 @@ class Session extends EventTarget {
   }
 
   /** Online log-in bound to this tablet; opens (or creates) the user's vault with the same password. */
-  async login(username, password) {
+  async login(username, password, oldPassword = null) {
     const probe = new Api(this.baseUrl, { tokens: memoryTokens() });
     const { user, tokens } = await probe.login({
       username, password, deviceId: this.device.device_id, deviceSecret: this.device.device_secret,
     });
     let vault;
     if (await hasVault(this.db, username)) {
-      // The server has just accepted this password: a lock from wrong offline tries is lifted.
-      vault = await unlockVault(this.db, { username, password, verifiedOnline: true });
+      try {
+        // The server has just accepted this password: a lock from wrong offline tries is lifted.
+        vault = await unlockVault(this.db, { username, password, verifiedOnline: true });
+      } catch (error) {
+        if (!(error instanceof VaultError) || !['wrong-password', 'locked'].includes(error.code)) throw error;
+        // The password was changed on the server since this tablet's vault was made with the old one.
+        vault = oldPassword
+          ? await rewrapVault(this.db, await unlockVault(this.db, { username, password: oldPassword, verifiedOnline: true }),
+            { password })
+          : await resetVault(this.db, { username, password, userInfo: { username, ...user } }); // refused while records wait
+      }
     } else {
       vault = await createVault(this.db, { username, password, userInfo: { username, ...user } });
     }
