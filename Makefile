@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 # The tablet app (field_client/web): npm packages from the committed lockfile, bundled by esbuild into dist/,
 # which the server serves at /field/. Nothing is fetched from a CDN at run time.
 WEB := field_client/web
-WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(WEB)/build.mjs
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(WEB)/build.mjs $(WEB)/index.html
 
 $(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
