@@ -209,3 +209,16 @@ test('two inspectors on one tablet: each sees only their own records, never decr
   assert.equal(back.unconfirmed, true);
   assert.equal((await li.pending()).length, 1);
 });
+
+test('a change after a refused creation carries the refused fields, the new values on top', async () => {
+  const { store } = await setup();
+  const created = await store.put('inspection', INSPECTION, { task_id: TASK, status: 'open', place: '前厅' });
+  await store.applyPushResults([{ id: created.id, status: 'rejected', code: 'invalid-fields', reason: '检查地点有误' }]);
+  const change = await store.put('inspection', INSPECTION, { place: '仓库' });
+  assert.deepEqual(change.fields, { task_id: TASK, status: 'open', place: '仓库' },
+    'a bare delta could only be refused again for the task it lacks');
+  const [aside] = await store.setAsideList();
+  assert.equal(aside.id, created.id, 'the refusal stays on show');
+  const later = await store.put('inspection', INSPECTION, { note: '复查' });
+  assert.deepEqual(later.fields, { note: '复查' }, 'once a pending change carries the record, deltas are deltas');
+});

@@ -194,12 +194,19 @@ export class FieldStore {
   async put(kind, id, fields, { op = 'upsert', taskId, inspectionId } = {}) {
     if (!SYNCED_KINDS.includes(kind)) throw new TypeError(`not a kind the tablet writes: ${kind}`);
     if (op !== 'upsert' && op !== 'delete') throw new TypeError(`bad op: ${op}`);
-    const values = { ...(fields || {}) };
+    let values = { ...(fields || {}) };
     const { db } = this;
     return db.transaction('rw', db.table('entities'), db.table('outbox'), db.table('meta'), async () => {
       const found = await this._readEntity(kind, id);
       let rec = found?.rec;
       const creating = !rec || rec.view?.fields == null;
+      if (creating && rec && op === 'upsert') {
+        // The mutations that created this entity were refused (set aside): a later change alone is a delta the
+        // server can only refuse for missing required fields, so it carries the refused fields too and the server
+        // judges the whole record (a correction makes it acceptable; a lasting refusal is named for what it is).
+        const refused = (await this._entityMutations(id)).filter((m) => m.status === 'rejected' && m.op === 'upsert');
+        values = Object.assign({}, ...refused.map((m) => m.fields), values);
+      }
       let task = taskId ?? (kind === 'inspection' ? values.task_id : undefined);
       const parent = kind === 'inspection' ? null : (inspectionId ?? values.inspection_id ?? rec?.inspectionId ?? null);
       if (task == null && parent) {
