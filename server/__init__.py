@@ -44,6 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         verification,
     )
     from server.api import api, document_security
+    from server.archive import models as _archive_models  # noqa: F401 - tables for migrations
     from server.audit.routes import blp as audit_blp
     from server.auth import passwords
     from server.auth import service as auth_service
