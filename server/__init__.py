@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         audit,
         changefeed,  # noqa: F401 - registers the change-sequence hook
         cli,
+        decisions,
         directory,
         errors,
         events,
@@ -49,6 +50,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.auth import passwords
     from server.auth import service as auth_service
     from server.auth.routes import blp as auth_blp
+    from server.decisions import models as _decision_models  # noqa: F401 - tables for migrations
     from server.directory.routes import blueprints as directory_blueprints
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
@@ -90,6 +92,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     planning.init_app(app)
     review.init_app(app)
     audit.init_app(app)
+    decisions.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app
