@@ -94,7 +94,8 @@ class BackgroundHash:
 
     def __init__(self, state: Any, *, max_pending: int = 4) -> None:
         self._state = state
-        self._pending: queue.Queue[Callable[[Any], None] | bytes | bytearray | None] = queue.Queue(maxsize=max_pending)
+        self._pending: queue.Queue[tuple[bytes | bytearray, Callable[[Any], None] | None]
+                                   | Callable[[Any], None] | None] = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
         self._closed = False
         self._done = threading.Event()
@@ -107,10 +108,17 @@ class BackgroundHash:
                 if item is None:
                     return
                 if self._error is not None:
+                    if isinstance(item, tuple) and item[1] is not None:
+                        item[1](item[0])
                     continue
                 try:
-                    if isinstance(item, (bytes, bytearray)):
-                        self._state.update(item)
+                    if isinstance(item, tuple):
+                        block, release = item
+                        try:
+                            self._state.update(block)
+                        finally:
+                            if release is not None:
+                                release(block)
                     else:
                         item(self._state)
                 except BaseException as exc:  # noqa: BLE001 - handed to the request thread, which decides
@@ -122,10 +130,11 @@ class BackgroundHash:
         if self._error is not None:
             raise self._error
 
-    def update(self, block: bytes | bytearray) -> None:
-        """Hash ``block`` after everything handed over before it (which the caller no longer changes)."""
+    def update(self, block: bytes | bytearray, release: Callable[[Any], None] | None = None) -> None:
+        """Hash ``block`` after everything handed over before it; the caller no longer uses it, and
+        ``release(block)`` is called once it is hashed (or skipped after a failure)."""
         self._raise_if_failed()
-        self._pending.put(block)
+        self._pending.put((block, release))
 
     def then(self, action: Callable[[Any], None]) -> None:
         """Call ``action(state)`` on the hashing thread once everything before it is hashed

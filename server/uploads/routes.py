@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -50,11 +51,34 @@ FIRST_READ = 64 * 1024
 LARGEST_READ = 1024 * 1024
 
 
+# Blocks that bodies are received into, kept by the process for the next ones: a fresh 1 MiB
+# bytearray is memory the kernel has to zero and map page by page as it is filled, which the
+# profile of a PATCH showed costing a seventh of its time. Bounded, so memory stays flat.
+_POOLED_BLOCKS = 8
+_free_blocks: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+
+
+def _take_block() -> bytearray:
+    try:
+        return _free_blocks.get_nowait()
+    except queue.Empty:
+        return bytearray(BLOCK_SIZE)
+
+
+def _give_block(block: bytes | bytearray) -> None:
+    if type(block) is bytearray and len(block) == BLOCK_SIZE and _free_blocks.qsize() < _POOLED_BLOCKS:
+        _free_blocks.put(block)
+
+
 class RequestBody:
     """The request body as blocks of at most ``BLOCK_SIZE`` bytes, straight from the WSGI stream."""
 
     def __init__(self) -> None:
         self.content_length: int | None = request.content_length
+
+    def release(self, block: bytes | bytearray) -> None:
+        """A block handed out is no longer used (hashed, written): it may be filled again."""
+        _give_block(block)
 
     def blocks(self, limit: int) -> Iterator[bytes | bytearray]:
         # The app-wide MAX_CONTENT_LENGTH is meant for JSON; an upload's body
@@ -204,7 +228,7 @@ class _GunicornBody:
             raise BodyTooLarge()
         received = 0
         while received < length:
-            block = bytearray(min(BLOCK_SIZE, length - received))
+            block = _take_block() if length - received >= BLOCK_SIZE else bytearray(length - received)
             view = memoryview(block)
             filled = 0
             try:

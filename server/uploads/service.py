@@ -113,6 +113,10 @@ class Body(Protocol):
         """The body in blocks; raises BodyTooLarge past ``limit`` bytes, BodyTruncated when cut short."""
         ...
 
+    def release(self, block: bytes | bytearray) -> None:
+        """``block`` (one of those handed out) is no longer used: the body may fill it again."""
+        ...
+
 
 @dataclass(frozen=True)
 class UploadView:
@@ -498,11 +502,13 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
     try:
         for block in body.blocks(remaining):
             writer.write(block)
-            hasher.update(block)
             if this_patch is not None:
                 this_patch.update(block)
+            size = len(block)
+            # Last: once hashed, the block may go back to the body's pool and be filled again.
+            hasher.update(block, body.release)
             if checkpoints:
-                pending += len(block)
+                pending += size
                 if pending >= ctx.checkpoint_bytes or time.monotonic() - since >= ctx.checkpoint_seconds:
                     hasher.then(_keep(ctx, up, writer.commit()))
                     pending, since = 0, time.monotonic()
