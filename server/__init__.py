@@ -39,6 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         field,
         health,
         planning,
+        publication,
         review,
         tasks,
         uploads,
@@ -56,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.jobs.queue import build_queue
     from server.joint.routes import blp as joint_blp
     from server.planning.routes import blueprints as planning_blueprints
+    from server.publication import models as _publication_models  # noqa: F401 - tables for migrations
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
     from server.uploads.routes import blp as uploads_blp
@@ -93,6 +95,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     review.init_app(app)
     audit.init_app(app)
     decisions.init_app(app)
+    publication.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app
