@@ -47,7 +47,12 @@ class Permission(str, enum.Enum):
     READ_AUDIT = "audit:read"                  # the audit log (own department's entries; admin all)
     USE_REVIEW = "review:use"                # the supervisors' web app under /review/
     DECIDE_REVIEW = "review:decide"          # approve an inspection record or return it
-    LEGAL_SIGNOFF = "review:legal_signoff"   # 法制审核 of records that need it
+    LEGAL_SIGNOFF = "review:legal_signoff"   # 法制审核 of records that need it, and of major decisions
+    READ_DECISIONS = "decisions:read"          # enforcement decisions of tasks one takes part in
+    RECORD_DECISIONS = "decisions:record"      # record, edit, make and serve one's department's decisions
+    MANAGE_DECISION_RULES = "decision_rules:manage"  # what makes a department's decisions major (§4)
+    READ_COMMITMENTS = "commitments:read"      # notification-commitments (告知承诺) and their checks
+    MANAGE_COMMITMENTS = "commitments:manage"
 
 
 ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
@@ -83,6 +88,11 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.USE_REVIEW: OFFICE,
     Permission.DECIDE_REVIEW: frozenset({"supervisor", "head", "admin"}),
     Permission.LEGAL_SIGNOFF: frozenset({"legal_reviewer", "admin"}),
+    Permission.READ_DECISIONS: ALL_USER_ROLES,
+    Permission.RECORD_DECISIONS: frozenset({"supervisor", "head", "admin"}),
+    Permission.MANAGE_DECISION_RULES: frozenset({"head", "admin"}),
+    Permission.READ_COMMITMENTS: OFFICE,
+    Permission.MANAGE_COMMITMENTS: frozenset({"supervisor", "head", "admin"}),
 }
 
 # Permissions whose objects belong to a department: a non-admin only reaches
@@ -93,6 +103,8 @@ DEPARTMENT_SCOPED = frozenset({
     Permission.UPLOAD_MEDIA, Permission.READ_MEDIA, Permission.SYNC,
     # Plans are read across departments (to merge them); each is written and overridden by its own.
     Permission.MANAGE_PLANS, Permission.REQUEST_FREQUENCY_OVERRIDE, Permission.APPROVE_FREQUENCY_OVERRIDE,
+    # A department's commitments and its own rule for major decisions.
+    Permission.READ_COMMITMENTS, Permission.MANAGE_COMMITMENTS, Permission.MANAGE_DECISION_RULES,
 })
 
 # Device tokens are accepted only where a device has business: uploading its
