@@ -53,6 +53,7 @@ class Permission(str, enum.Enum):
     MANAGE_DECISION_RULES = "decision_rules:manage"  # what makes a department's decisions major (§4)
     READ_COMMITMENTS = "commitments:read"      # notification-commitments (告知承诺) and their checks
     MANAGE_COMMITMENTS = "commitments:manage"
+    PUBLISH_RESULTS = "publication:publish"    # publish, correct and withdraw a department's decision results
 
 
 ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
@@ -88,6 +89,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.USE_REVIEW: OFFICE,
     Permission.DECIDE_REVIEW: frozenset({"supervisor", "head", "admin"}),
     Permission.LEGAL_SIGNOFF: frozenset({"legal_reviewer", "admin"}),
+    Permission.PUBLISH_RESULTS: frozenset({"supervisor", "head", "admin"}),
     Permission.READ_DECISIONS: ALL_USER_ROLES,
     Permission.RECORD_DECISIONS: frozenset({"supervisor", "head", "admin"}),
     Permission.MANAGE_DECISION_RULES: frozenset({"head", "admin"}),
@@ -105,6 +107,7 @@ DEPARTMENT_SCOPED = frozenset({
     Permission.MANAGE_PLANS, Permission.REQUEST_FREQUENCY_OVERRIDE, Permission.APPROVE_FREQUENCY_OVERRIDE,
     # A department's commitments and its own rule for major decisions.
     Permission.READ_COMMITMENTS, Permission.MANAGE_COMMITMENTS, Permission.MANAGE_DECISION_RULES,
+    Permission.PUBLISH_RESULTS,  # a department publishes its own decisions
 })
 
 # Device tokens are accepted only where a device has business: uploading its
