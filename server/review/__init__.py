@@ -21,6 +21,7 @@ def select_locale() -> str:
 
 
 def init_app(app: Flask) -> None:
+    from server.review import deadlines as _deadlines  # noqa: F401 - the publication deadlines' pages
     from server.review import labels
     from server.review.routes import bp, clock, local_time
 
