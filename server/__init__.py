@@ -51,7 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.auth import passwords
     from server.auth import service as auth_service
     from server.auth.routes import blp as auth_blp
-    from server.decisions import models as _decision_models  # noqa: F401 - tables for migrations
+    from server.decisions.routes import blueprints as decision_blueprints
     from server.directory.routes import blueprints as directory_blueprints
     from server.extensions import configure_sqlite, db, migrate
     from server.jobs.queue import build_queue
@@ -84,6 +84,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp, inspections_blp]:
         api.register_blueprint(blp)
     api.register_blueprint(audit_blp)
+    for blp in decision_blueprints:
+        api.register_blueprint(blp)
     directory.init_app(app)
     tasks.init_app(app)
     uploads.init_app(app)

@@ -5,6 +5,7 @@ import re
 import marshmallow as ma
 
 from server.directory.credit_code import credit_code_problems
+from server.directory.marks import untrue_commitments
 from server.directory.models import CertificateStatus, DeviceKind, Role
 from server.schemas import PageMeta, PageQuery, StrictSchema
 
@@ -101,9 +102,18 @@ class EnterpriseSchema(ma.Schema):
     industry = ma.fields.String(allow_none=True)
     risk_level = ma.fields.String()
     supervising_department_ids = ma.fields.Method("_department_ids")
+    untrue_commitments = ma.fields.Method("_untrue_commitments", metadata={
+        "type": "array", "description": "Notification-commitments found untrue in a follow-up check (§12)",
+        "items": {"type": "object", "properties": {
+            "commitment_id": {"type": "string", "format": "uuid"}, "department": {"type": "string"},
+            "matter": {"type": "string"}, "checked_on": {"type": "string", "format": "date", "nullable": True}}}})
 
     def _department_ids(self, obj: object) -> list[str]:
         return sorted(str(d.id) for d in getattr(obj, "supervising_departments", []))
+
+    def _untrue_commitments(self, obj: object) -> list[dict[str, object]]:
+        enterprise_id = getattr(obj, "id", None)
+        return [] if enterprise_id is None else untrue_commitments(enterprise_id)
 
 
 RISK_LEVELS = ("low", "normal", "high")
