@@ -46,7 +46,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         verification,
     )
     from server.api import api, document_security
+    from server.archive import init_app as init_archive
     from server.archive import models as _archive_models  # noqa: F401 - tables for migrations
+    from server.archive.routes import blp as archive_blp
     from server.audit.routes import blp as audit_blp
     from server.auth import passwords
     from server.auth import service as auth_service
@@ -84,6 +86,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp, inspections_blp]:
         api.register_blueprint(blp)
     api.register_blueprint(audit_blp)
+    api.register_blueprint(archive_blp)
     for blp in decision_blueprints:
         api.register_blueprint(blp)
     directory.init_app(app)
@@ -96,6 +99,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     planning.init_app(app)
     review.init_app(app)
     audit.init_app(app)
+    init_archive(app)
     decisions.init_app(app)
     publication.init_app(app)
     _refuse_unstorable_path_values(app)

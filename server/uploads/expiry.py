@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from server.auth.policy import SYSTEM
 from server.db_types import utcnow
 from server.extensions import db
-from server.uploads import service
+from server.uploads import deletion, service
 from server.uploads.locking import UploadLocked
+from server.uploads.models import Upload
 
 
 def expire_abandoned(say: Callable[[str], None]) -> int:
@@ -20,6 +22,12 @@ def expire_abandoned(say: Callable[[str], None]) -> int:
     try:
         for upload in service.find_expired(now):
             db.session.rollback()
+            # An upload for a case under a legal hold keeps its bytes: the refusal is audited and committed.
+            refused = deletion.upload_refusal(db.session.get(Upload, upload.id), "upload-expiry", SYSTEM)
+            if refused is not None:
+                db.session.commit()
+                say(f"kept upload {upload.id}: {refused.slug}")
+                continue
             try:
                 with service.holding(upload.id):
                     if not service.expire(upload.id, now):
