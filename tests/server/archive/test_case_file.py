@@ -210,7 +210,8 @@ def test_a_stored_file_that_rotted_is_named_when_verified(client, auth, case: Ca
     path.chmod(0o644)
     path.write_bytes(b"rotted bytes")
     data = _download(client, auth, case)
-    verdict = verify_case_file(_unpack(data, tmp_path), keys.load_public_pem(_public_key(client, tmp_path).read_bytes()))
+    key = keys.load_public_pem(_public_key(client, tmp_path).read_bytes())
+    verdict = verify_case_file(_unpack(data, tmp_path), key)
     assert any(f"data/evidence/{case.photo.id}.jpg" in p for p in verdict.problems), verdict.problems
 
 
