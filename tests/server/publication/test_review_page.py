@@ -1,0 +1,67 @@
+"""/review/publication: what each department has to publish, and the publish button."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlalchemy import select
+
+from server.decisions.models import DecisionKind
+from server.extensions import db
+from server.publication.models import Publication
+from tests.server.review.conftest import post_form, review_as  # noqa: F401 - the log-in fixture
+
+
+def _rows(html: str) -> dict[str, str]:
+    """decision id -> its state, as the page's rows say."""
+    return {decision: state for state, decision in re.findall(r'data-state="(\w+)" data-decision="([0-9a-f-]+)"', html)}
+
+
+def test_a_supervisor_sees_their_departments_deadlines_and_publishes_one(review_as, world, decide) -> None:  # noqa: F811
+    soon = decide(DecisionKind.PENALTY, date(2026, 3, 2))
+    overdue = decide(DecisionKind.NO_IRREGULARITY, date(2026, 1, 5))
+    theirs = decide(DecisionKind.PENALTY, date(2026, 3, 2), department=world.ecology)
+    client = review_as("m-sup")
+    page = client.get("/review/publication")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    rows = _rows(html)
+    assert rows == {str(soon.id): "soon", str(overdue.id): "overdue"} and str(theirs.id) not in html
+    assert "公开期限" in html and "已逾期" in html and "剩余 1 个工作日" in html
+    answer = post_form(client, f"/review/publication/{soon.id}", {}, page="/review/publication")
+    assert answer.status_code == 303
+    after = client.get("/review/publication").get_data(as_text=True)
+    assert "已公开" in after and str(soon.id) not in _rows(after)
+    assert db.session.scalar(select(Publication.decision_id)) == soon.id
+    # Twice: said plainly, nothing new.
+    again = post_form(client, f"/review/publication/{soon.id}", {}, page="/review/publication")
+    assert again.status_code == 303
+    assert "已公开" in client.get("/review/publication").get_data(as_text=True)
+    assert len(db.session.scalars(select(Publication)).all()) == 1
+
+
+def test_another_departments_decision_cannot_be_published_from_the_page(review_as, world, decide) -> None:  # noqa: F811
+    theirs = decide(DecisionKind.PENALTY, date(2026, 3, 2), department=world.ecology)
+    client = review_as("m-sup")
+    answer = post_form(client, f"/review/publication/{theirs.id}", {}, page="/review/publication")
+    assert answer.status_code == 404
+    assert post_form(client, "/review/publication/not-a-uuid", {}, page="/review/publication").status_code in (400, 404)
+    assert db.session.scalars(select(Publication)).all() == []
+
+
+def test_a_legal_reviewer_sees_the_deadlines_without_a_publish_button(review_as, make_user, world, decide) -> None:  # noqa: F811
+    decide(DecisionKind.PENALTY, date(2026, 3, 2))
+    make_user("m-legal", "legal_reviewer", world.market)
+    html = review_as("m-legal").get("/review/publication").get_data(as_text=True)
+    assert 'data-state="soon"' in html and "review/publication/" not in html.split("<main>")[1]
+
+
+def test_the_admin_filters_by_department_and_an_unknown_one_is_404(review_as, world, decide) -> None:  # noqa: F811
+    decide(DecisionKind.PENALTY, date(2026, 3, 2))
+    decide(DecisionKind.PENALTY, date(2026, 3, 2), department=world.ecology)
+    client = review_as("admin")
+    both = client.get("/review/publication").get_data(as_text=True)
+    assert 'data-department="SCJG"' in both and 'data-department="STHJ"' in both
+    one = client.get("/review/publication?department=STHJ").get_data(as_text=True)
+    assert 'data-department="SCJG"' not in one and 'data-department="STHJ"' in one
+    assert client.get("/review/publication?department=NOPE").status_code == 404
