@@ -70,6 +70,14 @@ ACTIONS = {
     "task.approve": _l("Approved a task"),
     "task.reject": _l("Rejected a task"),
     "task.close": _l("Closed a task"),
+    "decision.created": _l("Recorded an enforcement decision"),
+    "decision.updated": _l("Changed a draft enforcement decision"),
+    "decision.legal_review": _l("Gave a legal review of a decision"),
+    "decision.made": _l("Made an enforcement decision"),
+    "decision.served": _l("Served an enforcement decision"),
+    "decision_rule.set": _l("Set what makes decisions major"),
+    "commitment.created": _l("Registered a notification-commitment"),
+    "commitment.result": _l("Recorded a commitment check's result"),
 }
 
 #: The keys of audit details, and of record fields a merge conflict may name.

@@ -17,7 +17,7 @@ from server.review.sessions import principal_of
 from server.sync.entities import inspection_id_for
 from server.sync.models import SyncedEntity
 from tests.conftest import World, new_user
-from tests.server.review.conftest import entity
+from tests.server.review.conftest import entity, review_as  # noqa: F401 - the review app's log-in fixture
 
 
 @dataclass
