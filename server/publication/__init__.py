@@ -12,11 +12,14 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the tables, the public pages, the API and ``publication-due``."""
+    from server.api import api
     from server.audit.service import register_object_model
     from server.publication.cli import publication_due_command
     from server.publication.models import Publication
-    from server.publication.routes import bp
+    from server.publication.routes import api_blueprints, bp
 
     register_object_model("publication", Publication)
     app.register_blueprint(bp)
+    for blueprint in api_blueprints:
+        api.register_blueprint(blueprint)
     app.cli.add_command(publication_due_command)

@@ -241,3 +241,35 @@ def withdraw(principal: Principal, publication_id: uuid.UUID, reason: str | None
 def publications_of(decision_id: uuid.UUID) -> list[Publication]:
     """Every version published for a decision, first first."""
     return _versions(decision_id)
+
+
+@dataclass(frozen=True)
+class Status:
+    """A decision's publication: its deadline and where it stands, and every version published."""
+
+    decision: EnforcementDecision
+    working_days: int
+    deadline: date
+    state: str          # "overdue", "soon", "due" (not yet published), "published", "withdrawn"
+    days_left: int      # working days from today to the deadline (negative: past it)
+    versions: list[Publication]
+
+
+def publication_status(principal: Principal, decision_id: uuid.UUID, today: date | None = None) -> Status:
+    """The deadline of a made decision and its publications; a deadline the calendar cannot count is 422."""
+    from server.decisions.service import get_decision
+
+    decision = get_decision(principal, decision_id)
+    if decision.status not in PUBLISHABLE or decision.decided_on is None:
+        raise Problem(409, "decision-not-made", "执法决定尚未作出，没有公开期限")
+    today = today or office_day(utcnow())
+    try:
+        deadline = deadline_of(decision)
+        state, left = _state(today, deadline)
+    except calendar.CalendarOutOfRange as error:
+        raise calendar_problem(error) from None
+    versions = _versions(decision.id)
+    if versions:
+        state = "withdrawn" if versions[-1].state is PublicationState.WITHDRAWN else "published"
+    return Status(decision, calendar.deadline_days(decision.kind in SEVEN_DAY_KINDS), deadline, state, left,
+                  versions)
