@@ -60,8 +60,26 @@ def _market_inspection(client, world: World) -> str:  # type: ignore[no-untyped-
     return inspection_id
 
 
+def _ecology_decision_and_commitment(world: World) -> dict[str, str]:
+    """Ecology's draft decision on the world task's approved joint record, and a commitment made to ecology."""
+    from server.auth.policy import SYSTEM
+    from server.decisions import service as decisions
+    from server.extensions import db
+    from tests.server.decisions.conftest import approved_inspection
+
+    inspection = approved_inspection(world)
+    decision = decisions.create_decision(SYSTEM, inspection.id, {
+        "department_id": world.ecology.id, "kind": "penalty", "amount_yuan": 20000, "conclusion": "排污许可证过期",
+        "legal_basis": "《排污许可管理条例》第三十三条"})
+    commitment = decisions.create_commitment(SYSTEM, {
+        "department_id": world.ecology.id, "enterprise_id": world.enterprise.id, "matter": "排污登记（告知承诺）",
+        "promise": "已建设污水处理设施", "due_on": world.task.window_end.date()})
+    db.session.commit()
+    return {"decision": str(decision.id), "commitment": str(commitment.id)}
+
+
 def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-untyped-def]
-         inspection_client=None) -> dict[str, str]:
+         inspection_client=None, decisions: bool = False) -> dict[str, str]:
     upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
     planned = ecology_planning_objects(world) if planning else dict.fromkeys(PLANNING_KEYS, "")
     return {
@@ -75,6 +93,7 @@ def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-u
         "upload": upload,
         "media": media,
         "inspection": _market_inspection(inspection_client, world) if inspection_client is not None else "",
+        **(_ecology_decision_and_commitment(world) if decisions else {"decision": "", "commitment": ""}),
         **planned,
     }
 
@@ -178,6 +197,17 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("POST", "/api/v1/frequency-overrides/{override}/approve", None, "e-head", 200),
     ("POST", "/api/v1/frequency-overrides/{override}/reject", {"reason": "r"}, "m-head", 404),
     ("POST", "/api/v1/frequency-overrides/{override}/reject", {"reason": "r"}, "e-head", 200),
+    # Ecology's decision on the market-led joint inspection (ecology on the team), and a commitment made to ecology.
+    ("GET", "/api/v1/decisions/{decision}", None, "e-insp2", 404),
+    ("GET", "/api/v1/decisions/{decision}", None, "m-insp", 200),
+    ("GET", "/api/v1/decisions/{decision}", None, "e-sup", 200),
+    ("PATCH", "/api/v1/decisions/{decision}", {"conclusion": "改"}, "m-sup", 403),
+    ("PATCH", "/api/v1/decisions/{decision}", {"conclusion": "改"}, "m-head", 403),
+    ("PATCH", "/api/v1/decisions/{decision}", {"conclusion": "改"}, "e-insp", 403),
+    ("PATCH", "/api/v1/decisions/{decision}", {"conclusion": "改"}, "e-head", 200),
+    ("GET", "/api/v1/commitments/{commitment}", None, "m-sup", 404),
+    ("GET", "/api/v1/commitments/{commitment}", None, "e-insp", 403),
+    ("GET", "/api/v1/commitments/{commitment}", None, "e-sup", 200),
 ]
 
 # Path suffixes of actions: the object they act on is read at the path without them.
@@ -191,7 +221,8 @@ def test_object_level_access(client, world: World, auth, method: str, template: 
     needs_media = "{upload}" in template or "{media}" in template
     needs_planning = any("{" + key + "}" in template for key in PLANNING_KEYS)
     url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning,
-                                 inspection_client=client if "{inspection}" in template else None))
+                                 inspection_client=client if "{inspection}" in template else None,
+                                 decisions="{decision}" in template or "{commitment}" in template))
     read_url = url
     for suffix in (*ACTIONS, "/verify"):
         read_url = read_url.removesuffix(suffix)
