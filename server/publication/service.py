@@ -42,7 +42,8 @@ LISTED_MAX = 500  # deadlines per page of the review app and per CLI listing
 def calendar_problem(error: calendar.CalendarOutOfRange) -> Problem:
     """The answer where a deadline cannot be counted: 422, never a guess."""
     return Problem(422, "calendar-out-of-range", str(error), title="工作日历未收录该年份",
-                   extra={"day": error.day.isoformat(), "known_years": [error.first_year, error.last_year]})
+                   errors={"deadline": [f"{error.day.isoformat()} 超出工作日历收录的年份"
+                                        f"（{error.first_year}–{error.last_year}）"]})
 
 
 def deadline_of(decision: EnforcementDecision) -> date:
