@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -226,7 +226,26 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
     summary.inspections += 1
     summary.open_tasks = _seed_open_tasks(departments)
     summary.draws = _seed_planning(departments)
+    _seed_commitments(departments, today)
     return summary
+
+
+def _seed_commitments(departments: dict[str, Department], today: date) -> None:
+    """Two notification-commitments made to market regulation (§12): one awaiting its check, one found untrue
+    (the directory marks that enterprise)."""
+    from server.decisions import service as decisions
+
+    market = departments["SCJG"]
+    targets = list(db.session.scalars(select(Enterprise).where(Enterprise.supervising_departments.any(
+        Department.id == market.id)).order_by(Enterprise.credit_code).limit(2)))
+    for n, enterprise in enumerate(targets):
+        commitment = decisions.create_commitment(SYSTEM, {
+            "department_id": market.id, "enterprise_id": enterprise.id, "matter": "食品经营许可（告知承诺制）",
+            "promise": "经营场所已配备冷藏冷冻设施，并建立进货查验记录制度",
+            "due_on": today + timedelta(days=30 * (n + 1))})
+        if n == 1:
+            decisions.record_commitment_result(SYSTEM, commitment.id, {
+                "result": "untrue", "note": "现场核查未见冷藏设施，进货查验记录缺失", "checked_on": today})
 
 
 # Open visits of today for the demo inspectors, so a new user can try the tablet at once: one of each
