@@ -142,6 +142,20 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[Any]:
+    """One Playwright driver for the whole session, shared by every browser test.
+
+    The sync API runs its event loop for as long as the driver is open, and a second driver cannot start inside it
+    ("using Playwright Sync API inside the asyncio loop"), so the tablet app's session-long driver and the review
+    app's browsers must be the same one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()

@@ -42,12 +42,9 @@ def build_app(outdir: Path, label: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def playwright_driver() -> Iterator[Any]:
+def playwright_driver(playwright_session: Any) -> Any:
     require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        yield playwright
+    return playwright_session
 
 
 @dataclass

@@ -36,16 +36,13 @@ def require_chromium() -> str:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(playwright_session: Any) -> Iterator[Any]:
     executable = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    launched = playwright_session.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 def _log_in(page: Any, base: str, username: str) -> None:
