@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app
 from flask.views import MethodView
 
 from server.api import BEARER, Blueprint
@@ -29,7 +29,9 @@ _ZIP = {"200": {"content": {casefile.MEDIA_TYPE: {"schema": {"type": "string", "
 def case_file(inspection_id: uuid.UUID) -> Any:
     """The inspection's whole case as one signed BagIt package (zip), made while it downloads; audited"""
     case = casefile.assemble(current_principal(), inspection_id, current_app.config["SETTINGS"].var_dir)
-    return Response(stream_with_context(casefile.stream_zip(case)), mimetype=casefile.MEDIA_TYPE,
+    # No request context needed while streaming: everything from the database was gathered above, and
+    # a download abandoned half-way just closes the generator (and the store's file).
+    return Response(casefile.stream_zip(case), mimetype=casefile.MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{case.name}.zip"',
                              "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
@@ -66,6 +68,17 @@ class Holds(MethodView):
         return retention.place_hold(current_principal(), body["object_type"], body["object_id"], body["reason"])
 
 
+@blp.route("/legal-holds/<uuid:hold_id>")
+class Hold(MethodView):
+    @requires(Permission.READ_AUDIT)
+    @blp.doc(security=BEARER)
+    @blp.response(200, s.HoldSchema)
+    @blp.alt_response(404, description="No such hold in your departments")
+    def get(self, hold_id: uuid.UUID) -> Any:
+        """One legal hold, lifted or not"""
+        return retention.get_hold(current_principal(), hold_id)
+
+
 @blp.route("/legal-holds/<uuid:hold_id>/lift")
 class Lift(MethodView):
     @requires(Permission.READ_AUDIT)
@@ -81,7 +94,7 @@ class Lift(MethodView):
         return retention.lift_hold(current_principal(), hold_id, body["reason"])
 
 
-@blp.route("/evidence/<uuid:media_id>/deletion")
+@blp.route("/media/<uuid:media_id>/deletion")
 class Deletion(MethodView):
     @requires(Permission.READ_MEDIA)
     @blp.doc(security=BEARER)

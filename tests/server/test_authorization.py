@@ -43,6 +43,18 @@ def _ecology_upload_and_media(client, world: World) -> tuple[str, str]:  # type:
     return ids[0], found[0]["id"]
 
 
+def _ecology_hold(media_id: str) -> str:
+    """A legal hold on ecology's stored file (placed by the operator)."""
+    from server.archive.models import HeldObject
+    from server.archive.retention import place_hold
+    from server.auth.policy import SYSTEM
+    from server.extensions import db
+
+    hold = place_hold(SYSTEM, HeldObject.MEDIA, uuid.UUID(media_id), "证据保全")
+    db.session.commit()
+    return str(hold.id)
+
+
 def _market_inspection(client, world: World) -> str:  # type: ignore[no-untyped-def]
     """The world task's joint inspection record, started by market regulation's tablet."""
     import time
@@ -79,7 +91,7 @@ def _ecology_decision_and_commitment(world: World) -> dict[str, str]:
 
 
 def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-untyped-def]
-         inspection_client=None, decisions: bool = False) -> dict[str, str]:
+         inspection_client=None, hold: bool = False, decisions: bool = False) -> dict[str, str]:
     upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
     planned = ecology_planning_objects(world) if planning else dict.fromkeys(PLANNING_KEYS, "")
     return {
@@ -92,6 +104,7 @@ def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-u
         "task": str(world.task.id),
         "upload": upload,
         "media": media,
+        "hold": _ecology_hold(media) if media and hold else "",
         "inspection": _market_inspection(inspection_client, world) if inspection_client is not None else "",
         **(_ecology_decision_and_commitment(world) if decisions else {"decision": "", "commitment": ""}),
         **planned,
@@ -164,6 +177,18 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("DELETE", "/api/v1/uploads/{upload}", None, "e-sup", 403),
     ("DELETE", "/api/v1/uploads/{upload}", None, "e-insp", 403),
     ("DELETE", "/api/v1/uploads/{upload}", None, "device:e-dock", 204),
+    # The case file: offices of the task's departments; evidence deletion and legal holds: heads (and admins).
+    ("GET", "/api/v1/inspections/{inspection}/case-file", None, "e-insp2", 404),
+    ("GET", "/api/v1/inspections/{inspection}/case-file", None, "e-insp", 403),
+    ("GET", "/api/v1/inspections/{inspection}/case-file", None, "e-sup", 200),
+    ("POST", "/api/v1/media/{media}/deletion", {"reason": "r"}, "m-head", 404),
+    ("POST", "/api/v1/media/{media}/deletion", {"reason": "r"}, "e-sup", 403),
+    ("POST", "/api/v1/media/{media}/deletion", {"reason": "r"}, "e-head", 409),  # under retention
+    ("GET", "/api/v1/legal-holds/{hold}", None, "m-sup", 404),
+    ("GET", "/api/v1/legal-holds/{hold}", None, "e-sup", 200),
+    ("POST", "/api/v1/legal-holds/{hold}/lift", {"reason": "r"}, "m-head", 404),
+    ("POST", "/api/v1/legal-holds/{hold}/lift", {"reason": "r"}, "e-sup", 403),
+    ("POST", "/api/v1/legal-holds/{hold}/lift", {"reason": "r"}, "e-head", 200),
     # Planning: plans are read across departments, written by their own; the pending task is ecology-led,
     # with market regulation taking part; the conflict is e-insp's, the override request e-sup's.
     # The assessment of the world task's inspection record: the team and its departments' offices.
@@ -211,17 +236,18 @@ CASES: list[tuple[str, str, Any, str, int]] = [
 ]
 
 # Path suffixes of actions: the object they act on is read at the path without them.
-ACTIONS = ("/status", "/close", "/approve", "/reject")
+ACTIONS = ("/status", "/close", "/approve", "/reject", "/lift", "/deletion")
 
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,
                          ids=[f"{m} {t} as {a}" for m, t, _, a, _ in CASES])
 def test_object_level_access(client, world: World, auth, method: str, template: str, body: Any, actor: str,
                              expected: int) -> None:
-    needs_media = "{upload}" in template or "{media}" in template
+    needs_media = "{upload}" in template or "{media}" in template or "{hold}" in template
     needs_planning = any("{" + key + "}" in template for key in PLANNING_KEYS)
     url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning,
                                  inspection_client=client if "{inspection}" in template else None,
+                                 hold="{hold}" in template,
                                  decisions="{decision}" in template or "{commitment}" in template))
     read_url = url
     for suffix in (*ACTIONS, "/verify"):
@@ -280,7 +306,8 @@ def test_every_endpoint_with_an_id_is_covered_here(app) -> None:
 
 def test_every_api_route_declares_its_permission(app) -> None:
     public = {"auth.token", "auth.refresh", "auth.logout", "auth.device_token", "devices.enrol",
-              "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+              "api-docs.openapi_json", "api-docs.openapi_swagger_ui",
+              "archive.archive_key"}
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1/") or rule.endpoint in public or "docs" in rule.rule:
             continue

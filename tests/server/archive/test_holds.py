@@ -24,7 +24,7 @@ def _hold(client, auth, case: Case, username: str = "m-head", **body):  # type: 
 
 
 def _delete(client, auth, media: Media, username: str = "m-head"):  # type: ignore[no-untyped-def]
-    return client.post(f"/api/v1/evidence/{media.id}/deletion", headers=auth.headers(username),
+    return client.post(f"/api/v1/media/{media.id}/deletion", headers=auth.headers(username),
                        json={"reason": "清理"})
 
 
