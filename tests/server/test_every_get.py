@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from server.archive.models import LegalHold
+from server.decisions.models import Commitment, EnforcementDecision
 from server.directory.models import Certificate, CheckItem, Department, Device, Enterprise, User
 from server.extensions import db
 from server.jobs.queue import current_queue
@@ -47,6 +48,7 @@ def _path_ids() -> dict[str, list[str]]:
         "device_id": _ids(Device), "media_id": _ids(Media),
         "inspection_id": _ids(SyncedEntity, SyncedEntity.id, SyncedEntity.kind == "inspection"),
         "hold_id": _ids(LegalHold),
+        "decision_id": _ids(EnforcementDecision), "commitment_id": _ids(Commitment),
     }
 
 
