@@ -29,7 +29,7 @@ CIRCUMSTANCES = {"major_public_interest": _l("Major public interest"),
                  "major_party_rights": _l("Major rights of the party or a third party"),
                  "after_hearing": _l("Decided after a hearing"), "complex_case": _l("Difficult or complex case"),
                  "multiple_legal_relations": _l("Several legal relations")}
-OUTCOMES = {"approved": _l("Approved"), "rejected": _l("Not approved")}
+OUTCOMES = {"approved": _l("Agree"), "rejected": _l("Do not agree")}
 OPINION_MAX = 10_000
 
 
