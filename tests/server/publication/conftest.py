@@ -47,8 +47,19 @@ def visit(world: World, department: Any) -> Any:
     return task
 
 
+#: The day the deadlines are looked at in these tests: Tuesday 10 March 2026, noon in the offices. The tests name
+#: decision dates around the holidays, so they fix "today" too (whatever ``TEST_NOW`` the session runs at).
+PUBLICATION_NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
+
+
 @pytest.fixture
-def decide(world: World) -> Callable[..., EnforcementDecision]:
+def on_publication_day(clock: Any) -> None:
+    """Move the suite's clock to ``PUBLICATION_NOW`` (it ticks on from there)."""
+    clock.move_to(PUBLICATION_NOW)
+
+
+@pytest.fixture
+def decide(on_publication_day: None, world: World) -> Callable[..., EnforcementDecision]:
     """``decide(kind, decided_on, department=world.market)``: a made decision; the first of the market's is on
     the world's joint task, every other on a visit of its own."""
     used: set[Any] = set()

@@ -51,7 +51,7 @@ def _demo_decisions() -> dict[str, Any]:
     return made
 
 
-def test_deadlines_view_and_public_page_in_the_browser(app: Flask, live: Live,  # noqa: F811
+def test_deadlines_view_and_public_page_in_the_browser(on_publication_day: None, app: Flask, live: Live,  # noqa: F811
                                                        browser: Any, request: pytest.FixtureRequest) -> None:  # noqa: F811
     made = _demo_decisions()
     suffix = request.node.callspec.id if hasattr(request.node, "callspec") else "run"

@@ -71,7 +71,8 @@ def _every_public_response(client: FlaskClient) -> list[str]:
     return texts
 
 
-def test_no_public_response_names_an_inspector_or_a_certificate(app: Flask, client: FlaskClient) -> None:
+def test_no_public_response_names_an_inspector_or_a_certificate(on_publication_day: None, app: Flask,
+                                                                client: FlaskClient) -> None:
     seed_demo_city()
     db.session.commit()
     # A decision on every task the demo city drew, published: the plans list their results too.
