@@ -44,6 +44,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.archive import keys, retention, sources
+from server.archive.layout import BAGIT_TXT, MEDIA_TYPE, SIGNATURE_FILE, TAG_MANIFEST
 from server.archive.models import HeldObject, LegalHold
 from server.audit.service import record as audit
 from server.auth.policy import Permission, Principal, can
@@ -60,10 +61,7 @@ from server.verification.flags import inspection_day
 
 log = logging.getLogger(__name__)
 
-BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
-SIGNATURE_FILE = "archive-signature.txt"
-TAG_MANIFEST = "tagmanifest-sha256.txt"
-MEDIA_TYPE = "application/zip"
+__all__ = ["MEDIA_TYPE", "CaseFile", "Part", "assemble", "stream_zip"]
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 

@@ -5,13 +5,18 @@ SHA-256 in ``manifest-sha256.txt``, no file added, every tag file matching ``tag
 the Ed25519 signature in ``archive-signature.txt`` must verify ``tagmanifest-sha256.txt`` with the archive's
 public key. A tampered file whose manifests were re-hashed passes the first check and fails the second: only
 the server's key makes a valid signature. The evidence list's capture hashes must be the manifest's too.
+
+Without the server's settings (at the archive office): ``python -m server.archive.verify FILE --public-key PEM``
+— the same check as ``flask --app server case-file-verify``, needing only ``bagit`` and ``cryptography``.
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
 import logging
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -23,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from server.archive import keys
-from server.archive.casefile import SIGNATURE_FILE, TAG_MANIFEST
+from server.archive.layout import SIGNATURE_FILE, TAG_MANIFEST
 
 
 @dataclass
@@ -159,3 +164,29 @@ def verify_case_file(path: Path, public_key: Ed25519PublicKey | None) -> Verdict
     finally:
         opened.__exit__(None, None, None)
     return verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m server.archive.verify FILE --public-key PEM``: exit 0 when intact, 1 naming each problem."""
+    parser = argparse.ArgumentParser(prog="python -m server.archive.verify", description=main.__doc__)
+    parser.add_argument("file", type=Path, help="the case file (zip) or an unpacked bag")
+    parser.add_argument("--public-key", type=Path, required=True, help="PEM from GET /api/v1/archive-key")
+    args = parser.parse_args(argv)
+    try:
+        key = keys.load_public_pem(args.public_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        print(f"{args.public_key}: {exc}", file=sys.stderr)
+        return 2
+    verdict = verify_case_file(args.file, key)
+    print(f"{args.file}: {verdict.payload_files} payload file(s), {verdict.payload_bytes} bytes; "
+          f"key {keys.fingerprint(key)}")
+    for problem in verdict.problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    if not verdict.ok:
+        return 1
+    print("OK: every payload hash matches and the archive signature verifies")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -44,8 +44,8 @@ from server.extensions import db
 from server.loading import load_authorized
 from server.sync.service import synced_media
 from server.tasks.service import is_task_member, member_task_ids
+from server.uploads import deletion, tus
 from server.uploads import sha256 as portable_sha256
-from server.uploads import tus
 from server.uploads.digests import BackgroundHash, RunningDigests
 from server.uploads.locking import UploadLocked, UploadLocker
 from server.uploads.models import Media, MediaObject, Upload, UploadStatus, VerificationStatus
@@ -624,6 +624,10 @@ def terminate(principal: Principal, upload_id: uuid.UUID) -> None:
         raise Problem(409, "upload-complete", "上传已完成；已保存的证据文件不能通过终止上传删除", title="上传已完成")
     if row.status != UploadStatus.ACTIVE:
         raise _gone(row.status)
+    # The bytes of a case under a legal hold stay, even at their sender's request (the refusal is audited).
+    refused = deletion.upload_refusal(row, "api", principal)
+    if refused is not None:
+        raise Problem(409, refused.slug, refused.detail, title="上传不得终止")
     row.status = UploadStatus.TERMINATED
     row.ended_at = utcnow()
     db.session.flush()

@@ -228,3 +228,28 @@ def test_the_case_file_of_a_missing_inspection_is_404(client, auth, world) -> No
     import uuid
 
     assert_problem(client.get(f"/api/v1/inspections/{uuid.uuid4()}/case-file", headers=auth.headers("m-sup")), 404)
+
+
+def test_the_archive_office_checks_without_the_server(client, auth, case: Case, tmp_path: Path) -> None:
+    """``python -m server.archive.verify``: no settings, no database, only the file and the published key."""
+    import os
+    import subprocess
+    import sys
+
+    good = tmp_path / "case.zip"
+    good.write_bytes(_download(client, auth, case))
+    key = _public_key(client, tmp_path)
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    done = subprocess.run([sys.executable, "-m", "server.archive.verify", str(good), "--public-key", str(key)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
+    with zipfile.ZipFile(good) as archive, zipfile.ZipFile(tmp_path / "cut.zip", "w") as cut:
+        for item in archive.infolist():
+            if not item.filename.endswith("data/draw-record.json"):
+                cut.writestr(item, archive.read(item))
+    done = subprocess.run([sys.executable, "-m", "server.archive.verify", str(tmp_path / "cut.zip"),
+                           "--public-key", str(key)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "data/draw-record.json: listed in the manifest but missing" in done.stderr
