@@ -100,3 +100,20 @@ def test_no_public_response_names_an_inspector_or_a_certificate(on_publication_d
     for text in texts:
         for secret in names | numbers:
             assert secret not in text, f"{secret!r} is on a public page"
+
+
+def test_the_feed_is_paged_without_overlap_and_the_page_links_on(client: FlaskClient, world, decide) -> None:
+    from server.publication.public import PAGE_SIZE
+
+    made = {service.publish(SYSTEM, decide(DecisionKind.NO_IRREGULARITY, date(2026, 3, 2)).id).id
+            for _ in range(PAGE_SIZE + 5)}
+    db.session.commit()
+    first = client.get("/public/feed.json").get_json()
+    assert len(first["results"]) == PAGE_SIZE and first["next"] == "/public/feed.json?page=2"
+    second = client.get(first["next"]).get_json()
+    assert len(second["results"]) == 5 and second["next"] is None
+    seen = [r["id"] for r in first["results"] + second["results"]]
+    assert len(set(seen)) == len(seen) == len(made) and {str(m) for m in made} == set(seen)
+    html = client.get("/public/").get_data(as_text=True)
+    assert html.count('data-testid="result"') == PAGE_SIZE and "page=2" in html and "下一页" in html
+    assert client.get("/public/?page=2").get_data(as_text=True).count('data-testid="result"') == 5

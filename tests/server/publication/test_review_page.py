@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from flask_babel import refresh
 from sqlalchemy import select
 
 from server.decisions.models import DecisionKind
@@ -65,3 +66,14 @@ def test_the_admin_filters_by_department_and_an_unknown_one_is_404(review_as, wo
     one = client.get("/review/publication?department=STHJ").get_data(as_text=True)
     assert 'data-department="SCJG"' not in one and 'data-department="STHJ"' in one
     assert client.get("/review/publication?department=NOPE").status_code == 404
+
+
+def test_the_page_in_english(review_as, world, decide) -> None:  # noqa: F811
+    decide(DecisionKind.PENALTY, date(2026, 3, 2))
+    decide(DecisionKind.NO_IRREGULARITY, date(2026, 12, 24))
+    client = review_as("m-sup")
+    post_form(client, "/review/language", {"lang": "en", "next": "/review/publication"}, page="/review/publication")
+    refresh()  # the test's requests share one app context, where Flask-Babel keeps the locale it chose
+    html = client.get("/review/publication").get_data(as_text=True)
+    assert "Publication deadlines" in html and "Working days left: 1" in html and "Publish" in html
+    assert "The statutory calendar does not cover this period yet" in html
