@@ -1,6 +1,7 @@
 """The decisions API at the edge: what comes in is validated here, what goes out is serialised here."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
@@ -15,10 +16,19 @@ TEXT_MAX = 10_000
 _MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$", "description": "Yuan, as a decimal string"}
 
 
+MONEY_MAX = Decimal(10) ** 11
+
+
+def _in_money_range(value: Decimal) -> None:
+    # A plain function, not ma.validate.Range: the description documents money as a decimal string, and a
+    # numeric minimum/maximum on a string would make it contradict itself.
+    if not Decimal(0) <= value <= MONEY_MAX:
+        raise ma.ValidationError("金额应在 0 到 1000 亿元之间")
+
+
 def _money(metadata: dict[str, Any] | None = None, **kwargs: Any) -> ma.fields.Decimal:
     return ma.fields.Decimal(places=2, as_string=True, metadata={**_MONEY, **(metadata or {})},
-                             validate=ma.validate.Range(min=0, max=10 ** 11, error="金额应在 0 到 1000 亿元之间"),
-                             **kwargs)
+                             validate=_in_money_range, **kwargs)
 
 
 def _text(required: bool = True, maximum: int = TEXT_MAX) -> ma.fields.String:
