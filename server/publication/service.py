@@ -37,6 +37,7 @@ SEVEN_DAY_KINDS = frozenset({DecisionKind.PENALTY, DecisionKind.LICENSING})
 PUBLISHABLE = (DecisionStatus.MADE, DecisionStatus.SERVED)
 NOTE_MAX = 2000
 LISTED_MAX = 500  # deadlines per page of the review app and per CLI listing
+RECENT_MAX = 50   # published results listed in the review app (the public page pages through all)
 
 
 def calendar_problem(error: calendar.CalendarOutOfRange) -> Problem:
@@ -274,3 +275,17 @@ def publication_status(principal: Principal, decision_id: uuid.UUID, today: date
         state = "withdrawn" if versions[-1].state is PublicationState.WITHDRAWN else "published"
     return Status(decision, calendar.deadline_days(decision.kind in SEVEN_DAY_KINDS), deadline, state, left,
                   versions)
+
+
+def recent_publications(principal: Principal, department_code: str | None = None) -> list[Publication]:
+    """Current versions (published or withdrawn) of the caller's department (admin: all), newest first."""
+    query = select(Publication).where(Publication.state != PublicationState.CORRECTED)
+    if department_code:
+        department = db.session.scalar(select(Department).where(Department.code == department_code))
+        if department is None:
+            raise Problem(404, "not-found", f"部门 {department_code} 不存在")
+        query = query.where(Publication.department_id == department.id)
+    if not principal.is_admin:
+        query = query.where(Publication.department_id == principal.department_id)
+    return list(db.session.scalars(query.order_by(Publication.published_at.desc(), Publication.id.desc())
+                                   .limit(RECENT_MAX)))

@@ -77,3 +77,35 @@ def test_the_page_in_english(review_as, world, decide) -> None:  # noqa: F811
     html = client.get("/review/publication").get_data(as_text=True)
     assert "Publication deadlines" in html and "Working days left: 1" in html and "Publish" in html
     assert "The statutory calendar does not cover this period yet" in html
+
+
+def test_a_published_result_is_corrected_then_withdrawn_from_the_page(review_as, world, decide) -> None:  # noqa: F811
+    decision = decide(DecisionKind.RECTIFY_ORDER, date(2026, 3, 2), conclusion="责令3月底前改正")
+    client = review_as("m-sup")
+    post_form(client, f"/review/publication/{decision.id}", {}, page="/review/publication")
+    first = db.session.scalar(select(Publication))
+    html = client.get("/review/publication").get_data(as_text=True)
+    assert f'data-publication="{first.id}" data-state="published"' in html and "更正或撤销" in html
+    # A correction without its reason: refused, said, nothing changes.
+    refused = post_form(client, f"/review/publication/entries/{first.id}/correct", {"note": " ", "conclusion": "x"},
+                        page="/review/publication")
+    assert refused.status_code == 303
+    assert "请填写更正说明" in client.get("/review/publication").get_data(as_text=True)
+    assert len(db.session.scalars(select(Publication)).all()) == 1
+    post_form(client, f"/review/publication/entries/{first.id}/correct",
+              {"note": "期限笔误", "conclusion": "责令4月底前改正"}, page="/review/publication")
+    html = client.get("/review/publication").get_data(as_text=True)
+    assert "已更正" in html and "更正（第 2 版）" in html and "责令4月底前改正" in html
+    second = db.session.scalar(select(Publication).where(Publication.version == 2))
+    # The earlier version is no longer the one to act on.
+    stale = post_form(client, f"/review/publication/entries/{first.id}/withdraw", {"reason": "x"},
+                      page="/review/publication")
+    assert stale.status_code == 303 and "已被更正" in client.get("/review/publication").get_data(as_text=True)
+    post_form(client, f"/review/publication/entries/{second.id}/withdraw", {"reason": "决定已撤销"},
+              page="/review/publication")
+    html = client.get("/review/publication").get_data(as_text=True)
+    assert f'data-publication="{second.id}" data-state="withdrawn"' in html and "决定已撤销" in html
+    # Another department's supervisor: not theirs to see.
+    other = review_as("e-sup")
+    assert post_form(other, f"/review/publication/entries/{second.id}/withdraw", {"reason": "x"},
+                     page="/review/publication").status_code == 404
