@@ -21,7 +21,7 @@ from server.extensions import db
 def decisions_list_command(status: str | None, awaiting_review: bool, limit: int) -> None:
     """One line per decision: department, enterprise, kind, status, dates, major and why."""
     page = service.list_decisions(SYSTEM, status=status, awaiting_review=awaiting_review, limit=limit)
-    names = dict(db.session.execute(select(Department.id, Department.code)).tuples().all())
+    names = {row.id: row.code for row in db.session.execute(select(Department.id, Department.code))}
     for decision in page.items:
         enterprise = db.session.get(Enterprise, decision.enterprise_id)
         click.echo("\t".join([
