@@ -130,6 +130,11 @@ def set_rule(principal: Principal, department_id: uuid.UUID, data: Mapping[str, 
     row.updated_by_id, row.updated_at = principal.user_id, utcnow()
     db.session.add(row)
     db.session.flush()
+    # Drafts are judged by the rule in force: one that becomes major waits for a legal review from now on.
+    for draft in db.session.scalars(select(EnforcementDecision).where(
+            EnforcementDecision.department_id == department.id, EnforcementDecision.status == DecisionStatus.DRAFT)):
+        _assess(draft)
+    db.session.flush()
     audit.record("decision_rule.set", object_type="department", object_id=str(department.id), actor=principal,
                  details={"major_penalty_above_yuan": None if row.major_penalty_above_yuan is None
                           else str(row.major_penalty_above_yuan), "circumstances": row.circumstances})
@@ -373,6 +378,7 @@ def make_decision(principal: Principal, decision_id: uuid.UUID, decided_on: date
     decision = _writable(principal, decision_id)
     if decision.status != DecisionStatus.DRAFT:
         raise Problem(409, "not-draft", "执法决定已作出")
+    _assess(decision)  # by the department's rule in force today, not the one when it was drafted
     review = current_review(decision)
     if decision.major and (review is None or review.outcome != ReviewOutcome.APPROVED):
         why = "法制审核未同意" if review is not None else "尚未经法制审核"

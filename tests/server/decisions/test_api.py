@@ -173,3 +173,15 @@ def test_a_decision_needs_an_approved_record(client, auth, case: Case) -> None:
     assert isinstance(other, SyncedEntity)
     assert_problem(client.post(f"/api/v1/inspections/{other.id}/decisions", json=NOTICE,
                                headers=auth.headers("m-sup")), 409, "inspection-not-approved")
+
+
+def test_a_rule_change_applies_to_drafts(client, auth, case: Case) -> None:
+    draft = _draft(client, auth, case, "e-sup", {**PENALTY, "amount_yuan": "5000.00"})
+    assert draft["major"] is False
+    url = f"/api/v1/departments/{case.world.ecology.id}/decision-rule"
+    assert client.put(url, json={"major_penalty_above_yuan": "1000.00", "circumstances": []},
+                      headers=auth.headers("e-head")).status_code == 200
+    now = client.get(f"/api/v1/decisions/{draft['id']}", headers=auth.headers("e-sup")).get_json()
+    assert now["major"] is True and now["major_reasons"] == ["penalty_above:1000.00"]
+    assert_problem(client.post(f"/api/v1/decisions/{draft['id']}/make", json={"decided_on": case.today.isoformat()},
+                               headers=auth.headers("e-sup")), 409, "legal-review-required")
