@@ -90,8 +90,25 @@ def _ecology_decision_and_commitment(world: World) -> dict[str, str]:
     return {"decision": str(decision.id), "commitment": str(commitment.id)}
 
 
+def _ecology_publication(world: World) -> str:
+    """Ecology's made decision on the world task, published (by the operator)."""
+    from datetime import date
+
+    from server.auth.policy import SYSTEM
+    from server.decisions.models import DecisionKind
+    from server.extensions import db
+    from server.publication import service as publication
+    from tests.server.publication.conftest import made_decision
+
+    decision = made_decision(world.task, world.ecology.id, DecisionKind.NO_IRREGULARITY, date(2026, 3, 2))
+    published = publication.publish(SYSTEM, decision.id)
+    db.session.commit()
+    return str(published.id)
+
+
 def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-untyped-def]
-         inspection_client=None, hold: bool = False, decisions: bool = False) -> dict[str, str]:
+         inspection_client=None, hold: bool = False, decisions: bool = False,
+         publication: bool = False) -> dict[str, str]:
     upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
     planned = ecology_planning_objects(world) if planning else dict.fromkeys(PLANNING_KEYS, "")
     return {
@@ -107,6 +124,7 @@ def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-u
         "hold": _ecology_hold(media) if media and hold else "",
         "inspection": _market_inspection(inspection_client, world) if inspection_client is not None else "",
         **(_ecology_decision_and_commitment(world) if decisions else {"decision": "", "commitment": ""}),
+        "publication": _ecology_publication(world) if publication else "",
         **planned,
     }
 
@@ -233,10 +251,22 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("GET", "/api/v1/commitments/{commitment}", None, "m-sup", 404),
     ("GET", "/api/v1/commitments/{commitment}", None, "e-insp", 403),
     ("GET", "/api/v1/commitments/{commitment}", None, "e-sup", 200),
+    # Publishing ecology's decision (a draft: its own office hears it is not made yet), and ecology's published result.
+    ("GET", "/api/v1/decisions/{decision}/publication", None, "e-insp2", 404),
+    ("GET", "/api/v1/decisions/{decision}/publication", None, "e-sup", 409),
+    ("POST", "/api/v1/decisions/{decision}/publication", None, "m-sup", 404),
+    ("POST", "/api/v1/decisions/{decision}/publication", None, "e-insp", 403),
+    ("POST", "/api/v1/decisions/{decision}/publication", None, "e-sup", 409),
+    ("POST", "/api/v1/publications/{publication}/correction", {"note": "n"}, "m-sup", 404),
+    ("POST", "/api/v1/publications/{publication}/correction", {"note": "n"}, "e-insp", 403),
+    ("POST", "/api/v1/publications/{publication}/correction", {"note": "n"}, "e-sup", 201),
+    ("POST", "/api/v1/publications/{publication}/withdrawal", {"reason": "r"}, "m-head", 404),
+    ("POST", "/api/v1/publications/{publication}/withdrawal", {"reason": "r"}, "e-insp2", 403),
+    ("POST", "/api/v1/publications/{publication}/withdrawal", {"reason": "r"}, "e-head", 200),
 ]
 
 # Path suffixes of actions: the object they act on is read at the path without them.
-ACTIONS = ("/status", "/close", "/approve", "/reject", "/lift", "/deletion")
+ACTIONS = ("/status", "/close", "/approve", "/reject", "/lift", "/deletion", "/correction", "/withdrawal")
 
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,
@@ -248,7 +278,8 @@ def test_object_level_access(client, world: World, auth, method: str, template: 
     url = template.format(**_ids(world, client if needs_media else None, planning=needs_planning,
                                  inspection_client=client if "{inspection}" in template else None,
                                  hold="{hold}" in template,
-                                 decisions="{decision}" in template or "{commitment}" in template))
+                                 decisions="{decision}" in template or "{commitment}" in template,
+                                 publication="{publication}" in template))
     read_url = url
     for suffix in (*ACTIONS, "/verify"):
         read_url = read_url.removesuffix(suffix)
@@ -275,6 +306,8 @@ def test_unknown_ids_answer_404(client, world: World, auth, template: str) -> No
     ids = {k: (str(uuid.uuid4()) if k != "device" else "NO-SUCH-DEVICE") for k in _ids(world)}
     method = "POST" if template.endswith(ACTIONS) else "GET"
     body = {"status": "suspended", "reason": "r"} if template.endswith("/status") else {"reason": "r"}
+    if template.endswith("/correction"):
+        body = {"note": "n"}
     if method == "GET" or template.endswith(("/close", "/approve")):
         body = None
     # Approvals are the heads' alone, not even an administrator's.
