@@ -37,10 +37,16 @@ def case_file(inspection_id: uuid.UUID) -> Any:
 
 
 @blp.get("/archive-key")
+@blp.arguments(s.ArchiveKeyQuery, location="query")
+@blp.doc(responses={"200": {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}})
 @blp.response(200, s.ArchiveKeySchema)
-def archive_key() -> Any:
+@blp.alt_response(422, description="Unknown format")
+def archive_key(query: dict[str, Any]) -> Any:
     """The public half of the server's Ed25519 archive key, which signs every case file (no log-in)"""
     public = keys.private_key(current_app.config["SETTINGS"].var_dir).public_key()
+    if query["format"] == "pem":
+        return Response(keys.public_pem(public), mimetype="application/x-pem-file",
+                        headers={"Content-Disposition": 'attachment; filename="inspect-once-archive-key.pem"'})
     return {"algorithm": "Ed25519", "public_key_pem": keys.public_pem(public), "fingerprint": keys.fingerprint(public)}
 
 

@@ -5,20 +5,21 @@ import marshmallow as ma
 
 from server.archive.models import HeldObject
 from server.archive.retention import REASON_MAX
+from server.schemas import StrictSchema
 
 
-class PlaceHold(ma.Schema):
+class PlaceHold(StrictSchema):
     object_type = ma.fields.Enum(HeldObject, by_value=True, required=True,
                                  metadata={"description": "inspection (the whole case) or media (one file)"})
     object_id = ma.fields.UUID(required=True)
     reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
 
 
-class LiftHold(ma.Schema):
+class LiftHold(StrictSchema):
     reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
 
 
-class HoldQuery(ma.Schema):
+class HoldQuery(StrictSchema):
     object_id = ma.fields.UUID(load_default=None)
     active = ma.fields.Boolean(load_default=None)
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
@@ -42,8 +43,13 @@ class HoldList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(HoldSchema))
 
 
-class DeleteEvidence(ma.Schema):
+class DeleteEvidence(StrictSchema):
     reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
+
+
+class ArchiveKeyQuery(StrictSchema):
+    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "pem"]), metadata={
+        "description": "json (default) or pem: the PEM file itself, to save for case-file-verify --public-key"})
 
 
 class ArchiveKeySchema(ma.Schema):

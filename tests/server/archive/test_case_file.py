@@ -151,6 +151,9 @@ def test_the_archive_key_is_made_once_and_kept_private(client, app, tmp_path: Pa
     first = client.get("/api/v1/archive-key").get_json()
     second = client.get("/api/v1/archive-key").get_json()
     assert first == second
+    pem = client.get("/api/v1/archive-key?format=pem")
+    assert pem.mimetype == "application/x-pem-file" and pem.get_data(as_text=True) == first["public_key_pem"]
+    assert_problem(client.get("/api/v1/archive-key?format=der"), 422)
     path = app.config["SETTINGS"].var_dir / keys.KEY_FILE
     assert path.stat().st_mode & 0o777 == 0o600
 

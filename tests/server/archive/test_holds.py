@@ -142,3 +142,13 @@ def test_a_held_case_says_so_in_its_case_file(client, auth, case: Case, tmp_path
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         info = archive.read(f"case-{case.inspection.id}/bag-info.txt").decode()
     assert "Legal-Hold: active" in info
+
+
+def test_unstorable_or_unknown_input_is_a_validation_error(client, auth, case: Case) -> None:
+    body = assert_problem(_hold(client, auth, case, reason="诉讼\x00"), 422, "validation-failed")
+    assert "reason" in body["errors"]
+    assert "colour" in assert_problem(_hold(client, auth, case, colour="red"), 422)["errors"]
+    assert_problem(_hold(client, auth, case, reason="   "), 422)
+    assert_problem(client.post(f"/api/v1/media/{case.video.id}/deletion", headers=auth.headers("m-head"),
+                               json={"reason": "\x00"}), 422)
+    assert_problem(client.get("/api/v1/legal-holds?actve=1", headers=auth.headers("m-head")), 422)
