@@ -117,7 +117,7 @@ def _visible_inspection(principal: Principal, inspection_id: uuid.UUID) -> Synce
 
 def _bag_info(inspection: SyncedEntity, task_title: str, enterprise: dict[str, Any], payload: list[Part],
               case_retention: retention.Retention, holds: list[LegalHold], public_key_fp: str,
-              report_note: str | None) -> bytes:
+              report_note: str | None, decisions: list[dict[str, Any]]) -> bytes:
     now = utcnow()
     lines = [
         ("Source-Organization", "Inspect Once"),
@@ -130,6 +130,8 @@ def _bag_info(inspection: SyncedEntity, task_title: str, enterprise: dict[str, A
         ("Retention-Class", case_retention.retention_class.value),
         ("Retain-Until", case_retention.until.isoformat() if case_retention.until else "permanent"),
         ("Legal-Hold", "active" if holds else "none"),
+        # The file is complete once every department's decision is served (送达); packed before, it says so.
+        ("Decisions-Served", f"{sum(1 for d in decisions if d.get('served_on'))} of {len(decisions)}"),
         ("Archive-Key-Fingerprint", public_key_fp),
         ("Bag-Software-Agent", "inspect-once case-file"),
     ]
@@ -223,7 +225,8 @@ def assemble(principal: Principal, inspection_id: uuid.UUID, var_dir: Path) -> C
     enterprise = record_dict["enterprise"]
     tags = [_small("bagit.txt", BAGIT_TXT),
             _small("bag-info.txt", _bag_info(inspection, record_dict["task"]["title"], enterprise, payload,
-                                             case_retention, holds, keys.fingerprint(public), report_note)),
+                                             case_retention, holds, keys.fingerprint(public), report_note,
+                                             decisions)),
             _small("manifest-sha256.txt", _manifest(payload))]
     tag_manifest = _manifest(tags)
     tags.append(_small(TAG_MANIFEST, tag_manifest))

@@ -38,7 +38,9 @@ def case_file(inspection_id: uuid.UUID) -> Any:
 
 @blp.get("/archive-key")
 @blp.arguments(s.ArchiveKeyQuery, location="query")
-@blp.doc(responses={"200": {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}})
+@blp.doc(responses={"200": {"content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ArchiveKey"}},
+    "application/x-pem-file": {"schema": {"type": "string"}}}}})
 @blp.response(200, s.ArchiveKeySchema)
 @blp.alt_response(422, description="Unknown format")
 def archive_key(query: dict[str, Any]) -> Any:

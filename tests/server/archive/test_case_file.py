@@ -54,6 +54,7 @@ def test_the_case_file_is_a_valid_signed_bag(client, auth, case: Case, tmp_path:
     bag.validate()  # the library of record: every payload hash, the tag manifest, Payload-Oxum
     assert bag.info["External-Identifier"] == f"inspection:{case.inspection.id}"
     assert bag.info["Retention-Class"] == "ordinary" and bag.info["Legal-Hold"] == "none"
+    assert bag.info["Decisions-Served"] == "0 of 0"  # packed before any decision: the file says so
     names = {Path(p).name for p in bag.payload_files()}
     assert {"joint-record.json", "decisions.json", "review-decisions.json", "draw-record.json", "certificates.json",
             "audit-entries.json", "retention.json", "manifest.json"} <= names

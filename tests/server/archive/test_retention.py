@@ -56,6 +56,7 @@ def test_the_case_takes_the_longest_class_of_its_decisions(client, auth, case: C
     _decide(case, case.world.ecology, EnforcementKind.PENALTY, reviewer=case.world.people["e-head"])
     info, decisions = _bag(client, auth, case)
     assert (info["Retention-Class"], info["Retain-Until"]) == ("long_term", "2056-11-20")
+    assert info["Decisions-Served"] == "2 of 2"
     penalty = next(d for d in decisions["decisions"] if d["kind"] == "penalty")
     assert penalty["served_on"] == "2026-11-20"
     assert [(r["reviewer"], r["opinion"], r["is_sign_off"]) for r in penalty["legal_reviews"]] == [
