@@ -257,3 +257,27 @@ def test_the_archive_office_checks_without_the_server(client, auth, case: Case, 
                           timeout=120)
     assert done.returncode == 1
     assert "data/draw-record.json: listed in the manifest but missing" in done.stderr
+
+
+def test_the_draw_and_the_review_decisions_are_in_the_file(client, auth, case: Case, tmp_path: Path) -> None:
+    from server.planning.models import Draw
+    from server.review.models import DecisionKind, ReviewDecision
+
+    world = case.world
+    chosen = Draw(department_id=world.market.id, seed="a" * 64, inputs={"enterprises": [str(world.enterprise.id)]},
+                  input_hash="b" * 64, result={"pairs": []}, result_hash="c" * 64, task_ids=[str(world.task.id)])
+    other = Draw(department_id=world.market.id, seed="d" * 64, inputs={}, input_hash="e" * 64, result={},
+                 result_hash="f" * 64, task_ids=[])
+    db.session.add_all([chosen, other])
+    db.session.add(ReviewDecision(inspection_id=case.inspection.id, task_id=world.task.id,
+                                  department_id=world.market.id, kind=DecisionKind.APPROVE, comment="同意",
+                                  decided_by_id=world.people["m-sup"].id))
+    db.session.commit()
+    root = _unpack(_download(client, auth, case), tmp_path)
+    draws = json.loads((root / "data/draw-record.json").read_text())
+    assert [(d["id"], d["seed"], d["result_hash"]) for d in draws] == [(str(chosen.id), "a" * 64, "c" * 64)]
+    reviews = json.loads((root / "data/review-decisions.json").read_text())
+    assert [(r["kind"], r["decided_by"], r["comment"]) for r in reviews] == [("approve", "m-sup", "同意")]
+    audit = json.loads((root / "data/audit-entries.json").read_text())
+    assert all(e["object_id"] in {str(case.inspection.id), str(world.task.id), str(case.video.id),
+                                  str(case.photo.id), str(chosen.id)} for e in audit)
