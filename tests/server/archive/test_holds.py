@@ -152,3 +152,19 @@ def test_unstorable_or_unknown_input_is_a_validation_error(client, auth, case: C
     assert_problem(client.post(f"/api/v1/media/{case.video.id}/deletion", headers=auth.headers("m-head"),
                                json={"reason": "\x00"}), 422)
     assert_problem(client.get("/api/v1/legal-holds?actve=1", headers=auth.headers("m-head")), 422)
+
+
+def test_the_operator_exports_and_verifies_with_the_servers_own_key(runner, case: Case, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    out = tmp_path / "case.zip"
+    result = runner.invoke(args=["case-file-export", str(case.inspection.id), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["case-file-verify", str(out)])
+    assert result.exit_code == 0 and "OK" in result.output, result.output
+    result = runner.invoke(args=["case-file-export", str(uuid.uuid4()), "-o", str(tmp_path / "none.zip")])
+    assert result.exit_code != 0 and "检查记录不存在" in result.output
+    result = runner.invoke(args=["legal-hold", "place", "media", str(uuid.uuid4()), "--reason", "x"])
+    assert result.exit_code != 0 and "证据文件不存在" in result.output
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "case_file.download")).actor_kind.value \
+        == "system"
