@@ -180,7 +180,9 @@ def publish(principal: Principal, decision_id: uuid.UUID) -> Publication:
 
 
 def _current(principal: Principal, publication_id: uuid.UUID) -> Publication:
-    publication = db.session.get(Publication, publication_id)
+    # Locked until the request commits: a correction and a withdrawal of one entry at once are taken one after
+    # the other, and the second sees the first's state (the unique version catches two corrections anyway).
+    publication = db.session.get(Publication, publication_id, with_for_update=True)
     if publication is None:
         raise Problem(404, "not-found", "公开信息不存在")
     _authorize(principal, publication)

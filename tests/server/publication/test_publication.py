@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from server.audit.models import AuditEntry
+from server.auth.policy import SYSTEM as SYSTEM_PRINCIPAL
 from server.decisions.models import DecisionKind
 from server.errors import Problem
 from server.extensions import db
@@ -105,3 +106,46 @@ def test_publication_due_lists_per_department_from_the_cli(world: World, decide,
     assert "SCJG" not in only.output and "STHJ" in only.output
     unknown = runner.invoke(args=["publication-due", "--department", "NOPE"])
     assert unknown.exit_code != 0 and "NOPE" in unknown.output
+
+
+def test_a_correction_and_a_withdrawal_at_once_are_taken_one_after_the_other(app, database_url: str, world: World,
+                                                                            decide) -> None:
+    import threading
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time; the race needs concurrent transactions")
+    entry = service.publish(SYSTEM_PRINCIPAL, decide(DecisionKind.PENALTY, date(2026, 3, 2)).id)
+    db.session.commit()
+    entry_id = entry.id
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def act(name: str) -> None:
+        with app.app_context():
+            start.wait()
+            try:
+                if name == "correct":
+                    service.correct(SYSTEM_PRINCIPAL, entry_id, "更正")
+                else:
+                    service.withdraw(SYSTEM_PRINCIPAL, entry_id, "撤销")
+                db.session.commit()
+                outcomes[name] = "done"
+            except Problem as refused:
+                db.session.rollback()
+                outcomes[name] = refused.slug
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=act, args=(name,)) for name in ("correct", "withdraw")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    expected = (["done", "publication-superseded"], ["done", "publication-withdrawn"])
+    assert sorted(outcomes.values()) in expected, outcomes
+    db.session.expire_all()
+    versions = service.publications_of(entry.decision_id)
+    if outcomes["correct"] == "done":
+        assert [v.state for v in versions] == [PublicationState.CORRECTED, PublicationState.PUBLISHED]
+    else:
+        assert [v.state for v in versions] == [PublicationState.WITHDRAWN]
