@@ -11,7 +11,7 @@ from flask.views import MethodView
 from server.api import BEARER
 from server.api import Blueprint as ApiBlueprint
 from server.auth.policy import Permission, current_principal, requires
-from server.errors import Problem
+from server.errors import Problem, handle_http_exception
 from server.publication import public, service
 from server.publication import schemas as s
 
@@ -37,6 +37,14 @@ def public_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response
+
+
+@bp.errorhandler(Problem)
+def error_page(error: Problem) -> Any:
+    """The page's own errors as a page (the feed's stay problem+json, as everywhere in the API)."""
+    if request.endpoint == "public.index":
+        return render_template("public/error.html", status=error.code, message=error.detail or error.title), error.code
+    return handle_http_exception(error)
 
 
 @bp.get("/")

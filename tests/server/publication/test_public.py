@@ -42,9 +42,10 @@ def test_the_page_shows_a_correction_as_a_correction_and_a_withdrawal_as_withdra
 
 
 def test_bad_pages_are_refused_plainly(client: FlaskClient, world) -> None:
-    for query in ("page=0", "page=abc", "page=99999999", "plans_page=-1"):
+    for query in ("page=0", "page=abc", "page=99999999", "plans_page=-1", "page=%00"):
         answer = client.get(f"/public/?{query}")
-        assert answer.status_code == 400, query
+        assert answer.status_code == 400 and "text/html" in answer.content_type, query
+        assert "页码无效" in answer.get_data(as_text=True)
     answer = client.get("/public/feed.json?page=x")
     assert answer.status_code == 400 and answer.mimetype == "application/problem+json"
 
