@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 
 from server import changefeed, events
 from server.auth.policy import Permission, Principal, authorize_object
@@ -56,14 +56,19 @@ class Rejected(Exception):
         self.reason = reason
 
 
+# The same text as json.dumps(..., ensure_ascii=False, separators=(",", ":")) (stored digests must not change),
+# with one encoder instead of a new one per mutation.
+_HASH_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def content_hash(mutation: dict[str, Any]) -> str:
     """A digest of what a mutation says, to tell a replay from a reused id.
 
     Field order does not matter; everything else must match exactly.
     """
     fields = mutation.get("fields") or {}
-    canonical = json.dumps([mutation["entity"], str(mutation["entity_id"]), mutation["op"], mutation["base_version"],
-                            mutation["hlc"], sorted(fields.items())], ensure_ascii=False, separators=(",", ":"))
+    canonical = _HASH_ENCODER.encode([mutation["entity"], str(mutation["entity_id"]), mutation["op"],
+                                      mutation["base_version"], mutation["hlc"], sorted(fields.items())])
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -224,16 +229,65 @@ def _write(batch: _Batch) -> None:
         for offset, entity in enumerate(inserts + updates):
             rows.append({**entity.row(), "change_seq": first + offset})
         if inserts:
-            db.session.execute(insert(SyncedEntity.__table__), rows[:len(inserts)])
+            _insert_many(SyncedEntity.__table__, rows[:len(inserts)], _ENTITY_SHARED)
         if updates:
             db.session.execute(
                 update(SyncedEntity.__table__).where(SyncedEntity.__table__.c.id == bindparam("entity_id")),
                 [{**{k: v for k, v in row.items() if k != "id"}, "entity_id": row["id"]}
                  for row in rows[len(inserts):]])
     if batch.records:
-        db.session.execute(insert(MutationRecord.__table__), batch.records)
+        _insert_many(MutationRecord.__table__, batch.records, _RECORD_SHARED)
     if batch.conflicts:
         db.session.execute(insert(SyncConflict.__table__), batch.conflicts)
+
+
+# Columns whose values a batch repeats (its one clock reading, the pushing user, device and department,
+# the few tasks and inspections): converted for the database once per batch, not once per row.
+_ENTITY_SHARED = frozenset({"kind", "task_id", "inspection_id", "department_id", "created_by_id", "deleted",
+                            "version", "first_received_at", "last_received_at", "updated_at"})
+_RECORD_SHARED = frozenset({"device_id", "user_id", "received_at", "status", "version"})
+
+
+def _insert_many(table: Table, rows: list[dict[str, Any]], shared: frozenset[str]) -> None:
+    """``INSERT`` many rows with one driver ``executemany``, converting each value as the column's type does.
+
+    The same statement and the same conversions (the column types' own bind processors, e.g. JSON text,
+    UTC datetimes, UUIDs) as ``session.execute(insert(table), rows)``, without the per-row parameter
+    processing of a compiled Core statement; a value repeated in a column (``shared``) is converted once.
+    Runs on the session's connection, so inside the push's transaction.
+    """
+    connection = db.session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    compiled = insert(table).compile(dialect=dialect, column_keys=names)
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    if set(compiled.positiontup or compiled.binds) != set(names):
+        raise ValueError(f"{table.name}: every column must be given, none computed by a default")
+    order = list(compiled.positiontup or names)  # positional styles: the statement's order
+    position = {name: index for index, name in enumerate(names)}
+    converted: list[list[Any]] = []
+    caches: dict[str, dict[Any, Any]] = {name: {} for name in names if name in shared}
+    for row in rows:
+        values = []
+        for name, process in zip(names, processors, strict=True):
+            value = row[name]
+            if process is not None and value is not None:
+                cache = caches.get(name)
+                if cache is None:
+                    value = process(value)
+                else:
+                    hit = cache.get(value, cache)
+                    if hit is cache:
+                        hit = cache[value] = process(value)
+                    value = hit
+            values.append(value)
+        converted.append(values)
+    if compiled.positional:
+        indexes = [position[name] for name in order]
+        parameters: list[Any] = [tuple(values[i] for i in indexes) for values in converted]
+    else:
+        parameters = [dict(zip(names, values, strict=True)) for values in converted]
+    connection.exec_driver_sql(compiled.string, parameters)
 
 
 def _apply(batch: _Batch, mutation: dict[str, Any]) -> MutationResult:
