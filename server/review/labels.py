@@ -78,6 +78,10 @@ ACTIONS = {
     "decision_rule.set": _l("Set what makes decisions major"),
     "commitment.created": _l("Registered a notification-commitment"),
     "commitment.result": _l("Recorded a commitment check's result"),
+    "case_file.download": _l("Downloaded a case file"),
+    "legal_hold.place": _l("Placed a legal hold"),
+    "legal_hold.lift": _l("Lifted a legal hold"),
+    "media.delete": _l("Deleted an evidence file"),
 }
 
 #: The keys of audit details, and of record fields a merge conflict may name.
