@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -108,6 +109,9 @@ class SeedSummary:
     inspections: int = 0
     open_tasks: int = 0
     draws: int = 0
+    decisions: int = 0
+    publications: int = 0
+    legal_holds: int = 0
     accounts: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -115,7 +119,9 @@ class SeedSummary:
                 f"{self.users} accounts ({self.certificates_suspended} certificates suspended or revoked), "
                 f"{self.devices} devices, "
                 f"{self.inspections} joint inspection awaiting review, {self.open_tasks} open visits of today for the "
-                f"demo inspectors, {self.draws} double-random draw awaiting the heads' approval")
+                f"demo inspectors, {self.draws} double-random draw awaiting the heads' approval, "
+                f"{self.decisions} enforcement decisions on two earlier visits (one awaiting legal review), "
+                f"{self.publications} public results (one a correction), {self.legal_holds} legal hold")
 
 
 def _person(rng: random.Random, used: set[str]) -> str:
@@ -227,6 +233,9 @@ def seed_demo_city(*, if_empty: bool = False, enterprises: int = 200, rng_seed: 
     summary.open_tasks = _seed_open_tasks(departments)
     summary.draws = _seed_planning(departments)
     _seed_commitments(departments, today)
+    enforcement = _seed_enforcement(departments, today)
+    summary.decisions, summary.publications = enforcement.decisions, enforcement.publications
+    summary.legal_holds = enforcement.holds
     return summary
 
 
@@ -415,3 +424,169 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
     db.session.add(media)
     db.session.flush()
     on_media_stored(media)  # the worker verifies it once the seed commits
+
+
+def _principal(username: str, device: str | None = None) -> Principal:
+    user = db.session.scalar(select(User).where(User.username == username))
+    assert user is not None, username
+    return Principal("user", str(user.id), user.role.value, user.department_id, device)
+
+
+def _field_team(code: str, count: int = 2) -> list[User]:
+    """Inspectors of a department outside the demo's other visits (insp1..4) whose certificate is valid."""
+    lower = code.lower()
+    users = db.session.scalars(select(User).where(User.username.like(f"{lower}-insp%")).order_by(User.username))
+    free = [u for u in users if u.username.rsplit("insp", 1)[1] not in ("1", "2", "3", "4")
+            and all(c.status == CertificateStatus.VALID for c in u.certificates)]
+    return free[:count]
+
+
+def _approved_inspection(departments: list[Department], day: date, findings: list[tuple[str, str, str]]) -> object:
+    """A visit on ``day`` by two inspectors of each department, pushed by the lead's tablet as the field client
+    would and approved by the lead's supervisor: what a decision is recorded on. ``findings``: (check item
+    code, result, note). Returns the inspection id."""
+    import time
+    import uuid
+
+    from server.review import service as review
+    from server.review.models import DecisionKind as ReviewKind
+    from server.sync import service as sync
+    from server.sync.entities import inspection_id_for
+
+    lead = departments[0]
+    taken = set(db.session.scalars(select(InspectionTask.enterprise_id)))
+    wanted = {d.id for d in departments}
+    enterprise = next(e for e in db.session.scalars(select(Enterprise).order_by(Enterprise.credit_code))
+                      if e.id not in taken and wanted <= {d.id for d in e.supervising_departments})
+    team = [u for d in departments for u in _field_team(d.code)]
+    items = {i.code: i for i in db.session.scalars(select(CheckItem).where(
+        CheckItem.code.in_([code for code, _, _ in findings])))}
+    office = timezone(timedelta(hours=8))
+    started = datetime(day.year, day.month, day.day, 9, 30, tzinfo=office).astimezone(UTC)
+    ended = started + timedelta(hours=1, minutes=10)
+    title = ("联合检查：" if len(departments) > 1 else "日常检查：") + enterprise.name
+    task = create_task(SYSTEM, {"title": title, "enterprise_id": enterprise.id, "lead_department_id": lead.id,
+                                "window_start": started - timedelta(hours=1), "window_end": ended + timedelta(hours=6),
+                                "member_ids": [u.id for u in team], "check_item_ids": [i.id for i in items.values()]})
+    db.session.flush()
+    inspection_id = str(inspection_id_for(task.id))
+    record: dict[str, object] = {"task_id": str(task.id), "started_at": started.isoformat(),
+                                 "ended_at": ended.isoformat(), "place": enterprise.address,
+                                 "representative": enterprise.legal_representative, "status": "finished",
+                                 "soft_measures": ["当场指出问题并提出整改要求"]}
+    # Each department's inspector records its own department's findings on its own tablet (as the client does).
+    for department in departments:
+        mutations: list[tuple[str, str, dict[str, object]]] = []
+        if department is lead:
+            mutations.append(("inspection", inspection_id, record))
+        for n, (code, result, note) in enumerate(findings):
+            if items[code].department_id == department.id:
+                mutations.append(("finding", str(uuid.uuid4()), {
+                    "inspection_id": inspection_id, "check_item_id": str(items[code].id), "result": result,
+                    "note": note, "recorded_at": (started + timedelta(minutes=10 + 15 * n)).isoformat()}))
+        tablet = f"{department.code}-TAB2"
+        pusher = next(u for u in team if u.department_id == department.id)
+        batch = [{"id": uuid.uuid4(), "entity": entity, "entity_id": uuid.UUID(entity_id), "op": "upsert",
+                  "base_version": 0, "hlc": f"{int(time.time() * 1000):013d}-{n:04x}-{tablet}", "fields": fields}
+                 for n, (entity, entity_id, fields) in enumerate(mutations)]
+        results = sync.push(_principal(pusher.username, tablet), tablet, batch, timedelta(minutes=5))
+        refused = [r for r in results if r.status not in ("applied", "duplicate")]
+        if refused:
+            raise RuntimeError("demo inspection refused: " + "; ".join(f"{r.code}: {r.reason}" for r in refused))
+    review.decide(_principal(f"{lead.code.lower()}-supervisor"), uuid.UUID(inspection_id), ReviewKind.APPROVE,
+                  "记录完整，同意")
+    return uuid.UUID(inspection_id)
+
+
+def _decision_day(today: date, days_left: int) -> date:
+    """The latest day a rectify order (20 working days) made on it has ``days_left`` working days left
+    today; beyond the calendar (chinesecalendar knows up to one year), four weeks ago."""
+    from server.publication import calendar
+
+    try:
+        for back in range(1, 60):
+            day = today - timedelta(days=back)
+            deadline = calendar.publication_deadline(day, False)
+            if deadline >= today and calendar.working_days_between(today, deadline) <= days_left:
+                return day
+    except calendar.CalendarOutOfRange:
+        pass
+    return today - timedelta(days=28)
+
+
+@dataclass
+class EnforcementSummary:
+    decisions: int = 0
+    publications: int = 0
+    holds: int = 0
+
+
+def _seed_enforcement(departments: dict[str, Department], today: date) -> EnforcementSummary:
+    """Enforcement after two earlier visits, through the services users call (issue 15):
+
+    - a joint visit of market regulation, ecology and emergency management: market regulation's penalty above
+      the threshold awaits its legal reviewer (scjg-legal's queue); ecology's penalty was signed off by its
+      legal reviewer, made and served today (publication due within 7 working days); emergency management's
+      rectify order was made weeks ago and served (its 20-working-day deadline is within three working days).
+      The case is under a legal hold (a complaint is pending).
+    - a routine visit of market regulation: its rectify order made and served, published on the public page
+      and then corrected once.
+    """
+    from server.archive.models import HeldObject
+    from server.archive.retention import place_hold
+    from server.decisions import service as decisions
+    from server.publication import service as publication
+
+    made = EnforcementSummary()
+    market, ecology, safety = departments["SCJG"], departments["STHJ"], departments["YJGL"]
+    soon_day = _decision_day(today, 2)
+    joint = _approved_inspection([market, ecology, safety], soon_day - timedelta(days=3), [
+        ("SCJG-02", "non_compliant", "两名从业人员未取得健康证明即上岗"),
+        ("STHJ-03", "non_compliant", "危险废物未按规定填写转移联单，擅自交由无资质单位处置"),
+        ("YJGL-05", "non_compliant", "二楼疏散通道堆放杂物，安全出口指示灯损坏"),
+    ])
+    # Market regulation: a major penalty, waiting for the legal reviewer.
+    decisions.create_decision(_principal("scjg-supervisor"), joint, {
+        "kind": "penalty", "amount_yuan": Decimal("50000.00"),
+        "conclusion": "安排未取得健康证明的人员从事接触直接入口食品的工作，责令改正，给予警告并处罚款",
+        "legal_basis": "《中华人民共和国食品安全法》第一百二十六条第一款第（六）项"})
+    # Ecology: a major penalty, signed off by its legal reviewer, made and served today.
+    penalty = decisions.create_decision(_principal("sthj-supervisor"), joint, {
+        "kind": "penalty", "amount_yuan": Decimal("30000.00"),
+        "conclusion": "未按规定填写危险废物转移联单，擅自将危险废物提供给无经营许可证的单位，处以罚款",
+        "legal_basis": "《中华人民共和国固体废物污染环境防治法》第一百一十二条第一款第（四）、（五）项"})
+    decisions.sign_off(_principal("sthj-legal"), penalty.id, {
+        "outcome": "approved", "reviewed_on": today,
+        "opinion": "事实清楚，证据确凿，适用法律正确，程序合法，罚款数额在法定幅度内，同意作出处罚决定"})
+    decisions.make_decision(_principal("sthj-supervisor"), penalty.id, today)
+    decisions.serve_decision(_principal("sthj-supervisor"), penalty.id, today)
+    # Emergency management: an ordinary rectify order, made weeks ago and served the next day.
+    order = decisions.create_decision(_principal("yjgl-supervisor"), joint, {
+        "kind": "rectify_order", "rectify_by": soon_day + timedelta(days=15),
+        "conclusion": "疏散通道堆放杂物、安全出口指示标志损坏，责令限期清理并修复",
+        "legal_basis": "《中华人民共和国消防法》第六十条第一款第（三）、（五）项"})
+    decisions.make_decision(_principal("yjgl-supervisor"), order.id, soon_day)
+    decisions.serve_decision(_principal("yjgl-supervisor"), order.id, min(soon_day + timedelta(days=1), today))
+    made.decisions += 3
+    place_hold(_principal("scjg-head"), HeldObject.INSPECTION, joint,
+               "当事人已就处罚事项申请行政复议，复议期间保全全部案卷和执法记录")
+    made.holds += 1
+
+    # Market regulation's routine visit: a rectify order made and served, published, then corrected.
+    routine_day = today - timedelta(days=12)
+    routine = _approved_inspection([market], routine_day - timedelta(days=2), [
+        ("SCJG-04", "non_compliant", "部分商品未标明价格，价签与实际售价不一致"),
+    ])
+    notice = decisions.create_decision(_principal("scjg-supervisor"), routine, {
+        "kind": "rectify_order", "rectify_by": routine_day + timedelta(days=10),
+        "conclusion": "部分商品未明码标价，责令限期改正",
+        "legal_basis": "《中华人民共和国价格法》第十三条、第四十二条"})
+    decisions.make_decision(_principal("scjg-supervisor"), notice.id, routine_day)
+    decisions.serve_decision(_principal("scjg-supervisor"), notice.id, routine_day + timedelta(days=1))
+    made.decisions += 1
+    first = publication.publish(_principal("scjg-supervisor"), notice.id)
+    publication.correct(_principal("scjg-supervisor"), first.id, "原公开的执法结论漏写整改期限，予以更正",
+                        "部分商品未明码标价，责令于十日内改正")
+    made.publications += 2
+    db.session.flush()
+    return made

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from server.auth.policy import SYSTEM
-from server.decisions.models import DecisionKind
+from server.decisions.models import DecisionKind, EnforcementDecision
 from server.directory.models import Certificate, Role, User
 from server.extensions import db
 from server.planning.models import Draw
@@ -82,6 +82,9 @@ def test_no_public_response_names_an_inspector_or_a_certificate(on_publication_d
     published = 0
     for task in tasks:
         for department_id in sorted({m.department_id for m in task.members}, key=str):
+            if db.session.scalar(select(EnforcementDecision.id).where(  # the demo's own (some published already)
+                    EnforcementDecision.task_id == task.id, EnforcementDecision.department_id == department_id)):
+                continue
             kind = DecisionKind.PENALTY if published % 3 else DecisionKind.NO_IRREGULARITY
             decision = made_decision(task, department_id, kind, date(2026, 3, 2), conclusion=f"{task.title}：依法处理")
             publication = service.publish(SYSTEM, decision.id)
