@@ -12,6 +12,7 @@ def init_app(app: Flask) -> None:
     queue = current_queue(app)
     queue.register(jobs.VERIFY_MEDIA, jobs.verify_media_job, retries=5, retry_delay=30)
     queue.register(jobs.ASSESS_INSPECTION, jobs.assess_inspection_job, retries=3, retry_delay=30)
+    queue.register(jobs.ASSESS_INSPECTIONS, jobs.assess_inspections_job, retries=3, retry_delay=30)
     queue.register(jobs.REASSESS_HOLDER, jobs.reassess_holder_job, retries=3, retry_delay=30)
     queue.register(jobs.SWEEP, jobs.sweep_job, retries=0, retry_delay=0)
     queue.periodic(jobs.SWEEP, every_minutes=5)
