@@ -181,6 +181,7 @@ def test_an_inspection_captured_offline_reaches_the_server(app: Flask, world: Wo
     tablet.wait_screen("inspect-findings")
     ours = page.locator("[data-testid=finding][data-check-item=SCJG-01]")
     assert ours.locator("textarea[name=note]").input_value() == NOTE
+    ours.locator("[data-testid=media-thumb]").nth(1).wait_for()  # the thumbnails render after the record
     assert ours.locator("[data-testid=media-thumb]").count() == 2
 
     # Back online: the app syncs by itself, then uploads the files one by one.

@@ -171,6 +171,7 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
 
     ours.locator("[data-testid=add-photo] input").set_input_files(str(small))
     page.wait_for_selector("[data-check-item=SCJG-01] [data-testid=capture-note].ok")
+    ours.locator("[data-testid=media-thumb]").first.wait_for()  # the note can show before the list re-renders
     assert ours.locator("[data-testid=media-thumb]").count() == 1
 
     # The tablet's storage is nearly full: the app warns, refuses the next file, and keeps what it has.
