@@ -192,13 +192,8 @@ def test_files_are_refused_at_capture_with_the_reason(app: Flask, world: World,
     tablet.shot("09-sync-storage-low")
 
 
-def test_records_the_server_refuses_are_set_aside_with_the_reason_and_kept(app: Flask, world: World,
-                                                                           live: Live,  # noqa: F811 - imported
-                                                                           tablets: Any) -> None:
-    from server.tasks.service import close_task
-
-    task_id = world.task.id
-    tablet = tablets(live.url, "set-aside")
+def _offline_record_with_place(app: Flask, tablet: Any, place: str) -> Any:
+    """Enrol, log in as m-insp, go offline, start the task's record and type its place; returns the page."""
     page = tablet.open(path=f"/field/#enrol={enrolment_code(app, 'SCJG', 'SCJG-TAB1')}")
     tablet.wait_screen("login")
     log_in(tablet, "m-insp")
@@ -208,8 +203,19 @@ def test_records_the_server_refuses_are_set_aside_with_the_reason_and_kept(app: 
     page.click("[data-testid=task-row]")
     page.click("[data-testid=start]")
     tablet.wait_screen("inspect-overview")
-    page.fill("input[name=place]", "仓库")
+    page.fill("input[name=place]", place)
     page.locator("input[name=place]").blur()
+    return page
+
+
+def test_records_the_server_refuses_are_set_aside_with_the_reason_and_kept(app: Flask, world: World,
+                                                                           live: Live,  # noqa: F811 - imported
+                                                                           tablets: Any) -> None:
+    from server.tasks.service import close_task
+
+    task_id = world.task.id
+    tablet = tablets(live.url, "set-aside")
+    page = _offline_record_with_place(app, tablet, "仓库")
     # Meanwhile the office closes the task: what the tablet captured can no longer be stored.
     close_task(SYSTEM, task_id)
     db.session.commit()
@@ -232,17 +238,7 @@ def test_a_password_changed_on_the_server_carries_the_waiting_records_over(app: 
     from server.directory.models import User
 
     tablet = tablets(live.url, "new-password")
-    page = tablet.open(path=f"/field/#enrol={enrolment_code(app, 'SCJG', 'SCJG-TAB1')}")
-    tablet.wait_screen("login")
-    log_in(tablet, "m-insp")
-    tablet.wait_screen("tasks")
-    page.wait_for_selector("[data-testid=task-row]")
-    tablet.offline(True)
-    page.click("[data-testid=task-row]")
-    page.click("[data-testid=start]")
-    tablet.wait_screen("inspect-overview")
-    page.fill("input[name=place]", "二号仓库")
-    page.locator("input[name=place]").blur()
+    page = _offline_record_with_place(app, tablet, "二号仓库")
     page.click("[data-testid=logoff]")
     tablet.wait_screen("unlock")
 
