@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         audit,
         changefeed,  # noqa: F401 - registers the change-sequence hook
         cli,
+        codes,
         decisions,
         directory,
         errors,
@@ -102,6 +103,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     init_archive(app)
     decisions.init_app(app)
     publication.init_app(app)
+    codes.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app

@@ -39,6 +39,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS",
     "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES",
     "INSPECT_ONCE_FIELD_APP_DIR",
+    "INSPECT_ONCE_PUBLIC_URL",
 }
 
 
@@ -80,6 +81,9 @@ class Settings:
     media_min_free_bytes: int = 5 * 1024 ** 3
     # The tablet app's built files (make web), served at /field/.
     field_app_dir: Path = Path(__file__).resolve().parents[1] / "field_client" / "web" / "dist"
+    # Where the public reaches this server (https://…): the base of inspection-code URLs. Unset: the
+    # address each request came to.
+    public_url: str | None = None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -112,6 +116,17 @@ def _rate(value: str, name: str) -> str:
     except ValueError:
         raise ConfigError(f"{name} must look like '5 per minute', got {value!r}") from None
     return value
+
+
+def _public_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"INSPECT_ONCE_PUBLIC_URL must be an http(s):// address with no query, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _kept_secrets(path: Path) -> dict[str, str]:
@@ -195,6 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         review_idle_minutes=_int(env, "INSPECT_ONCE_REVIEW_IDLE_MINUTES", 30, minimum=1),
         verification_lease_seconds=_int(env, "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS", 1800, minimum=1),
         media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
+        public_url=_public_url(env.get("INSPECT_ONCE_PUBLIC_URL")),
         **({"field_app_dir": Path(env["INSPECT_ONCE_FIELD_APP_DIR"]).resolve()}
            if env.get("INSPECT_ONCE_FIELD_APP_DIR") else {}),
     )

@@ -70,6 +70,17 @@ def inspections_around(enterprise_id: uuid.UUID, moment: datetime, rule: Frequen
     return int(db.session.scalar(query) or 0)
 
 
+def visits_counted_before(enterprise_id: uuid.UUID, moment: datetime, rule: Frequency,
+                          excluding: uuid.UUID | None = None) -> int:
+    """Visits to the enterprise starting in the period up to ``moment`` (a joint visit is one task: counted once)."""
+    query = select(func.count()).select_from(InspectionTask).where(
+        InspectionTask.enterprise_id == enterprise_id, InspectionTask.status.in_(COUNTED_STATUSES),
+        InspectionTask.window_start > moment - timedelta(days=rule.period_days), InspectionTask.window_start <= moment)
+    if excluding is not None:
+        query = query.where(InspectionTask.id != excluding)
+    return int(db.session.scalar(query) or 0)
+
+
 def usable_override(enterprise_id: uuid.UUID, department_ids: Iterable[uuid.UUID]) -> FrequencyOverride | None:
     """The oldest approved, unused override of one of the departments for one more visit to the enterprise."""
     return db.session.scalar(select(FrequencyOverride).where(

@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 
 from server import changefeed, events
 from server.auth.policy import Permission, Principal, authorize_object
+from server.codes.service import issued_code
 from server.db_types import utcnow
 from server.directory.models import Certificate, CheckItem, Device, DeviceKind, Enterprise
 from server.errors import Problem
@@ -602,6 +603,10 @@ def _task_change(task: InspectionTask) -> Change:
                        "address": enterprise.address},
         "team": team, "check_item_ids": [str(i.check_item_id) for i in task.check_items],
     }
+    code = issued_code(task)
+    if code is not None:
+        # Shown offline to the enterprise (扫码入企); the tablet records the token on the inspection it starts.
+        fields["inspection_code"] = {"token": code.token, "url": code.url, "expires_at": code.expires_at.isoformat()}
     op = "upsert" if task.status in (TaskStatus.DISPATCHED, TaskStatus.CLOSED) else "delete"
     return Change(task.change_seq, "task", str(task.id), op, task.change_seq, fields, task.created_at)
 

@@ -1,0 +1,86 @@
+"""The inspection code's public page ``/public/c/<token>``: what a scanned code says, no log-in, in Chinese.
+
+Also ``/public/code-keys.json`` (the public keys, for checking tokens without this server) and
+``/public/c/<token>/qr.svg`` (the code to print).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import segno
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from server.codes import service
+from server.codes.token import raw_public_key
+from server.db_types import OFFICE_TIMEZONE, utcnow
+
+bp = Blueprint("codes", __name__, url_prefix="/public", template_folder="templates",
+               static_folder="static", static_url_path="/code-static")
+
+#: HTTP status of the page per state: a code that may not be used is refused, with a page saying why.
+STATE_STATUS = {"valid": 200, "not-yet-valid": 200, "expired": 410, "cancelled": 410, "superseded": 409,
+                "withdrawn": 409, "unknown-task": 404, "forged": 400, "malformed": 400}
+_CREDIT_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
+CERTIFICATE_WORDS = {"valid": "有效", "suspended": "暂扣", "revoked": "已吊销", "expired": "已过期",
+                     "not-yet-valid": "尚未生效", "none": "无执法证"}
+
+
+@bp.context_processor
+def words() -> dict[str, object]:
+    return {"certificate_words": CERTIFICATE_WORDS}
+
+
+@bp.app_template_filter("office_time")
+def office_time(moment: object) -> str:
+    """A moment as the offices read it, to the minute."""
+    if not isinstance(moment, datetime):
+        return ""
+    return moment.astimezone(OFFICE_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+
+
+@bp.after_request
+def public_headers(response: Response) -> Response:
+    # The page's own script (the offline checker) only; nothing from elsewhere; never cached by a proxy.
+    response.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+                                "base-uri 'none'; form-action 'self'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.get("/c/<path:token>")
+def code_page(token: str) -> Any:
+    check = service.check_code(token, utcnow())
+    status = STATE_STATUS[check.state]
+    entered = (request.args.get("credit_code") or "").strip().upper()
+    own: str | None = None  # the enterprise's own check: "match", "mismatch" or "invalid"
+    if entered and check.genuine:
+        if not _CREDIT_CODE.fullmatch(entered):
+            own = "invalid"
+        elif entered == check.task.enterprise.credit_code:  # type: ignore[union-attr]
+            own = "match"
+        else:
+            own, status = "mismatch", 409
+    return render_template("codes/page.html", check=check, token=token, own=own,
+                           entered=entered if own == "invalid" else ""), status
+
+
+@bp.get("/c/<path:token>/qr.svg")
+def code_qr(token: str) -> Any:
+    check = service.check_code(token, utcnow())
+    if not check.genuine:
+        return render_template("codes/page.html", check=check, token=token, own=None, entered=""), \
+            STATE_STATUS[check.state]
+    svg = segno.make(service.public_base_url() + service.URL_PREFIX + token, error="m").svg_inline(scale=4)
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@bp.get("/code-keys.json")
+def code_keys() -> Any:
+    """The Ed25519 public keys whose inspection codes are genuine, by key id (raw 32 bytes, base64url)."""
+    return jsonify({"algorithm": "Ed25519", "keys": [{"id": key_id, "public_key": raw_public_key(key)}
+                                                       for key_id, key in service.public_keys().items()]})
