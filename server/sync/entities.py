@@ -180,6 +180,9 @@ ENTITY_RULES: dict[Kind, EntityRules] = {
         "coercive_measures": FieldRule(list_of(coercive_measure, 20)),
         "conclusion": FieldRule(_nullable(text(4000))),
         "status": FieldRule(choice("open", "finished")),  # the server also writes "returned" (record_review)
+        # The inspection code (token) the tablet held for the task when the inspection began: shown to the
+        # enterprise on the spot (扫码入企); the server checks it (server.codes) and flags a visit without one.
+        "inspection_code": FieldRule(_nullable(text(2048))),
         # The latest review decision, {status: returned|approved, comment, decided_at, decided_by: {id, full_name}}.
         "review": FieldRule(written_by_the_server),
     }, parent_field=None),
