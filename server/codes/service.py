@@ -29,7 +29,7 @@ from server.directory.models import CheckItem, Department, User
 from server.directory.service import certificate_status_on
 from server.extensions import db
 from server.planning.approval import task_approvals
-from server.planning.frequency import frequency_rule, visits_counted_before
+from server.planning.frequency import VisitCount, visit_count
 from server.tasks.models import InspectionTask, TaskStatus
 
 KEY_FILE = "code-key.pem"
@@ -119,13 +119,6 @@ class PublicCheckItem:
 
 
 @dataclass(frozen=True)
-class PublicFrequency:
-    this_visit: int      # the how-manieth visit in the period this one is
-    cap: int
-    period_days: int
-
-
-@dataclass(frozen=True)
 class CodeCheck:
     """A scanned token, as the public page shows it.
 
@@ -141,7 +134,7 @@ class CodeCheck:
     approvals: tuple[PublicApproval, ...] = ()
     inspectors: tuple[PublicInspector, ...] = ()
     check_items: tuple[PublicCheckItem, ...] = ()
-    frequency: PublicFrequency | None = None
+    frequency: VisitCount | None = None
     day: date | None = None
 
     @property
@@ -188,8 +181,8 @@ def _state(task: InspectionTask, claims: Claims, token: str, now: datetime) -> s
 
 
 def _visit(task: InspectionTask, now: datetime) -> tuple[tuple[PublicApproval, ...], tuple[PublicInspector, ...],
-                                                         tuple[PublicCheckItem, ...], PublicFrequency, date]:
-    names = dict(db.session.execute(select(Department.id, Department.name)).tuples().all())
+                                                         tuple[PublicCheckItem, ...], VisitCount, date]:
+    names = {row.id: row.name for row in db.session.execute(select(Department.id, Department.name))}
     approvers = {a.decided_by_id for a in task_approvals(task.id) if a.decided_by_id}
     people = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(approvers)))} if approvers else {}
     approvals = tuple(
@@ -211,7 +204,4 @@ def _visit(task: InspectionTask, now: datetime) -> tuple[tuple[PublicApproval, .
     items = tuple(PublicCheckItem(i.title, names.get(i.department_id, ""), i.legal_basis)
                   for i in db.session.scalars(select(CheckItem).where(CheckItem.id.in_(item_ids))
                                               .order_by(CheckItem.department_id, CheckItem.code))) if item_ids else ()
-    rule = frequency_rule()
-    frequency = PublicFrequency(visits_counted_before(task.enterprise_id, task.window_start, rule, task.id) + 1,
-                                rule.max_inspections, rule.period_days)
-    return approvals, tuple(inspectors), items, frequency, day
+    return approvals, tuple(inspectors), items, visit_count(task), day

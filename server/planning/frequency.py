@@ -81,6 +81,42 @@ def visits_counted_before(enterprise_id: uuid.UUID, moment: datetime, rule: Freq
     return int(db.session.scalar(query) or 0)
 
 
+@dataclass(frozen=True)
+class VisitCount:
+    """Where a visit stands against the cap: the how-manieth visit to its enterprise in the period it is."""
+
+    visit_number: int
+    cap: int
+    period_days: int
+
+    @property
+    def at_cap(self) -> bool:
+        """The last visit the cap allows: planners and approvers are warned."""
+        return self.visit_number == self.cap
+
+    @property
+    def over_cap(self) -> bool:
+        """Beyond the cap: only with an approved override (``schedule_visit``)."""
+        return self.visit_number > self.cap
+
+    @property
+    def warning(self) -> str | None:
+        if self.over_cap:
+            return (f"该企业近 {self.period_days} 天内第 {self.visit_number} 次检查，超过上限 {self.cap} 次"
+                    "（已经批准超频次检查）")
+        if self.at_cap:
+            return (f"该企业近 {self.period_days} 天内第 {self.visit_number} 次检查，已达上限 {self.cap} 次，"
+                    "此后不能再安排")
+        return None
+
+
+def visit_count(task: InspectionTask, rule: Frequency | None = None) -> VisitCount:
+    """The task's place among the visits to its enterprise in the period up to its window start."""
+    rule = rule or frequency_rule()
+    return VisitCount(visits_counted_before(task.enterprise_id, task.window_start, rule, task.id) + 1,
+                      rule.max_inspections, rule.period_days)
+
+
 def usable_override(enterprise_id: uuid.UUID, department_ids: Iterable[uuid.UUID]) -> FrequencyOverride | None:
     """The oldest approved, unused override of one of the departments for one more visit to the enterprise."""
     return db.session.scalar(select(FrequencyOverride).where(

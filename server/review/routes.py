@@ -364,7 +364,7 @@ def contact_sheet(media_id: str) -> Any:
 @office(Permission.APPROVE_TASKS)
 def approvals() -> Any:
     pending = service.pending_dispatches(g.principal, _page_number("page"))
-    return render_template("review/approvals.html", pending=pending)
+    return render_template("review/approvals.html", pending=pending, counts=service.visit_counts(pending.items))
 
 
 @bp.post("/approvals/<task_id>")

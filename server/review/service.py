@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from server.extensions import db
 from server.joint.service import joint_record_for
 from server.loading import load_authorized
 from server.planning.approval import approve_dispatch, pending_approvals, reject_dispatch
+from server.planning.frequency import VisitCount, frequency_rule, visit_count
 from server.review.models import DecisionKind, ReviewDecision
 from server.review.paging import Slice, first_of, page_of
 from server.review.timeline import Clip, Mark, Timeline, gaps_between, lay_out
@@ -824,6 +826,12 @@ APPROVALS_PAGE = 25
 def pending_dispatches(principal: Principal, page: int = 1) -> Slice[InspectionTask]:
     """A page of the tasks waiting for the approval of this head's department (the planning service decides)."""
     return first_of(pending_approvals(principal), APPROVALS_PAGE, page)
+
+
+def visit_counts(tasks: Iterable[InspectionTask]) -> dict[uuid.UUID, VisitCount]:
+    """Each task's place among the visits to its enterprise against the cap: the head is warned at dispatch."""
+    rule = frequency_rule()
+    return {task.id: visit_count(task, rule) for task in tasks}
 
 
 # ---- contact sheets ------------------------------------------------------------------------

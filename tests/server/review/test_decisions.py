@@ -2,6 +2,7 @@
 heads approve or reject dispatch. Each is stored and on the audit record."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -192,3 +193,16 @@ def test_a_refused_decision_keeps_what_was_typed(review_as, scene: Scene) -> Non
     form = refused.get_data(as_text=True).split('data-testid="decision-form"')[1].split("</form>")[0]
     assert "法制审核" in form and "同意&lt;script&gt;</textarea>" in form
     assert _decisions() == []
+
+
+def test_the_head_is_warned_at_dispatch_of_the_last_visit_the_cap_allows(review_as, scene: Scene) -> None:
+    first = _pending_task(scene)
+    second = create_task(principal_of(scene.world.people["m-sup"]), {
+        "title": "复查：祁阳米业", "enterprise_id": first.enterprise_id,
+        "window_start": scene.start + timedelta(days=40), "window_end": scene.start + timedelta(days=40, hours=4),
+        "member_ids": [scene.world.people["m-insp"].id], "check_item_ids": []})
+    db.session.commit()
+    page = review_as("m-head").get("/review/approvals").get_data(as_text=True)
+    counts = re.findall(r'data-testid="visit-count"[^>]*>\s*([^<]+)', page)
+    assert [c.strip() for c in counts] == ["近 365 天内第 1 次（上限 2 次）", "近 365 天内第 2 次（上限 2 次）"]
+    assert page.count("已达频次上限") == 1 and second.title in page
