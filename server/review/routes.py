@@ -379,6 +379,19 @@ def decide_dispatch(task_id: str) -> Any:
     return redirect(url_for("review.approvals"), 303)
 
 
+# ---- a task's inspection code, to print (涉企行政检查码) --------------------------------------------
+
+@bp.get("/tasks/<task_id>/code")
+@office()
+def task_code(task_id: str) -> Any:
+    import segno
+
+    task, code = service.task_code(g.principal, service.parse_uuid(task_id))
+    qr = segno.make(code.url, error="m").svg_inline(scale=5, border=4, title=_("Inspection code")) if code else None
+    return render_template("review/task_code.html", task=task, code=code, qr=qr,
+                           counts=service.visit_counts([task]))
+
+
 # ---- tablets: enrolment codes and retiring (administrators, department heads) -------------------
 
 def _devices_page(status: int = 200, **context: Any) -> tuple[str, int]:

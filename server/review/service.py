@@ -20,6 +20,7 @@ from server.audit.models import AuditEntry
 from server.audit.service import list_entries
 from server.audit.service import record as audit
 from server.auth.policy import Permission, Principal, can
+from server.codes.service import IssuedCode, issued_code
 from server.db_types import OFFICE_TIMEZONE, utcnow
 from server.directory.models import Certificate, CheckItem, Department, User
 from server.errors import Problem
@@ -36,6 +37,7 @@ from server.sync import service as sync
 from server.sync.entities import Kind
 from server.sync.models import SyncConflict, SyncedEntity
 from server.tasks.models import InspectionTask, TaskMember
+from server.tasks.service import get_task
 from server.uploads.models import Media
 from server.verification.models import InspectionFlag, InspectionMedia, VerificationReport
 
@@ -826,6 +828,12 @@ APPROVALS_PAGE = 25
 def pending_dispatches(principal: Principal, page: int = 1) -> Slice[InspectionTask]:
     """A page of the tasks waiting for the approval of this head's department (the planning service decides)."""
     return first_of(pending_approvals(principal), APPROVALS_PAGE, page)
+
+
+def task_code(principal: Principal, task_id: uuid.UUID) -> tuple[InspectionTask, IssuedCode | None]:
+    """A task the caller's department takes part in, and its inspection code (None unless dispatched or closed)."""
+    task = get_task(principal, task_id)
+    return task, issued_code(task)
 
 
 def visit_counts(tasks: Iterable[InspectionTask]) -> dict[uuid.UUID, VisitCount]:
