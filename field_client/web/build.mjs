@@ -6,6 +6,9 @@
 //   node build.mjs --outdir DIR         -> DIR (tests build a second version beside the first)
 //   node build.mjs --label TEXT         -> a build label shown in the app (tests deploy "version N+1")
 //
+// The same build writes dist/public-check/: the inspection code page's script and its service worker (the
+// offline checker, src/public-check/), which the server serves at /public/code-check.js and /public/code-sw.js.
+//
 // Nothing outside the output folder is written. The output is built beside it and swapped in at the end, so a
 // server reading dist/ never sees half a build.
 import { createHash } from 'node:crypto';
@@ -123,6 +126,26 @@ async function drawIcons(dir) {
   }
 }
 
+// ---- the inspection code's offline checker: one page script, one service worker -------------------------------
+
+async function buildPublicCheck(dir) {
+  const out = path.join(dir, 'public-check');
+  const common = {
+    absWorkingDir: root, bundle: true, format: 'iife', target: ['chrome100', 'safari16', 'firefox110'], minify: true,
+    logLevel: 'warning',
+  };
+  await esbuild.build({ ...common, entryPoints: ['src/public-check/main.js'], outfile: path.join(out, 'code-check.js') });
+  // The worker's version is the content of what it caches from this build: a new script installs a new worker.
+  const version = createHash('sha256')
+    .update(await fs.readFile(path.join(out, 'code-check.js')))
+    .update(await fs.readFile(path.join(root, 'src/public-check/sw.js')))
+    .digest('hex').slice(0, 12);
+  await esbuild.build({
+    ...common, entryPoints: ['src/public-check/sw.js'], outfile: path.join(out, 'code-sw.js'),
+    define: { __CHECK_VERSION__: JSON.stringify(version) },
+  });
+}
+
 // ---- the build -----------------------------------------------------------------------------------------------
 
 async function build() {
@@ -130,6 +153,7 @@ async function build() {
   await fs.mkdir(staging, { recursive: true });
   await fs.cp(path.join(root, 'public'), staging, { recursive: true });
   await drawIcons(staging);
+  await buildPublicCheck(staging);
 
   const bundle = await esbuild.build({
     absWorkingDir: root,

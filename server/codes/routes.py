@@ -2,15 +2,21 @@
 
 Also ``/public/code-keys.json`` (the public keys, for checking tokens without this server) and
 ``/public/c/<token>/qr.svg`` (the code to print).
+
+The offline checker (docs/inspection-codes.md): ``/public/code-check.js`` (the page's script) and
+``/public/code-sw.js`` (its service worker, scope ``/public/c/``) are built with the tablet app
+(field_client/web/src/public-check → dist/public-check); ``/public/code-offline.html`` is the page the worker
+keeps and answers for a code page when the phone has no network.
 """
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import segno
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from server.codes import service
 from server.codes.token import raw_public_key
@@ -29,7 +35,7 @@ CERTIFICATE_WORDS = {"valid": "有效", "suspended": "暂扣", "revoked": "已�
 
 @bp.context_processor
 def words() -> dict[str, object]:
-    return {"certificate_words": CERTIFICATE_WORDS}
+    return {"certificate_words": CERTIFICATE_WORDS, "checker_scope": service.URL_PREFIX}
 
 
 @bp.app_template_filter("office_time")
@@ -84,3 +90,36 @@ def code_keys() -> Any:
     """The Ed25519 public keys whose inspection codes are genuine, by key id (raw 32 bytes, base64url)."""
     return jsonify({"algorithm": "Ed25519", "keys": [{"id": key_id, "public_key": raw_public_key(key)}
                                                        for key_id, key in service.public_keys().items()]})
+
+
+def _checker_file(name: str) -> Response:
+    """A file of the offline checker's build, revalidated on every load (a new build reaches phones at once)."""
+    folder = Path(current_app.config.get("FIELD_APP_DIR") or current_app.config["SETTINGS"].field_app_dir)
+    file = folder / "public-check" / name
+    if not file.is_file():  # not built (make web): the code page works without it
+        return Response("离线核验工具尚未构建", status=404, mimetype="text/plain")
+    stat = file.stat()
+    response = Response(file.read_bytes(), mimetype="text/javascript")
+    response.set_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+    response.last_modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
+
+
+@bp.get("/code-check.js")
+def checker_script() -> Response:
+    return _checker_file("code-check.js")
+
+
+@bp.get("/code-sw.js")
+def checker_worker() -> Response:
+    response = _checker_file("code-sw.js")
+    # Served outside the scope it controls.
+    response.headers["Service-Worker-Allowed"] = request.script_root + service.URL_PREFIX
+    return response
+
+
+@bp.get("/code-offline.html")
+def offline_page() -> Any:
+    """The offline checker page: kept by the worker, answered by it when a code page cannot be loaded."""
+    return render_template("codes/offline.html")
