@@ -87,6 +87,7 @@ export const FIELD_RULES = {
     coercive_measures: rule(listOf(coerciveMeasure, 20)),
     conclusion: rule(nullable(text(4000))),
     status: rule(choice('open', 'finished')),
+    inspection_code: rule(nullable(text(2048))), // the task's code (token) held when the inspection began
     review: rule(serverOnly),
   },
   finding: {

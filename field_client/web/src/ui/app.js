@@ -1,7 +1,9 @@
 // <field-app>: the screens of the tablet app. Routing is by the URL's fragment (#/tasks, #/task/ID,
-// #/inspect/ID/STEP, #/sync; #enrol=CODE from the enrolment QR code), so every screen opens offline from the one
-// precached page. Every change is written to the local store as it is made: closing the tab loses nothing.
+// #/inspect/ID/STEP, #/code/ID, #/sync; #enrol=CODE from the enrolment QR code), so every screen opens offline from
+// the one precached page. Every change is written to the local store as it is made: closing the tab loses nothing.
 import { LitElement, html, nothing } from 'lit';
+
+import { codeViewState, qrMatrix, qrPath } from '../lib/codes.js';
 
 import './signature-pad.js';
 import * as icons from './icons.js';
@@ -28,6 +30,7 @@ function parseRoute() {
   if (parts[0] === 'inspect' && parts[1]) {
     return { name: 'inspect', taskId: parts[1], step: STEPS.includes(parts[2]) ? parts[2] : 'overview' };
   }
+  if (parts[0] === 'code' && parts[1]) return { name: 'code', taskId: parts[1] };
   if (parts[0] === 'sync') return { name: 'sync' };
   return { name: 'tasks' };
 }
@@ -112,6 +115,7 @@ class FieldApp extends LitElement {
     super.connectedCallback();
     window.addEventListener('hashchange', () => {
       this.flushSaves();
+      this.previousRoute = this.route;
       this.route = parseRoute();
       this.error = null;
       this.notice = null;
@@ -159,7 +163,22 @@ class FieldApp extends LitElement {
     if (route.name === 'tasks' || route.name === 'enrol') return { tasks: await session.tasks() };
     if (route.name === 'task' || route.name === 'inspect') return { view: await session.taskView(route.taskId) };
     if (route.name === 'sync') return { sync: await session.syncState() };
+    if (route.name === 'code') return { task: await session.store.get('task', route.taskId) };
     return null;
+  }
+
+  updated() {
+    // The code screen stays lit while the enterprise scans it, and turns to "expired" at the window's end.
+    const showing = session.unlocked && this.route.name === 'code';
+    if (showing && !this._codeTimer) {
+      this._codeTimer = setInterval(() => this.requestUpdate(), 15_000);
+      navigator.wakeLock?.request('screen').then((lock) => { this._wakeLock = lock; }).catch(() => {});
+    } else if (!showing && this._codeTimer) {
+      clearInterval(this._codeTimer);
+      this._codeTimer = null;
+      this._wakeLock?.release().catch(() => {});
+      this._wakeLock = null;
+    }
   }
 
   // ---- frame ----------------------------------------------------------------------------------------------------
@@ -172,6 +191,7 @@ class FieldApp extends LitElement {
     else if (this.route.name === 'task') body = this.renderTask();
     else if (this.route.name === 'inspect') body = this.renderInspect();
     else if (this.route.name === 'sync') body = this.renderSync();
+    else if (this.route.name === 'code') return html`<main data-screen="code">${this.renderCode()}</main>`;
     else body = this.renderTasks();
     return html`${this.renderHeader()}${this.renderUpdate()}<main data-screen=${this.screenName()}>${body}</main>`;
   }
@@ -369,7 +389,7 @@ class FieldApp extends LitElement {
     const action = joining ? 'join_inspection' : { not_started: 'start_inspection', open: 'continue_inspection',
       finished: 'continue_inspection', approved: 'continue_inspection', returned: 'reopen_inspection' }[state];
     return html`<div data-testid="task-detail">
-      <h2>${task.enterprise?.name}</h2>
+      <div class="title-row"><h2>${task.enterprise?.name}</h2>${this.codeButton(task)}</div>
       ${this.renderReturned(inspection)}${this.renderError()}
       <div class="grid2">
         <section class="card">
@@ -418,6 +438,66 @@ class FieldApp extends LitElement {
     if (ok !== undefined) go(`#/inspect/${taskId}/overview`);
   }
 
+  // ---- the inspection code, shown to the enterprise ---------------------------------------------------------------
+
+  codeButton(task) {
+    return html`<a class="button code-button" href="#/code/${task.id}" data-testid="show-code">${icons.qr()} ${t('show_code')}</a>`;
+  }
+
+  closeCode() {
+    // Back to the screen it was opened from (task or inspection), else to the task.
+    if (this.previousRoute && this.previousRoute.name !== 'code' && this.previousRoute.taskId === this.route.taskId) {
+      window.history.back();
+    } else {
+      go(`#/task/${this.route.taskId}`);
+    }
+  }
+
+  // Full screen, black on white, as large as the screen allows: read by a phone's camera from a metre away.
+  renderCode() {
+    const task = this.data?.task;
+    const close = html`<button type="button" class="code-close" data-testid="close-code" @click=${() => this.closeCode()}>${t('close')}</button>`;
+    if (!this.data) return html`<div class="code-view">${close}<p class="muted">${t('loading')}</p></div>`;
+    if (!task) return html`<div class="code-view" data-testid="code-view" data-state="none">${close}<p class="card">${t('task_missing')}</p></div>`;
+    const view = codeViewState(task, new Date(session.now()));
+    const departments = departmentsOf(task).map((id) => this.departmentLabel(task, id));
+    const message = {
+      none: () => t('code_none'), withdrawn: () => t('code_withdrawn'),
+      expired: () => t('code_expired', { at: formatTime(view.expiresAt) }),
+    }[view.state];
+    return html`<div class="code-view" data-testid="code-view" data-state=${view.state}>
+      ${close}
+      <div class="code-head">
+        <div class="code-title">${t('code_title')}</div>
+        <div class="code-enterprise" data-testid="code-enterprise">${task.enterprise?.name || task.title}</div>
+      </div>
+      <div class="code-qr">${view.showQr ? this.qrSvg(view.url)
+        : html`<p class="notice bad" role="alert" data-testid="code-message">${message()}</p>`}</div>
+      <div class="code-details">
+        ${view.showQr ? html`<p class="code-scan">${t('code_scan')}</p>` : nothing}
+        <table class="kv">
+          <tr><th>${t('code_window')}</th><td data-testid="code-window">${formatTime(task.window_start)} – ${formatTime(task.window_end, { date: false })}</td></tr>
+          ${departments.length ? html`<tr><th>${t('code_departments')}</th><td>${departments.join('、')}</td></tr>` : nothing}
+        </table>
+        ${view.expiresAt && view.state !== 'expired' ? html`<p class="code-expiry" data-testid="code-expires">${t('code_valid_until', { at: formatTime(view.expiresAt) })}</p>` : nothing}
+        ${view.state === 'not-yet-valid' ? html`<p class="notice warn" data-testid="code-message">${t('code_not_yet')}</p>` : nothing}
+        ${view.showQr ? html`<p class="small muted" data-testid="code-offline">${t('code_offline')}</p>` : nothing}
+      </div></div>`;
+  }
+
+  qrSvg(url) {
+    this._qrCache ??= new Map();
+    let drawn = this._qrCache.get(url);
+    if (!drawn) {
+      const matrix = qrMatrix(url);
+      drawn = { side: matrix.length + 8, d: qrPath(matrix, 4) };
+      this._qrCache.set(url, drawn);
+    }
+    return html`<svg data-testid="code-qr" data-url=${url} viewBox="0 0 ${drawn.side} ${drawn.side}" role="img"
+      aria-label=${t('code_qr_label')} shape-rendering="crispEdges"><rect width=${drawn.side} height=${drawn.side} fill="#fff"/>
+      <path d=${drawn.d} fill="#000"/></svg>`;
+  }
+
   // ---- the inspection ---------------------------------------------------------------------------------------------
 
   renderInspect() {
@@ -433,7 +513,7 @@ class FieldApp extends LitElement {
     }[step]();
     const base = `#/inspect/${view.task.id}`;
     return html`<div data-testid="inspection" data-inspection-id=${view.inspectionId}>
-      <h2>${view.task.enterprise?.name}</h2>
+      <div class="title-row"><h2>${view.task.enterprise?.name}</h2>${this.codeButton(view.task)}</div>
       <nav class="steps">${STEPS.map((name, i) => html`<a href="${base}/${name}" class=${name === step ? 'current' : (i < index ? 'done' : '')}
         data-testid="step-${name}">${i + 1}. ${t(`step_${name}`)}</a>`)}</nav>
       ${this.renderReturned(view.inspection)}${this.renderNotice()}${this.renderError()}

@@ -9,3 +9,4 @@ export const video = () => frame(svg`<rect x="2" y="6" width="14" height="12" rx
 export const syncArrows = () => frame(svg`<path d="M4 12a8 8 0 0 1 14-5l2 2M20 4v5h-5"/><path d="M20 12a8 8 0 0 1-14 5l-2-2M4 20v-5h5"/>`);
 export const back = () => frame(svg`<path d="M15 5l-7 7 7 7"/>`);
 export const play = () => svg`<svg viewBox="0 0 24 24" width="30" height="30" aria-hidden="true"><path d="M8 5v14l11-7z" fill="currentColor"/></svg>`;
+export const qr = () => frame(svg`<rect x="3" y="3" width="7" height="7"/><rect x="14" y="3" width="7" height="7"/><rect x="3" y="14" width="7" height="7"/><path d="M14 14h3v3h-3zM20 14v1M14 20h1M18 18h3v3h-3z"/>`);

@@ -2,6 +2,7 @@
 // the store, sync and uploads. Screens read `session` and call its methods; it fires 'change' when anything a
 // screen shows may have changed.
 import { Api, ApiError } from '../lib/api.js';
+import { inspectionCodeFor } from '../lib/codes.js';
 import { openDatabase } from '../lib/db.js';
 import { captureFile, cleanupInterruptedCaptures, readMedia, storageEstimate } from '../lib/evidence.js';
 import { inspectionIdFor, uuid4 } from '../lib/ids.js';
@@ -306,7 +307,12 @@ class Session extends EventTarget {
     const id = await inspectionIdFor(taskId);
     const existing = await this.store.get('inspection', id);
     if (!existing) {
-      await this.store.put('inspection', id, { task_id: taskId, started_at: this.now(), status: 'open' });
+      // The record carries the code the team holds for the visit (the one shown to the enterprise): the server
+      // checks it and flags a visit begun without one.
+      const task = await this.store.get('task', taskId);
+      await this.store.put('inspection', id, {
+        task_id: taskId, started_at: this.now(), status: 'open', inspection_code: inspectionCodeFor(task),
+      });
     }
     this.changed();
     return id;
