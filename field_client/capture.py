@@ -34,6 +34,9 @@ SIGNER_ROLES = ("inspector", "representative", "witness")
 INSPECTION_FIELDS = ("started_at", "ended_at", "place", "representative", "soft_measures", "coercive_measures",
                      "conclusion", "status")
 
+#: Longest inspection code token the server accepts on a record (server/sync/entities.py).
+MAX_CODE_LENGTH = 2048
+
 # The server's namespace for the one inspection record of a task (server/sync/entities.py).
 INSPECTION_NAMESPACE = uuid.UUID("6f1d3c2e-9b7a-5e40-8c21-4a0f3d9e7b15")
 
@@ -41,6 +44,17 @@ INSPECTION_NAMESPACE = uuid.UUID("6f1d3c2e-9b7a-5e40-8c21-4a0f3d9e7b15")
 def inspection_id_for(task_id: str) -> str:
     """The id every tablet gives the task's inspection record."""
     return str(uuid.uuid5(INSPECTION_NAMESPACE, str(uuid.UUID(task_id))))
+
+
+def inspection_code_of(task: dict[str, Any]) -> str | None:
+    """The token of the inspection code the task was pulled with (``inspection_code.token``), or None.
+
+    The inspection records it when it begins: it is the code shown to the enterprise (扫码入企), and the
+    server flags a visit begun without one. A task from an older server carries none.
+    """
+    code = task.get("inspection_code")
+    token = code.get("token") if isinstance(code, dict) else None
+    return token if isinstance(token, str) and 0 < len(token) <= MAX_CODE_LENGTH else None
 
 
 def display_name(path: Path) -> str:
@@ -108,14 +122,15 @@ class Capture:
         pulled) it is joined; ``new`` stamps a fresh start on it instead.
         """
         task_id = parse_id(task_id, "检查任务")
-        self._open_task(task_id)
+        task = self._open_task(task_id)
         if place is not None:
             _text(place, "检查地点", 300)
         inspection_id = inspection_id_for(task_id)
         row = self.store.entity(inspection_id)
         if not new and row is not None and row.visible:
             return inspection_id
-        fields: dict[str, Any] = {"task_id": task_id, "started_at": self.session.now(), "status": "open"}
+        fields: dict[str, Any] = {"task_id": task_id, "started_at": self.session.now(), "status": "open",
+                                  "inspection_code": inspection_code_of(task)}
         if place is not None:
             fields["place"] = place
         return self._mutate("inspection", inspection_id, fields, task_id=task_id)

@@ -28,6 +28,7 @@ from field_client.engine import (
     Rejection,
     Status,
     UploadReport,
+    inspection_code_of,
     inspection_id_for,
 )
 from field_client.store import StoreError
@@ -291,6 +292,11 @@ def _print_tasks(out: TextIO, client: FieldClient, zone: tzinfo) -> None:
         team = "、".join(f"{m.get('full_name') or m.get('username')}（{m.get('certificate_number') or '无执法证'}）"
                         for m in task.get("team") or [])
         out.write(f"  检查组：{team}\n")
+        code = task.get("inspection_code")
+        if inspection_code_of(task) and isinstance(code, dict):
+            out.write(f"  检查码：{code.get('url')}（有效期至 {office_time(code.get('expires_at'), zone)}）\n")
+        else:
+            out.write("  检查码：本任务暂无检查码，请联系派发部门\n")
         for item in task.get("check_items") or []:
             mine = "（本部门）" if department and item.get("department_id") == department else ""
             out.write(f"  - {item.get('code', '')} {item.get('title', '')}{mine}  {item['id']}\n")
@@ -327,6 +333,8 @@ def _print_inspection(out: TextIO, client: FieldClient, inspection_id: str, zone
         if view.get(key):
             value = office_time(view[key], zone) if key in ("started_at", "ended_at") else view[key]
             out.write(f"  {label}：{value}\n")
+    out.write("  检查码：已记录（开始检查时本机持有的检查码）\n" if view.get("inspection_code")
+              else "  检查码：未记录（开始检查时本机没有本任务的检查码）\n")
     for text in view.get("soft_measures") or []:
         out.write(f"  柔性措施：{text}\n")
     for measure in view.get("coercive_measures") or []:

@@ -36,6 +36,7 @@ from field_client.capture import (
     SIGNER_ROLES,
     Capture,
     display_name,
+    inspection_code_of,
     inspection_id_for,
 )
 from field_client.errors import (
@@ -71,7 +72,7 @@ __all__ = [
     "REFERENCE_KINDS", "RESULTS", "SIGNER_ROLES", "SYNCED_KINDS", "AuthRequired", "ConflictItem", "FieldClient",
     "FieldClientError", "LocalError", "NotLoggedIn", "PendingItem", "ProgressCallback", "PullReport", "PushReport",
     "Rejection", "ServerRefused", "ServerUnavailable", "Status", "SyncReport", "UploadFailure", "UploadItem",
-    "UploadReport", "display_name", "inspection_id_for",
+    "UploadReport", "display_name", "inspection_code_of", "inspection_id_for",
 ]
 
 
