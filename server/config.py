@@ -40,6 +40,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES",
     "INSPECT_ONCE_FIELD_APP_DIR",
     "INSPECT_ONCE_PUBLIC_URL",
+    "INSPECT_ONCE_LATE_REGISTRATION_DAYS",
 }
 
 
@@ -84,6 +85,9 @@ class Settings:
     # Where the public reaches this server (https://…): the base of inspection-code URLs. Unset: the
     # address each request came to.
     public_url: str | None = None
+    # A task registered after its visit began (late registration, with a reason) is accepted only if its
+    # window started at most this many days ago.
+    late_registration_days: int = 3
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -211,6 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         verification_lease_seconds=_int(env, "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS", 1800, minimum=1),
         media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
         public_url=_public_url(env.get("INSPECT_ONCE_PUBLIC_URL")),
+        late_registration_days=_int(env, "INSPECT_ONCE_LATE_REGISTRATION_DAYS", 3, minimum=0),
         **({"field_app_dir": Path(env["INSPECT_ONCE_FIELD_APP_DIR"]).resolve()}
            if env.get("INSPECT_ONCE_FIELD_APP_DIR") else {}),
     )

@@ -371,7 +371,7 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
         "title": f"联合检查：{enterprise.name}", "enterprise_id": enterprise.id, "lead_department_id": market.id,
         "window_start": started - timedelta(hours=1), "window_end": now + timedelta(hours=8),
         "member_ids": [people[u].id for u in DEMO_TEAM],
-        "check_item_ids": [items["SCJG"].id, items["STHJ"].id]})
+        "check_item_ids": [items["SCJG"].id, items["STHJ"].id], "late_registration_reason": DEMO_LATE_REASON})
     db.session.flush()
     inspection_id, photo_id = str(inspection_id_for(task.id)), str(uuid.uuid4())
 
@@ -400,6 +400,7 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
 
     push(people["scjg-insp1"], "SCJG-TAB1", [
         ("inspection", inspection_id, {"task_id": str(task.id), "started_at": started.isoformat(),
+                                       "inspection_code": _code_of(task),
                                        "ended_at": ended.isoformat(), "place": enterprise.address,
                                        "representative": enterprise.legal_representative, "status": "finished",
                                        "soft_measures": ["提醒企业及时更新公示信息"]}),
@@ -424,6 +425,18 @@ def _seed_joint_inspection(departments: dict[str, Department]) -> None:
     db.session.add(media)
     db.session.flush()
     on_media_stored(media)  # the worker verifies it once the seed commits
+
+
+#: The demo's past visits are registered now, after they took place: late registrations, as the flags say.
+DEMO_LATE_REASON = "演示数据：检查结束后补登记"
+
+
+def _code_of(task: InspectionTask) -> str | None:
+    """The inspection code the team's tablet held for the task (recorded on the inspection it starts)."""
+    from server.codes.service import issued_code
+
+    code = issued_code(task)
+    return code.token if code else None
 
 
 def _principal(username: str, device: str | None = None) -> Principal:
@@ -467,10 +480,12 @@ def _approved_inspection(departments: list[Department], day: date, findings: lis
     title = ("联合检查：" if len(departments) > 1 else "日常检查：") + enterprise.name
     task = create_task(SYSTEM, {"title": title, "enterprise_id": enterprise.id, "lead_department_id": lead.id,
                                 "window_start": started - timedelta(hours=1), "window_end": ended + timedelta(hours=6),
-                                "member_ids": [u.id for u in team], "check_item_ids": [i.id for i in items.values()]})
+                                "member_ids": [u.id for u in team], "check_item_ids": [i.id for i in items.values()],
+                                "late_registration_reason": DEMO_LATE_REASON})
     db.session.flush()
     inspection_id = str(inspection_id_for(task.id))
     record: dict[str, object] = {"task_id": str(task.id), "started_at": started.isoformat(),
+                                 "inspection_code": _code_of(task),
                                  "ended_at": ended.isoformat(), "place": enterprise.address,
                                  "representative": enterprise.legal_representative, "status": "finished",
                                  "soft_measures": ["当场指出问题并提出整改要求"]}

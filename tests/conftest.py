@@ -332,12 +332,27 @@ def build_world() -> World:
                                                          "legal_basis": "《排污许可管理条例》第十七条"}),
     }
     now = datetime.now(UTC)
-    task = create_task(SYSTEM, {
-        "title": "联合检查：浯溪食品", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=1),
-        "window_end": now + timedelta(hours=8), "member_ids": [people["m-insp"].id, people["e-insp"].id],
-        "check_item_ids": [items["m-licence"].id, items["e-permit"].id], "lead_department_id": market.id})
+    # Registered and dispatched before its window began, as offices do: the team's tablets hold its
+    # inspection code (pulled) when a visit starts at the window's start (a visit begun before its code
+    # existed is flagged code-missing, or late-registration).
+    with time_machine.travel(now - timedelta(hours=1, minutes=10), tick=False):
+        task = create_task(SYSTEM, {
+            "title": "联合检查：浯溪食品", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=1),
+            "window_end": now + timedelta(hours=8), "member_ids": [people["m-insp"].id, people["e-insp"].id],
+            "check_item_ids": [items["m-licence"].id, items["e-permit"].id], "lead_department_id": market.id})
+        db.session.flush()
     db.session.commit()
     return World(market, ecology, people, devices, enterprise, items, task)
+
+
+def inspection_code(task: Any) -> str:
+    """The token of a dispatched task's inspection code, as its team's tablets hold it after a pull and
+    record it (``inspection_code``) on the inspection they start."""
+    from server.codes.service import issued_code
+
+    code = issued_code(task)
+    assert code is not None, f"task {task.id} has no code ({task.status.value})"
+    return code.token
 
 
 def assert_problem(response: Any, status: int, slug: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Visits: the one way a visit is created (draws and direct task creation).
 
 ``schedule_visit(...)`` applies the frequency cap, folds the request into another department's visit to
-the same enterprise when one is close, and asks every participating department's approval.
+the same enterprise when one is close, and asks every participating department's approval. A visit
+whose window already began may be registered late, with a reason, within
+``INSPECT_ONCE_LATE_REGISTRATION_DAYS`` of its start (``check_registration``).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from server.audit import service as audit
@@ -32,6 +35,25 @@ def check_window(window_start: datetime, window_end: datetime) -> None:
     for field, moment in (("window_start", window_start), ("window_end", window_end)):
         if not 2000 <= moment.year <= 2100:
             raise field_error(field, "检查时间应在 2000 年至 2100 年之间")
+
+
+def check_registration(principal: Principal, window_start: datetime, late_reason: str | None) -> str | None:
+    """The late-registration reason to keep (None: an ordinary registration), or a refusal.
+
+    A window that already began is not late by itself (an office registers today's 8:00 visit at 9:00);
+    a reason marks the task as registered late (the visit had to begin before its code could be fetched),
+    which its inspection's flags then say. A window that started more than the configured number of days
+    ago is refused, with or without a reason, except for the system principal (seed data, fixtures): the
+    office records what happened through a user's account, and the rule holds for every account.
+    """
+    reason = (late_reason or "").strip() or None
+    now = utcnow()
+    if reason is not None and window_start > now:
+        raise field_error("late_registration_reason", "检查时间尚未开始，不是补登记，请删除补登记理由")
+    days = current_app.config["SETTINGS"].late_registration_days
+    if principal.kind != "system" and window_start < now - timedelta(days=days):
+        raise field_error("window_start", f"检查开始时间早于 {days} 天前：补登记只能在检查开始后 {days} 天内办理")
+    return reason
 
 
 @dataclass
@@ -62,19 +84,22 @@ def _foldable_task(enterprise_id: uuid.UUID, window_start: datetime, lead: uuid.
 
 def schedule_visit(principal: Principal, *, title: str, enterprise_id: uuid.UUID, lead_department_id: uuid.UUID,
                    window_start: datetime, window_end: datetime, members: list[User], check_item_ids: list[uuid.UUID],
-                   equivalence: Mapping[uuid.UUID, str] | None = None, note: str | None = None) -> Visit:
+                   equivalence: Mapping[uuid.UUID, str] | None = None, note: str | None = None,
+                   late_registration_reason: str | None = None) -> Visit:
     """Create a visit, or fold it into another department's visit to the same enterprise.
 
     A new visit beyond the frequency cap is refused unless the lead department
-    holds an approved, unused override, which it then uses up.
+    holds an approved, unused override, which it then uses up. A late registration
+    (``check_registration``) is never folded: the visit it records already began.
     """
     check_window(window_start, window_end)
+    late_reason = check_registration(principal, window_start, late_registration_reason)
     # One scheduling per enterprise at a time (until commit): two requests could otherwise both
     # count the visits below the cap, or both miss the visit to fold into.
     db.session.get(Enterprise, enterprise_id, with_for_update=True)
     rule = frequency_rule()
     equivalence = equivalence or {}
-    existing = _foldable_task(enterprise_id, window_start, lead_department_id, rule)
+    existing = None if late_reason else _foldable_task(enterprise_id, window_start, lead_department_id, rule)
     if existing is not None:
         on_team = {m.user_id for m in existing.members}
         existing.members.extend(TaskMember(user_id=u.id, department_id=u.department_id)
@@ -94,7 +119,7 @@ def schedule_visit(principal: Principal, *, title: str, enterprise_id: uuid.UUID
                           errors={"enterprise_id": ["检查频次已达上限"]}, extra={"enterprise_id": str(enterprise_id)})
     task = InspectionTask(title=title, enterprise_id=enterprise_id, department_id=lead_department_id,
                           window_start=window_start, window_end=window_end, status=TaskStatus.PENDING_APPROVAL,
-                          created_by_id=principal.user_id, note=note)
+                          created_by_id=principal.user_id, note=note, late_registration_reason=late_reason)
     task.members = [TaskMember(user_id=u.id, department_id=u.department_id) for u in members]
     task.check_items = [_task_item(i, equivalence) for i in check_item_ids]
     db.session.add(task)
@@ -103,6 +128,9 @@ def schedule_visit(principal: Principal, *, title: str, enterprise_id: uuid.UUID
         override.used_by_task_id = task.id
         audit.record("frequency_override.use", object_type="frequency_override", object_id=str(override.id),
                      actor=principal, details={"task_id": str(task.id)})
+    if late_reason:
+        audit.record("task.late_registration", object_type="task", object_id=str(task.id), actor=principal,
+                     details={"reason": late_reason})
     request_approvals(task, principal)
     return Visit(task, folded=False, override=override)
 

@@ -70,6 +70,8 @@ ACTIONS = {
     "task.approve": _l("Approved a task"),
     "task.reject": _l("Rejected a task"),
     "task.close": _l("Closed a task"),
+    "task.cancel": _l("Cancelled a task"),
+    "task.late_registration": _l("Registered a visit late"),
     "decision.created": _l("Recorded an enforcement decision"),
     "decision.updated": _l("Changed a draft enforcement decision"),
     "decision.legal_review": _l("Gave a legal review of a decision"),
@@ -119,6 +121,10 @@ FLAG_ENGLISH = {
     "evidence-missing": "Evidence file not uploaded yet",
     "late-sync": "Record synced late",
     "merge-conflict": "Conflicting edits",
+    "code-missing": "No valid inspection code",
+    "outside-window": "Outside the approved window",
+    "late-registration": "Registered late",
+    "not-on-team": "Recorded by someone outside the team",
 }
 
 _TABLES = {"proves": PROVES, "signer_role": SIGNER_ROLES, "measure": COERCIVE_MEASURES, "mark": MARKS,

@@ -37,6 +37,10 @@ class InspectionTask(ChangeTracked, db.Model):
     # Set when the team first received it; a task folded back to approval afterwards still reaches tablets as a removal.
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str | None] = mapped_column(Text)
+    # Registered after the visit had to begin (its window started before the task was created): why.
+    late_registration_reason: Mapped[str | None] = mapped_column(Text)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
 
     enterprise: Mapped[Enterprise] = relationship()
     members: Mapped[list[TaskMember]] = relationship(back_populates="task", cascade="all, delete-orphan")

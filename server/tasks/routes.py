@@ -57,3 +57,18 @@ class TaskClose(MethodView):
     def post(self, task_id: uuid.UUID) -> Any:
         """Close a task; its records can no longer change"""
         return service.close_task(current_principal(), task_id)
+
+
+@blp.route("/<uuid:task_id>/cancel")
+class TaskCancel(MethodView):
+    @requires(Permission.MANAGE_TASKS)
+    @blp.doc(security=BEARER)
+    @blp.arguments(s.TaskCancel)
+    @blp.response(200, s.TaskSchema)
+    @blp.alt_response(403, description="Not the lead department")
+    @blp.alt_response(404, description="Not found or not yours")
+    @blp.alt_response(409, description="Neither waiting for approval nor dispatched")
+    @blp.alt_response(422, description="No reason given")
+    def post(self, body: dict[str, Any], task_id: uuid.UUID) -> Any:
+        """Cancel a task, with a reason: its code then says cancelled and tablets drop it"""
+        return service.cancel_task(current_principal(), task_id, body["reason"])

@@ -21,6 +21,10 @@ class TaskSchema(ma.Schema):
     window_end = ma.fields.AwareDateTime()
     status = ma.fields.String(attribute="status.value")
     note = ma.fields.String(allow_none=True)
+    late_registration_reason = ma.fields.String(allow_none=True, metadata={
+        "description": "Why the visit was registered after it began (a late registration); null otherwise"})
+    cancelled_at = ma.fields.AwareDateTime(allow_none=True)
+    cancel_reason = ma.fields.String(allow_none=True)
     members = ma.fields.List(ma.fields.Nested(TaskMemberSchema))
     check_item_ids = ma.fields.Method("_items")
 
@@ -38,6 +42,15 @@ class TaskCreate(StrictSchema):
     lead_department_id = ma.fields.UUID(load_default=None, allow_none=True,
                                         metadata={"description": "Defaults to your department"})
     note = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=2000))
+    late_registration_reason = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(max=2000),
+        metadata={"description": "Registering a visit that already began (its code could not be fetched "
+                                 "in time): why. Allowed within INSPECT_ONCE_LATE_REGISTRATION_DAYS of the "
+                                 "window's start; the inspection is flagged late-registration"})
+
+
+class TaskCancel(StrictSchema):
+    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
 
 
 class TaskPage(PageMeta):

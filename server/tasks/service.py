@@ -32,7 +32,9 @@ def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask
     is folded into that visit, and the answer is that task.
 
     ``data`` may carry ``equivalence_groups``: ``{check_item_id: group}`` for
-    check items that ask the same question (the team answers them once).
+    check items that ask the same question (the team answers them once), and
+    ``late_registration_reason``: why a visit that already began is registered
+    only now (planning's ``check_registration`` decides whether it may be).
     """
     authorize_object(principal, Permission.MANAGE_TASKS, None)
     if data["window_end"] <= data["window_start"]:
@@ -63,7 +65,8 @@ def create_task(principal: Principal, data: Mapping[str, Any]) -> InspectionTask
     visit = schedule_visit(principal, title=data["title"], enterprise_id=enterprise.id, lead_department_id=lead,
                            window_start=data["window_start"], window_end=data["window_end"],
                            members=[members[i] for i in member_ids], check_item_ids=item_ids,
-                           equivalence=groups, note=data.get("note"))
+                           equivalence=groups, note=data.get("note"),
+                           late_registration_reason=data.get("late_registration_reason"))
     return visit.task
 
 
@@ -81,14 +84,19 @@ def _equivalence_groups(groups: Mapping[uuid.UUID, str | None], item_ids: list[u
     return cleaned
 
 
-# What an inspector sees: a task waiting for approval, or rejected, is not the team's yet.
+# What an inspector sees: a task waiting for approval, or rejected, is not the team's yet; a cancelled
+# one is, if the team had received it.
 TEAM_VISIBLE = (TaskStatus.DISPATCHED, TaskStatus.CLOSED, TaskStatus.CANCELLED)
+
+
+def _team_visible(task: InspectionTask) -> bool:
+    return task.status in TEAM_VISIBLE and (task.status != TaskStatus.CANCELLED or task.dispatched_at is not None)
 
 
 def _participates(principal: Principal, task: InspectionTask) -> bool:
     if principal.is_admin:
         return True
-    if principal.role == "inspector" and task.status not in TEAM_VISIBLE:
+    if principal.role == "inspector" and not _team_visible(task):
         return False
     if principal.user_id is not None and any(m.user_id == principal.user_id for m in task.members):
         return True
@@ -108,7 +116,8 @@ def list_tasks(principal: Principal, limit: int, after: str | None) -> Page[Insp
     if not principal.is_admin:
         mine = exists().where(TaskMember.task_id == InspectionTask.id, TaskMember.user_id == principal.user_id)
         if principal.role == "inspector":
-            query = query.where(mine, InspectionTask.status.in_(TEAM_VISIBLE))
+            query = query.where(mine, InspectionTask.status.in_(TEAM_VISIBLE), or_(
+                InspectionTask.status != TaskStatus.CANCELLED, InspectionTask.dispatched_at.is_not(None)))
         else:
             department = exists().where(TaskMember.task_id == InspectionTask.id,
                                         TaskMember.department_id == principal.department_id)
@@ -116,18 +125,50 @@ def list_tasks(principal: Principal, limit: int, after: str | None) -> Page[Insp
     return keyset_page(query, InspectionTask.id, limit, after)
 
 
-def close_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
-    """Close a task: tablets can no longer change its records."""
+def _led_task(principal: Principal, task_id: uuid.UUID, what: str) -> InspectionTask:
+    """A task the caller's department leads (or any, for the operator), for managing it; 403 for a participant."""
     task = get_task(principal, task_id)
     if not can(principal, Permission.MANAGE_TASKS) or not (
             principal.is_admin or task.department_id == principal.department_id):
-        raise Problem(403, "forbidden", "只有牵头部门可以关闭检查任务")
+        raise Problem(403, "forbidden", f"只有牵头部门可以{what}检查任务")
+    return task
+
+
+def close_task(principal: Principal, task_id: uuid.UUID) -> InspectionTask:
+    """Close a task: tablets can no longer change its records."""
+    task = _led_task(principal, task_id, "关闭")
     if task.status != TaskStatus.DISPATCHED:
         raise Problem(409, "task-not-open", f"检查任务已处于 {task.status.value} 状态")
     task.status = TaskStatus.CLOSED
     task.closed_at = utcnow()
     db.session.flush()
     audit.record("task.close", object_type="task", object_id=str(task.id), actor=principal)
+    return task
+
+
+#: A task may be cancelled until its visit is over: while it waits for approval or is dispatched.
+CANCELLABLE = (TaskStatus.PENDING_APPROVAL, TaskStatus.DISPATCHED)
+
+
+def cancel_task(principal: Principal, task_id: uuid.UUID, reason: str) -> InspectionTask:
+    """Cancel a task (its lead department's supervisor or head, or the operator), with a reason.
+
+    Its code then answers "cancelled" to whoever scans it, tablets receive it as a removal, and the
+    team can no longer record on it. A closed, rejected or already cancelled task is not cancelled (409).
+    """
+    task = _led_task(principal, task_id, "取消")
+    cleaned = (reason or "").strip()
+    if not cleaned:
+        raise _field_error("reason", "取消检查任务应说明理由")
+    if task.status not in CANCELLABLE:
+        raise Problem(409, "task-not-cancellable", f"检查任务处于 {task.status.value} 状态，不能取消")
+    was = task.status
+    task.status = TaskStatus.CANCELLED
+    task.cancelled_at = utcnow()
+    task.cancel_reason = cleaned
+    db.session.flush()
+    audit.record("task.cancel", object_type="task", object_id=str(task.id), actor=principal,
+                 details={"reason": cleaned, "status": was.value})
     return task
 
 

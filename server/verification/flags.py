@@ -14,12 +14,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from media.continuity import Segment, window_coverage
-from server.db_types import office_day
+from server.db_types import OFFICE_TIMEZONE, office_day
 
+#: Bumped whenever a rule is added or changed: the sweeper re-assesses inspections assessed by older rules.
+#: 2: code-missing, outside-window, late-registration, not-on-team (issue 18).
+RULES_VERSION = 2
 #: A record first reaching the server this long after the visit ended was synced unusually late.
 LATE_SYNC_AFTER = timedelta(hours=48)
 #: Between bodycam segments, differences up to this many seconds are clock jitter, not gaps.
 GAP_TOLERANCE_SECONDS = 2.0
+#: A tablet's clock (which dates the visit) and the server's (which dates the task) may differ this much.
+CLOCK_TOLERANCE = timedelta(minutes=5)
 
 FLAG_LABELS: dict[str, str] = {
     "certificate-missing": "未见亮证",
@@ -34,6 +39,10 @@ FLAG_LABELS: dict[str, str] = {
     "evidence-missing": "证据文件尚未上传",
     "late-sync": "记录同步过晚",
     "merge-conflict": "多人编辑冲突",
+    "code-missing": "未凭有效检查码检查",
+    "outside-window": "检查时间不在批准时段内",
+    "late-registration": "补登记的检查",
+    "not-on-team": "检查组以外人员记录",
 }
 
 
@@ -103,6 +112,40 @@ class EvidenceFacts:
 
 
 @dataclass(frozen=True)
+class CodeFacts:
+    """The inspection code the record carries (``inspection_code``), as this server reads it.
+
+    ``status``: valid (signed by this server, for this task) · absent · not-ours (malformed, an unknown
+    key or a bad signature: ``reason`` says which) · other-task.
+    """
+
+    status: str
+    reason: str | None = None
+    window_start: datetime | None = None  # the window the code names, when valid
+    window_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """The task the inspection carries out, as registered."""
+
+    window_start: datetime
+    window_end: datetime
+    dispatched_at: datetime | None  # when its code first existed
+    late_registration_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RecorderFacts:
+    """Someone who created records of the inspection (the record itself, findings, media, signatures)."""
+
+    user_id: uuid.UUID
+    name: str
+    kinds: tuple[str, ...]  # entity kinds, sorted
+    records: int
+
+
+@dataclass(frozen=True)
 class InspectionFacts:
     inspection_id: uuid.UUID
     started_at: datetime | None
@@ -115,6 +158,11 @@ class InspectionFacts:
     conflicts: int = 0
     late_after: timedelta = LATE_SYNC_AFTER
     gap_tolerance: float = GAP_TOLERANCE_SECONDS
+    # The task, the code and the recorders: None/() where not known (the rules on them then stay silent).
+    task: TaskFacts | None = None
+    code: CodeFacts | None = None
+    recorders: tuple[RecorderFacts, ...] = ()
+    clock_tolerance: timedelta = CLOCK_TOLERANCE
 
 
 def inspection_day(started_at: datetime | None) -> date | None:
@@ -263,8 +311,85 @@ def _sync_flags(facts: InspectionFacts) -> list[Flag]:
     return flags
 
 
+def _office_time(moment: datetime) -> str:
+    return moment.astimezone(OFFICE_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+
+
+_CODE_WORDS = {
+    "absent": "检查记录未附检查码：检查开始时执法终端没有该任务的检查码",
+    "not-ours": "检查记录所附检查码不是本系统签发的",
+    "other-task": "检查记录所附检查码属于其他检查任务",
+    "before-issue": "检查开始时检查码尚未签发",
+}
+
+
+def _code_flags(facts: InspectionFacts) -> list[Flag]:
+    """code-missing: the visit began without a valid code of its own task; late-registration: the task was
+    registered after its visit began, with a reason (a warning, not an error: the rules allow it)."""
+    task, code = facts.task, facts.code
+    if task is None or code is None:
+        return []
+    flags = []
+    reasons = [] if code.status == "valid" else [code.status]
+    started = facts.started_at
+    before_issue = bool(started and task.dispatched_at and started < task.dispatched_at - facts.clock_tolerance)
+    if before_issue and not task.late_registration_reason:
+        reasons.append("before-issue")
+    if reasons:
+        words = [_CODE_WORDS[r] + (f"（{code.reason}）" if r == "not-ours" and code.reason else "") for r in reasons]
+        flags.append(Flag("code-missing", "error", "；".join(words),
+                          {"reasons": reasons, "started_at": _iso(started), "issued_at": _iso(task.dispatched_at),
+                           **({"token_error": code.reason} if code.reason else {})}))
+    if task.late_registration_reason:
+        when = "，检查开始时检查码尚未签发" if before_issue else ""
+        flags.append(Flag("late-registration", "warning",
+                          f"检查任务为补登记{when}；补登记理由：{task.late_registration_reason}",
+                          {"reason": task.late_registration_reason, "started_before_code": before_issue,
+                           "started_at": _iso(started), "issued_at": _iso(task.dispatched_at)}))
+    return flags
+
+
+def _window_flags(facts: InspectionFacts) -> list[Flag]:
+    """outside-window (an error): the visit began outside the window it was approved for, when its code
+    was not valid for it (not yet, or no longer); a few minutes of tablet clock drift are allowed."""
+    task, started = facts.task, facts.started_at
+    if task is None or started is None:
+        return []
+    code = facts.code
+    coded = code is not None and code.status == "valid" and code.window_start and code.window_end
+    start, end = (code.window_start, code.window_end) if coded else (task.window_start, task.window_end)
+    assert start is not None and end is not None
+    if start - facts.clock_tolerance <= started <= end + facts.clock_tolerance:
+        return []
+    side = "之前" if started < start else "之后"
+    return [Flag("outside-window", "error",
+                 f"检查开始于 {_office_time(started)}，在批准的检查时间（{_office_time(start)} 至 "
+                 f"{_office_time(end)}）{side}",
+                 {"started_at": _iso(started), "window_start": _iso(start), "window_end": _iso(end),
+                  "window_of": "code" if coded else "task"})]
+
+
+_KIND_WORDS = {"inspection": "检查记录", "finding": "检查结论", "media": "证据文件", "signature": "签名"}
+
+
+def _team_flags(facts: InspectionFacts) -> list[Flag]:
+    """not-on-team (an error): records of the inspection made by someone who is not on its team."""
+    team = {m.user_id for m in facts.members}
+    flags = []
+    for recorder in sorted(facts.recorders, key=lambda r: str(r.user_id)):
+        if recorder.user_id in team:
+            continue
+        kinds = "、".join(_KIND_WORDS.get(k, k) for k in recorder.kinds)
+        flags.append(Flag("not-on-team", "error",
+                          f"{recorder.name} 不是检查组成员，却记录了本次检查的 {recorder.records} 条记录（{kinds}）",
+                          {"user_id": str(recorder.user_id), "name": recorder.name, "kinds": list(recorder.kinds),
+                           "records": recorder.records}))
+    return flags
+
+
 def assess(facts: InspectionFacts) -> list[Flag]:
     """Every flag the inspection deserves, errors first, in a stable order."""
     flags = (_certificate_flags(facts) + _footage_flags(facts) + _gap_flags(facts)
-             + _file_flags(facts) + _sync_flags(facts))
+             + _file_flags(facts) + _sync_flags(facts) + _code_flags(facts) + _window_flags(facts)
+             + _team_flags(facts))
     return sorted(flags, key=lambda f: (f.severity != "error", f.code, str(f.media_id or ""), str(f.details)))

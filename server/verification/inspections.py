@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.auth.policy import Permission, Principal, can
+from server.codes.service import verify_token
+from server.codes.token import BadToken
 from server.db_types import office_day, utcnow
 from server.directory.models import Certificate, Device, DeviceKind, User
 from server.directory.service import certificate_status_on
@@ -198,15 +200,51 @@ def _conflicts(inspection_id: uuid.UUID) -> int:
         or_(SyncConflict.entity_id == inspection_id, SyncConflict.entity_id.in_(children)))) or 0
 
 
+def _task_facts(task: InspectionTask) -> rules.TaskFacts:
+    return rules.TaskFacts(window_start=task.window_start, window_end=task.window_end,
+                           dispatched_at=task.dispatched_at, late_registration_reason=task.late_registration_reason)
+
+
+def _code_facts(inspection: SyncedEntity) -> rules.CodeFacts:
+    """The code the tablet recorded on the inspection, checked against this server's keys and the task."""
+    token = inspection.fields.get("inspection_code")
+    if not isinstance(token, str) or not token.strip():
+        return rules.CodeFacts("absent")
+    try:
+        claims = verify_token(token.strip())
+    except BadToken as exc:
+        return rules.CodeFacts("not-ours", exc.code)
+    if claims.task_id != inspection.task_id:
+        return rules.CodeFacts("other-task")
+    return rules.CodeFacts("valid", window_start=claims.window_start, window_end=claims.window_end)
+
+
+def _recorders(inspection_id: uuid.UUID) -> tuple[rules.RecorderFacts, ...]:
+    """Who created the inspection's records (deleted ones too: they were recorded), by user."""
+    rows = db.session.execute(
+        select(SyncedEntity.created_by_id, User.full_name, User.username, SyncedEntity.kind, func.count())
+        .join(User, User.id == SyncedEntity.created_by_id)
+        .where(or_(SyncedEntity.id == inspection_id, SyncedEntity.inspection_id == inspection_id))
+        .group_by(SyncedEntity.created_by_id, User.full_name, User.username, SyncedEntity.kind))
+    found: dict[uuid.UUID, tuple[str, dict[str, int]]] = {}
+    for user_id, full_name, username, kind, count in rows:
+        found.setdefault(user_id, (full_name or username, {}))[1][str(kind)] = count
+    return tuple(rules.RecorderFacts(user_id, name, tuple(sorted(kinds)), sum(kinds.values()))
+                 for user_id, (name, kinds) in found.items())
+
+
 def gather_facts(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> rules.InspectionFacts:
     started, ended = _window(inspection)
     evidence = _evidence(inspection, links)
+    task = db.session.get(InspectionTask, inspection.task_id)
     return rules.InspectionFacts(
         inspection_id=inspection.id, started_at=started, ended_at=ended,
         first_received_at=inspection.first_received_at, members=_members(inspection.task_id),
         certificates=_certificates((s.text for e in evidence for s in e.sightings), started),
         coercive_measures=len(inspection.fields.get("coercive_measures") or []),
-        evidence=tuple(evidence), conflicts=_conflicts(inspection.id))
+        evidence=tuple(evidence), conflicts=_conflicts(inspection.id),
+        task=_task_facts(task) if task is not None else None, code=_code_facts(inspection),
+        recorders=_recorders(inspection.id))
 
 
 def _insert_ignoring_duplicates(model: type[Any]) -> Any:
@@ -251,6 +289,7 @@ def assess_inspection(inspection_id: uuid.UUID) -> list[InspectionFlag] | None:
     assessment.errors = sum(1 for f in found if f.severity == "error")
     assessment.warnings = len(found) - assessment.errors
     assessment.pending_media = sum(1 for e in facts.evidence if e.status == "pending")
+    assessment.rules_version = rules.RULES_VERSION
     db.session.flush()
     return stored
 
@@ -290,7 +329,8 @@ def inspections_of_holder_since(user_id: uuid.UUID, moment: datetime) -> list[uu
 
 
 def inspections_needing_assessment(limit: int = 200) -> list[uuid.UUID]:
-    """Inspections never assessed, or changed (themselves, a child record, a file's report) since."""
+    """Inspections never assessed, changed (themselves, a child record, a file's report) since, or assessed
+    by older rules (``rules.RULES_VERSION``: after an upgrade, the sweeper brings every assessment up to date)."""
     child_changed = exists().where(SyncedEntity.inspection_id == InspectionAssessment.inspection_id,
                                    SyncedEntity.updated_at > InspectionAssessment.assessed_at)
     report_changed = exists().where(InspectionMedia.inspection_id == InspectionAssessment.inspection_id,
@@ -302,6 +342,7 @@ def inspections_needing_assessment(limit: int = 200) -> list[uuid.UUID]:
              .where(inspection.c.kind == Kind.INSPECTION, inspection.c.deleted.is_(False),
                     or_(InspectionAssessment.inspection_id.is_(None),
                         inspection.c.updated_at > InspectionAssessment.assessed_at,
+                        InspectionAssessment.rules_version < rules.RULES_VERSION,
                         child_changed, report_changed))
              .order_by(inspection.c.updated_at).limit(limit))
     return list(db.session.scalars(query))

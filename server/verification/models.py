@@ -52,6 +52,9 @@ class InspectionAssessment(db.Model):
     errors: Mapped[int] = mapped_column(Integer, default=0)
     warnings: Mapped[int] = mapped_column(Integer, default=0)
     pending_media: Mapped[int] = mapped_column(Integer, default=0)  # evidence not yet verified
+    # The version of the rules (server.verification.flags.RULES_VERSION) that made it: the sweeper
+    # re-assesses inspections assessed by older rules.
+    rules_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class InspectionFlag(db.Model):

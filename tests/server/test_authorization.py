@@ -166,6 +166,11 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("POST", "/api/v1/tasks/{task}/close", None, "m-insp", 403),
     ("POST", "/api/v1/tasks/{task}/close", None, "e-head", 403),
     ("POST", "/api/v1/tasks/{task}/close", None, "m-sup", 200),
+    ("POST", "/api/v1/tasks/{task}/cancel", {"reason": "企业停产"}, "e-insp2", 403),
+    ("POST", "/api/v1/tasks/{task}/cancel", {"reason": "企业停产"}, "m-insp", 403),
+    ("POST", "/api/v1/tasks/{task}/cancel", {"reason": "企业停产"}, "e-sup", 403),
+    ("POST", "/api/v1/tasks/{task}/cancel", {"reason": "企业停产"}, "e-head", 403),
+    ("POST", "/api/v1/tasks/{task}/cancel", {"reason": "企业停产"}, "m-head", 200),
     # The joint record and report: the team and the participating departments' offices only.
     ("GET", "/api/v1/tasks/{task}/joint-record", None, "e-insp2", 404),
     ("GET", "/api/v1/tasks/{task}/joint-record", None, "device:e-dock", 401),  # not a device's business
@@ -266,7 +271,7 @@ CASES: list[tuple[str, str, Any, str, int]] = [
 ]
 
 # Path suffixes of actions: the object they act on is read at the path without them.
-ACTIONS = ("/status", "/close", "/approve", "/reject", "/lift", "/deletion", "/correction", "/withdrawal")
+ACTIONS = ("/status", "/close", "/cancel", "/approve", "/reject", "/lift", "/deletion", "/correction", "/withdrawal")
 
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,

@@ -46,6 +46,13 @@ def test_defaults_put_everything_under_var(tmp_path: Path) -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 5000)
 
 
+def test_late_registration_is_allowed_three_days_unless_configured(tmp_path: Path) -> None:
+    assert load_settings(env=good_env(tmp_path), testing=False).late_registration_days == 3
+    for value in ("0", "7"):
+        env = good_env(tmp_path, INSPECT_ONCE_LATE_REGISTRATION_DAYS=value)
+        assert load_settings(env=env, testing=False).late_registration_days == int(value)
+
+
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SIGNING_KEY"])
 def test_refuses_to_start_without_a_secret(tmp_path: Path, missing: str) -> None:
     env = good_env(tmp_path)
@@ -82,6 +89,7 @@ def test_unrelated_environment_variables_are_ignored(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name, value", [
     ("INSPECT_ONCE_PORT", "http"), ("INSPECT_ONCE_PORT", "80.5"), ("INSPECT_ONCE_PORT", "0"),
     ("INSPECT_ONCE_ACCESS_TOKEN_SECONDS", "fifteen minutes"),
+    ("INSPECT_ONCE_LATE_REGISTRATION_DAYS", "-1"), ("INSPECT_ONCE_LATE_REGISTRATION_DAYS", "three"),
 ])
 def test_refuses_a_bad_integer(tmp_path: Path, name: str, value: str) -> None:
     refuses(good_env(tmp_path, **{name: value}), name, value)

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from server.verification.flags import (
     FLAG_LABELS,
     CertificateFacts,
+    CodeFacts,
     EvidenceFacts,
     InspectionFacts,
     MemberFacts,
+    RecorderFacts,
     Sighting,
+    TaskFacts,
     assess,
     inspection_day,
 )
@@ -178,3 +181,64 @@ def test_errors_come_before_warnings() -> None:
 def test_the_inspection_day_is_the_day_in_beijing() -> None:
     late_evening_utc = datetime(2026, 11, 19, 17, 30, tzinfo=UTC)
     assert str(inspection_day(late_evening_utc)) == "2026-11-20"
+
+
+# ---- the inspection code, the window, the team (issue 18) ------------------------------------------
+
+TASK = TaskFacts(window_start=START - timedelta(hours=1), window_end=START + timedelta(hours=8),
+                 dispatched_at=START - timedelta(hours=2))
+CODE = CodeFacts("valid", window_start=TASK.window_start, window_end=TASK.window_end)
+
+
+def coded(*evidence: EvidenceFacts, **changes) -> InspectionFacts:  # type: ignore[no-untyped-def]
+    return facts(*(evidence or CLEAN), **{"task": TASK, "code": CODE, **changes})
+
+
+def test_a_visit_with_its_own_valid_code_in_its_window_by_its_team_has_no_flags() -> None:
+    recorders = (RecorderFacts(ALICE, "张三", ("finding", "inspection"), 3), RecorderFacts(BOB, "李四", ("media",), 1))
+    assert assess(coded(recorders=recorders)) == []
+
+
+def test_a_visit_without_a_valid_code_of_its_own_is_an_error_saying_why() -> None:
+    for code, reason in ((CodeFacts("absent"), "absent"), (CodeFacts("not-ours", "bad-signature"), "not-ours"),
+                         (CodeFacts("other-task"), "other-task")):
+        [flag] = assess(coded(code=code))
+        assert (flag.code, flag.severity, flag.details["reasons"]) == ("code-missing", "error", [reason])
+    assert "bad-signature" in assess(coded(code=CodeFacts("not-ours", "bad-signature")))[0].message
+
+
+def test_a_visit_begun_before_its_code_existed_is_code_missing_unless_registered_late() -> None:
+    early = replace(TASK, dispatched_at=START + timedelta(minutes=30))
+    [flag] = assess(coded(task=early))
+    assert flag.code == "code-missing" and flag.details["reasons"] == ["before-issue"]
+    assert "尚未签发" in flag.message
+    # A few minutes of the tablet's clock running ahead are not a visit before its code.
+    assert assess(coded(task=replace(TASK, dispatched_at=START + timedelta(minutes=4)))) == []
+    late = replace(early, late_registration_reason="群众举报，现场紧急处置")
+    [flag] = assess(coded(task=late))
+    assert (flag.code, flag.severity) == ("late-registration", "warning")
+    assert "群众举报，现场紧急处置" in flag.message and flag.details["started_before_code"] is True
+
+
+def test_a_visit_begun_outside_its_window_is_an_error_with_a_few_minutes_of_clock_drift_allowed() -> None:
+    def window(start: datetime, end: datetime) -> TaskFacts:
+        return replace(TASK, window_start=start, window_end=end)
+
+    before = assess(coded(task=window(START + timedelta(minutes=10), END + timedelta(hours=1)), code=CodeFacts(
+        "valid", window_start=START + timedelta(minutes=10), window_end=END + timedelta(hours=1))))
+    assert [(f.code, f.severity) for f in before] == [("outside-window", "error")]
+    assert "之前" in before[0].message and "09:00" in before[0].message  # office time
+    after = assess(coded(task=window(START - timedelta(hours=3), START - timedelta(minutes=10)),
+                         code=CodeFacts("absent")))
+    assert codes(after) == ["code-missing", "outside-window"] and after[1].details["window_of"] == "task"
+    assert assess(coded(task=window(START + timedelta(minutes=4), END))) == []
+    # The code the team held names the window it was approved for: it decides, when valid.
+    held = CodeFacts("valid", window_start=START + timedelta(hours=1), window_end=END + timedelta(hours=2))
+    assert codes(assess(coded(code=held))) == ["outside-window"]
+
+
+def test_records_made_by_someone_not_on_the_team_are_an_error_naming_them() -> None:
+    recorders = (RecorderFacts(ALICE, "张三", ("inspection",), 1), RecorderFacts(EVE, "王五", ("finding", "media"), 2))
+    [flag] = assess(coded(recorders=recorders))
+    assert (flag.code, flag.severity, flag.details["user_id"]) == ("not-on-team", "error", str(EVE))
+    assert "王五" in flag.message and "检查结论" in flag.message

@@ -16,7 +16,7 @@ from server.directory.service import change_certificate_status
 from server.extensions import db
 from server.jobs.queue import current_queue
 from server.sync.entities import inspection_id_for
-from tests.conftest import World, assert_problem
+from tests.conftest import World, assert_problem, inspection_code
 from tests.media.conftest import MediaFactory, media  # noqa: F401 - the generated-media fixture
 from tests.server.uploads.conftest import create, device_headers, metadata, sha256
 
@@ -30,13 +30,16 @@ def _hlc(device: str) -> str:
 class Visit:
     """One inspection as the team's tablets and the bodycam report it."""
 
-    def __init__(self, client, auth, world: World, start: datetime, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, client, auth, world: World, start: datetime, seconds: float, *,  # type: ignore[no-untyped-def]
+                 task: Any = None, **fields: Any) -> None:
         self.client, self.auth, self.world = client, auth, world
+        self.task = task or world.task
         self.start, self.end = start, start + timedelta(seconds=seconds)
-        self.id = str(inspection_id_for(world.task.id))  # one joint record per task
+        self.id = str(inspection_id_for(self.task.id))  # one joint record per task
+        # The tablet records the code it held when the visit began (``fields`` may replace it).
         self._push([self._mutation("inspection", self.id, {
-            "task_id": str(world.task.id), "started_at": self.start.isoformat(), "ended_at": self.end.isoformat(),
-            "place": "生产车间", "status": "finished"})])
+            "task_id": str(self.task.id), "started_at": self.start.isoformat(), "ended_at": self.end.isoformat(),
+            "place": "生产车间", "status": "finished", "inspection_code": inspection_code(self.task), **fields})])
 
     def _mutation(self, entity: str, entity_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         return {"id": str(uuid.uuid4()), "entity": entity, "entity_id": entity_id, "op": "upsert", "base_version": 0,
@@ -235,9 +238,10 @@ def test_coercive_measures_without_footage(app, visit, media) -> None:  # noqa: 
 
 
 @pytest.mark.around_office_midnight
-def test_a_visit_synced_days_later_is_flagged_late(app, client, auth, world, media) -> None:  # noqa: F811
-    long_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
-    visit = Visit(client, auth, world, long_ago, 15)
+def test_a_visit_synced_days_later_is_flagged_late(app, client, auth, world, media, clock) -> None:  # noqa: F811
+    visited = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)  # in the task's window
+    clock.shift(timedelta(days=4))  # the tablet reaches the network four days later
+    visit = Visit(client, auth, world, visited, 15)
     visit.photo(team_photo(media))
     assert codes(visit.assessment(app)) == ["late-sync"]
 
