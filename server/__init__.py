@@ -36,6 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         decisions,
         directory,
         errors,
+        evaluations,
         events,
         field,
         health,
@@ -104,6 +105,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     decisions.init_app(app)
     publication.init_app(app)
     codes.init_app(app)
+    evaluations.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
     return app

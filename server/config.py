@@ -41,6 +41,11 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_FIELD_APP_DIR",
     "INSPECT_ONCE_PUBLIC_URL",
     "INSPECT_ONCE_LATE_REGISTRATION_DAYS",
+    "INSPECT_ONCE_EVALUATION_DAYS",
+    "INSPECT_ONCE_EVALUATION_CORRECTION_DAYS",
+    "INSPECT_ONCE_EVALUATION_PROOF_RATE_LIMIT",
+    "INSPECT_ONCE_EVALUATION_PROOF_ADDRESS_RATE_LIMIT",
+    "INSPECT_ONCE_EVALUATION_SUBMIT_RATE_LIMIT",
 }
 
 
@@ -88,6 +93,14 @@ class Settings:
     # A task registered after its visit began (late registration, with a reason) is accepted only if its
     # window started at most this many days ago.
     late_registration_days: int = 3
+    # The enterprise's evaluation of a visit (server/evaluations): open from the window's start until this
+    # many days after its end; a rating can be corrected this many days after it was first given.
+    evaluation_days: int = 30
+    evaluation_correction_days: int = 7
+    # Wrong credit codes allowed per inspection code and per client address; submissions per client address.
+    evaluation_proof_rate_limit: str = "5 per hour"
+    evaluation_proof_address_rate_limit: str = "20 per hour"
+    evaluation_submit_rate_limit: str = "10 per hour"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -186,7 +199,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         raise ConfigError("JWT_SIGNING_KEY must differ from SECRET_KEY")
 
     for name, default in (("INSPECT_ONCE_LOGIN_RATE_LIMIT", "5 per minute"),
-                          ("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute")):
+                          ("INSPECT_ONCE_LOGIN_ADDRESS_RATE_LIMIT", "30 per minute"),
+                          ("INSPECT_ONCE_EVALUATION_PROOF_RATE_LIMIT", "5 per hour"),
+                          ("INSPECT_ONCE_EVALUATION_PROOF_ADDRESS_RATE_LIMIT", "20 per hour"),
+                          ("INSPECT_ONCE_EVALUATION_SUBMIT_RATE_LIMIT", "10 per hour")):
         _rate(env.get(name, default), name)
 
     return Settings(
@@ -216,6 +232,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
         public_url=_public_url(env.get("INSPECT_ONCE_PUBLIC_URL")),
         late_registration_days=_int(env, "INSPECT_ONCE_LATE_REGISTRATION_DAYS", 3, minimum=0),
+        evaluation_days=_int(env, "INSPECT_ONCE_EVALUATION_DAYS", 30, minimum=0),
+        evaluation_correction_days=_int(env, "INSPECT_ONCE_EVALUATION_CORRECTION_DAYS", 7, minimum=0),
+        evaluation_proof_rate_limit=env.get("INSPECT_ONCE_EVALUATION_PROOF_RATE_LIMIT", "5 per hour"),
+        evaluation_proof_address_rate_limit=env.get("INSPECT_ONCE_EVALUATION_PROOF_ADDRESS_RATE_LIMIT",
+                                                    "20 per hour"),
+        evaluation_submit_rate_limit=env.get("INSPECT_ONCE_EVALUATION_SUBMIT_RATE_LIMIT", "10 per hour"),
         **({"field_app_dir": Path(env["INSPECT_ONCE_FIELD_APP_DIR"]).resolve()}
            if env.get("INSPECT_ONCE_FIELD_APP_DIR") else {}),
     )

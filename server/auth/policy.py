@@ -54,6 +54,11 @@ class Permission(str, enum.Enum):
     READ_COMMITMENTS = "commitments:read"      # notification-commitments (告知承诺) and their checks
     MANAGE_COMMITMENTS = "commitments:manage"
     PUBLISH_RESULTS = "publication:publish"    # publish, correct and withdraw a department's decision results
+    # The enterprise's ratings and complaints of a visit (issue 18): the offices of the participating
+    # departments, never the team; who complained and how to reach them: the legal affairs office only.
+    READ_EVALUATIONS = "evaluations:read"
+    READ_EVALUATION_CONTACTS = "evaluations:read_contacts"
+    REPLY_COMPLAINTS = "complaints:reply"      # close a complaint's follow-up with the office's reply
 
 
 ALL_USER_ROLES = frozenset({"inspector", "supervisor", "legal_reviewer", "head", "admin"})
@@ -95,6 +100,9 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_DECISION_RULES: frozenset({"head", "admin"}),
     Permission.READ_COMMITMENTS: OFFICE,
     Permission.MANAGE_COMMITMENTS: frozenset({"supervisor", "head", "admin"}),
+    Permission.READ_EVALUATIONS: OFFICE,
+    Permission.READ_EVALUATION_CONTACTS: frozenset({"legal_reviewer", "admin"}),
+    Permission.REPLY_COMPLAINTS: frozenset({"legal_reviewer", "head", "admin"}),
 }
 
 # Permissions whose objects belong to a department: a non-admin only reaches

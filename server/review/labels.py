@@ -84,6 +84,10 @@ ACTIONS = {
     "legal_hold.place": _l("Placed a legal hold"),
     "legal_hold.lift": _l("Lifted a legal hold"),
     "media.delete": _l("Deleted an evidence file"),
+    "evaluation.submitted": _l("The enterprise rated the visit"),
+    "evaluation.corrected": _l("The enterprise corrected its rating"),
+    "complaint.lodged": _l("The enterprise lodged a complaint"),
+    "complaint.closed": _l("Replied to a complaint"),
 }
 
 #: The keys of audit details, and of record fields a merge conflict may name.
@@ -92,7 +96,7 @@ DETAIL_KEYS = {
     "comment": _l("Comments"), "reason": _l("Reason"), "decision_id": _l("Decision no."),
     "address": _l("Address"), "role": _l("Role"), "username": _l("User name"), "user_id": _l("User"),
     "device_id": _l("Device"), "task_id": _l("Task"), "enterprise_id": _l("Enterprise"),
-    "number": _l("Certificate number"),
+    "number": _l("Certificate number"), "version": _l("Version"), "complaint_number": _l("Complaint no."),
 }
 
 FIELDS = {"started_at": _l("Started"), "ended_at": _l("Ended"), "place": _l("Place"),

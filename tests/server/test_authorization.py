@@ -106,9 +106,18 @@ def _ecology_publication(world: World) -> str:
     return str(published.id)
 
 
+def _ecology_complaint(world: World) -> str:
+    """The enterprise's complaint on the world task (market-led, ecology on the team), lodged on the public page."""
+    from flask import current_app
+
+    from tests.server.evaluations.conftest import lodge_complaint
+
+    return lodge_complaint(current_app._get_current_object(), world)  # type: ignore[attr-defined]
+
+
 def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-untyped-def]
          inspection_client=None, hold: bool = False, decisions: bool = False,
-         publication: bool = False) -> dict[str, str]:
+         publication: bool = False, complaint: bool = False) -> dict[str, str]:
     upload, media = _ecology_upload_and_media(client, world) if client is not None else ("", "")
     planned = ecology_planning_objects(world) if planning else dict.fromkeys(PLANNING_KEYS, "")
     return {
@@ -125,6 +134,7 @@ def _ids(world: World, client=None, planning: bool = False,  # type: ignore[no-u
         "inspection": _market_inspection(inspection_client, world) if inspection_client is not None else "",
         **(_ecology_decision_and_commitment(world) if decisions else {"decision": "", "commitment": ""}),
         "publication": _ecology_publication(world) if publication else "",
+        "complaint": _ecology_complaint(world) if complaint else "",
         **planned,
     }
 
@@ -268,10 +278,22 @@ CASES: list[tuple[str, str, Any, str, int]] = [
     ("POST", "/api/v1/publications/{publication}/withdrawal", {"reason": "r"}, "m-head", 404),
     ("POST", "/api/v1/publications/{publication}/withdrawal", {"reason": "r"}, "e-insp2", 403),
     ("POST", "/api/v1/publications/{publication}/withdrawal", {"reason": "r"}, "e-head", 200),
+    # What the enterprise said of the world task's visit: the participating offices read it, never the team (nor an
+    # inspector of theirs); heads and legal reviewers reply to a complaint.
+    ("GET", "/api/v1/tasks/{task}/evaluations", None, "e-insp", 403),
+    ("GET", "/api/v1/tasks/{task}/evaluations", None, "e-sup", 200),
+    ("GET", "/api/v1/inspections/{inspection}/evaluations", None, "e-insp2", 403),
+    ("GET", "/api/v1/inspections/{inspection}/evaluations", None, "e-head", 200),
+    ("GET", "/api/v1/complaints/{complaint}", None, "m-insp", 403),
+    ("GET", "/api/v1/complaints/{complaint}", None, "e-sup", 200),
+    ("POST", "/api/v1/complaints/{complaint}/reply", {"reply": "已核实"}, "e-insp", 403),
+    ("POST", "/api/v1/complaints/{complaint}/reply", {"reply": "已核实"}, "e-sup", 403),
+    ("POST", "/api/v1/complaints/{complaint}/reply", {"reply": "已核实"}, "e-head", 200),
 ]
 
 # Path suffixes of actions: the object they act on is read at the path without them.
-ACTIONS = ("/status", "/close", "/cancel", "/approve", "/reject", "/lift", "/deletion", "/correction", "/withdrawal")
+ACTIONS = ("/status", "/close", "/cancel", "/approve", "/reject", "/lift", "/deletion", "/correction", "/withdrawal",
+           "/reply")
 
 
 @pytest.mark.parametrize("method, template, body, actor, expected", CASES,
@@ -284,7 +306,7 @@ def test_object_level_access(client, world: World, auth, method: str, template: 
                                  inspection_client=client if "{inspection}" in template else None,
                                  hold="{hold}" in template,
                                  decisions="{decision}" in template or "{commitment}" in template,
-                                 publication="{publication}" in template))
+                                 publication="{publication}" in template, complaint="{complaint}" in template))
     read_url = url
     for suffix in (*ACTIONS, "/verify"):
         read_url = read_url.removesuffix(suffix)
@@ -313,6 +335,8 @@ def test_unknown_ids_answer_404(client, world: World, auth, template: str) -> No
     body = {"status": "suspended", "reason": "r"} if template.endswith("/status") else {"reason": "r"}
     if template.endswith("/correction"):
         body = {"note": "n"}
+    if template.endswith("/reply"):
+        body = {"reply": "r"}
     if method == "GET" or template.endswith(("/close", "/approve")):
         body = None
     # Approvals are the heads' alone, not even an administrator's.

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from server.archive.models import LegalHold
 from server.decisions.models import Commitment, EnforcementDecision
 from server.directory.models import Certificate, CheckItem, Department, Device, Enterprise, User
+from server.evaluations.models import Complaint
 from server.extensions import db
 from server.jobs.queue import current_queue
 from server.planning.models import ConflictOfInterest, Draw, FrequencyOverride, JointPlan, SpotCheckPlan
@@ -49,6 +50,7 @@ def _path_ids() -> dict[str, list[str]]:
         "inspection_id": _ids(SyncedEntity, SyncedEntity.id, SyncedEntity.kind == "inspection"),
         "hold_id": _ids(LegalHold),
         "decision_id": _ids(EnforcementDecision), "commitment_id": _ids(Commitment),
+        "complaint_id": _ids(Complaint),
     }
 
 
