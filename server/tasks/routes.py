@@ -7,6 +7,7 @@ from flask.views import MethodView
 
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
+from server.codes.schemas import CodedTaskSchema
 from server.schemas import PageQuery
 from server.tasks import schemas as s
 from server.tasks import service
@@ -28,7 +29,7 @@ class Tasks(MethodView):
     @requires(Permission.MANAGE_TASKS)
     @blp.doc(security=BEARER)
     @blp.arguments(s.TaskCreate)
-    @blp.response(201, s.TaskSchema)
+    @blp.response(201, CodedTaskSchema)
     @blp.alt_response(403, description="Role not allowed")
     @blp.alt_response(422, description="Invalid input")
     def post(self, body: dict[str, Any]) -> Any:
@@ -40,7 +41,7 @@ class Tasks(MethodView):
 class TaskItem(MethodView):
     @requires(Permission.READ_TASKS)
     @blp.doc(security=BEARER)
-    @blp.response(200, s.TaskSchema)
+    @blp.response(200, CodedTaskSchema)
     @blp.alt_response(404, description="Not found or not yours")
     def get(self, task_id: uuid.UUID) -> Any:
         """Get a task"""
@@ -51,7 +52,7 @@ class TaskItem(MethodView):
 class TaskClose(MethodView):
     @requires(Permission.MANAGE_TASKS)
     @blp.doc(security=BEARER)
-    @blp.response(200, s.TaskSchema)
+    @blp.response(200, CodedTaskSchema)
     @blp.alt_response(404, description="Not found or not yours")
     @blp.alt_response(409, description="Not open")
     def post(self, task_id: uuid.UUID) -> Any:
@@ -64,7 +65,7 @@ class TaskCancel(MethodView):
     @requires(Permission.MANAGE_TASKS)
     @blp.doc(security=BEARER)
     @blp.arguments(s.TaskCancel)
-    @blp.response(200, s.TaskSchema)
+    @blp.response(200, CodedTaskSchema)
     @blp.alt_response(403, description="Not the lead department")
     @blp.alt_response(404, description="Not found or not yours")
     @blp.alt_response(409, description="Neither waiting for approval nor dispatched")

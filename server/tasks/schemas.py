@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from server.planning.frequency import visit_count
 from server.schemas import PageMeta, StrictSchema
+from server.tasks.models import InspectionTask
 
 
 class TaskMemberSchema(ma.Schema):
@@ -27,9 +29,17 @@ class TaskSchema(ma.Schema):
     cancel_reason = ma.fields.String(allow_none=True)
     members = ma.fields.List(ma.fields.Nested(TaskMemberSchema))
     check_item_ids = ma.fields.Method("_items")
+    frequency = ma.fields.Method("_frequency", metadata={
+        "description": "The visit's place among the visits to its enterprise against the frequency cap: "
+                       "{visit_number, cap, period_days, warning}; warning names the last visit the cap allows"})
 
     def _items(self, task: object) -> list[str]:
         return [str(i.check_item_id) for i in getattr(task, "check_items", [])]
+
+    def _frequency(self, task: InspectionTask) -> dict[str, object]:
+        count = visit_count(task)
+        return {"visit_number": count.visit_number, "cap": count.cap, "period_days": count.period_days,
+                "warning": count.warning}
 
 
 class TaskCreate(StrictSchema):

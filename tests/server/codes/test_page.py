@@ -178,3 +178,25 @@ def test_the_code_url_uses_the_configured_public_address(app: Flask, world: Worl
     code = _code(app, world.task)
     assert urlsplit(code.url)._replace(path="").geturl() == "https://zf.example.gov.cn"
     assert code.url.endswith("/public/c/" + code.token)
+
+
+def test_the_office_api_answers_a_task_with_its_code_and_warns_of_the_last_visit_the_cap_allows(
+        client: FlaskClient, world: World, auth) -> None:
+    headers = auth.headers("m-sup")
+    task = client.get(f"/api/v1/tasks/{world.task.id}", headers=headers).get_json()
+    assert task["inspection_code"]["url"].endswith("/public/c/" + task["inspection_code"]["token"])
+    assert task["frequency"] == {"visit_number": 1, "cap": 2, "period_days": 365, "warning": None}
+    start = world.task.window_start + timedelta(days=60)
+    second = client.post("/api/v1/tasks/", headers=headers, json={
+        "title": "复查：浯溪食品", "enterprise_id": str(world.enterprise.id), "window_start": start.isoformat(),
+        "window_end": (start + timedelta(hours=4)).isoformat(), "member_ids": [str(world.people["m-insp"].id)]})
+    assert second.status_code == 201, second.get_json()
+    answer = second.get_json()
+    assert answer["status"] == "pending_approval" and answer["inspection_code"] is None  # not yet approved
+    assert answer["frequency"]["visit_number"] == 2 and "已达上限 2 次" in answer["frequency"]["warning"]
+    third = client.post("/api/v1/tasks/", headers=headers, json={
+        "title": "再查：浯溪食品", "enterprise_id": str(world.enterprise.id),
+        "window_start": (start + timedelta(days=60)).isoformat(),
+        "window_end": (start + timedelta(days=60, hours=4)).isoformat(),
+        "member_ids": [str(world.people["m-insp"].id)]})
+    assert third.status_code == 409 and third.get_json()["type"] == "/problems/frequency-cap-reached"
