@@ -350,6 +350,8 @@ def _merge(batch: _Batch, mutation: dict[str, Any]) -> tuple[str, int]:
     task, department_id = _authorize(batch, kind.kind, entity, fields)
     if task.status in (TaskStatus.PENDING_APPROVAL, TaskStatus.REJECTED):
         raise Rejected("task-not-dispatched", "检查任务尚未经各参与部门负责人批准派发，不能提交检查记录")
+    if task.status == TaskStatus.CANCELLED:
+        raise Rejected("task-closed", "检查任务已取消，不能再提交或修改其记录")
     if task.status != TaskStatus.DISPATCHED:
         raise Rejected("task-closed", "检查任务已关闭，不能再修改其记录")
     if entity is None and kind.kind == Kind.INSPECTION:

@@ -53,6 +53,7 @@ def test_the_lead_departments_supervisor_cancels_a_dispatched_task(app: Flask, c
         "task_id": str(world.task.id), "place": "厂区", "inspection_code": token}, "SCJG-TAB1")
     refused = push(client, auth.headers("m-insp"), "SCJG-TAB1", [record]).get_json()["results"]
     assert [r["status"] for r in refused] == ["rejected"] and refused[0]["code"] == "task-closed"
+    assert "已取消" in refused[0]["reason"]
 
 
 def test_a_task_waiting_for_approval_can_be_cancelled_and_never_reaches_the_team(
