@@ -4,6 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from server.codes.service import issued_code
+from server.schemas import PageMeta
 from server.tasks.models import InspectionTask
 from server.tasks.schemas import TaskSchema
 
@@ -18,3 +19,7 @@ class CodedTaskSchema(TaskSchema):
         if code is None:
             return None
         return {"token": code.token, "url": code.url, "expires_at": code.expires_at.isoformat()}
+
+
+class CodedTaskPage(PageMeta):
+    items = ma.fields.List(ma.fields.Nested(CodedTaskSchema))

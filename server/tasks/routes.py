@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
-from server.codes.schemas import CodedTaskSchema
+from server.codes.schemas import CodedTaskPage, CodedTaskSchema
 from server.schemas import PageQuery
 from server.tasks import schemas as s
 from server.tasks import service
@@ -20,7 +20,7 @@ class Tasks(MethodView):
     @requires(Permission.READ_TASKS)
     @blp.doc(security=BEARER)
     @blp.arguments(PageQuery, location="query")
-    @blp.response(200, s.TaskPage)
+    @blp.response(200, CodedTaskPage)
     @blp.alt_response(401, description="Not authenticated")
     def get(self, query: dict[str, Any]) -> Any:
         """Tasks you are on (inspectors) or your department takes part in"""

@@ -3,7 +3,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from server.planning.frequency import visit_count
-from server.schemas import PageMeta, StrictSchema
+from server.schemas import StrictSchema
 from server.tasks.models import InspectionTask
 
 
@@ -61,7 +61,3 @@ class TaskCreate(StrictSchema):
 
 class TaskCancel(StrictSchema):
     reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
-
-
-class TaskPage(PageMeta):
-    items = ma.fields.List(ma.fields.Nested(TaskSchema))

@@ -186,6 +186,8 @@ def test_the_office_api_answers_a_task_with_its_code_and_warns_of_the_last_visit
     task = client.get(f"/api/v1/tasks/{world.task.id}", headers=headers).get_json()
     assert task["inspection_code"]["url"].endswith("/public/c/" + task["inspection_code"]["token"])
     assert task["frequency"] == {"visit_number": 1, "cap": 2, "period_days": 365, "warning": None}
+    listed = client.get("/api/v1/tasks/", headers=headers).get_json()["items"]
+    assert [t["inspection_code"] for t in listed if t["id"] == str(world.task.id)] == [task["inspection_code"]]
     start = world.task.window_start + timedelta(days=60)
     second = client.post("/api/v1/tasks/", headers=headers, json={
         "title": "复查：浯溪食品", "enterprise_id": str(world.enterprise.id), "window_start": start.isoformat(),
