@@ -1,11 +1,11 @@
-"""What the review app stores: supervisors' decisions and the browser sessions they work in."""
+"""What the review app stores: supervisors' decisions, the browser sessions they work in, and sampling quotas."""
 from __future__ import annotations
 
 import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db_types import UTCDateTime, new_uuid, string_enum, utcnow
@@ -51,3 +51,15 @@ class ReviewSession(db.Model):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(20))  # logout | idle | account-disabled
+
+
+class ReviewQuota(db.Model):
+    """A department's sampling quota for watching footage (issue 17), per calendar month in office time:
+    every record with coercive measures watched in full, and ``other_percent`` of the other records."""
+
+    __tablename__ = "review_quota"
+    department_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("department.id"), primary_key=True)
+    coercive_in_full: Mapped[bool] = mapped_column(Boolean, default=True)
+    other_percent: Mapped[int] = mapped_column(Integer, default=20)  # 0–100
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

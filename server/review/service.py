@@ -528,6 +528,22 @@ def _playing(inspection: SyncedEntity, wanted: uuid.UUID | None, videos: list[Me
     return videos[0] if videos else None
 
 
+def video_sizes(inspection: SyncedEntity) -> dict[uuid.UUID, int]:
+    """The sizes in bytes of the inspection's recordings (every one: coverage is counted per file)."""
+    query = (_inspection_media(inspection)
+             .outerjoin(VerificationReport, VerificationReport.media_id == Media.id).where(_is_video()))
+    return {media.id: media.size for media in db.session.scalars(query)}
+
+
+def visited_between(department_id: uuid.UUID, start: datetime, end: datetime) -> list[SyncedEntity]:
+    """The department's live inspection records whose visit (as the queue dates it) falls in [start, end)."""
+    return list(db.session.scalars(
+        select(SyncedEntity).join(InspectionTask, InspectionTask.id == SyncedEntity.task_id)
+        .where(records.live(Kind.INSPECTION), SyncedEntity.department_id == department_id,
+               _visit_time() >= _text_of(start), _visit_time() < _text_of(end))
+        .order_by(SyncedEntity.id)))
+
+
 def _latest_kind(inspection_id: uuid.UUID, kinds: list[DecisionKind]) -> DecisionKind | None:
     return db.session.scalar(select(ReviewDecision.kind).where(
         ReviewDecision.inspection_id == inspection_id, ReviewDecision.kind.in_(kinds))
