@@ -78,6 +78,7 @@ ACTIONS = {
     "decision.made": _l("Made an enforcement decision"),
     "decision.served": _l("Served an enforcement decision"),
     "decision_rule.set": _l("Set what makes decisions major"),
+    "review_quota.set": _l("Set the sampling quota of footage"),
     "commitment.created": _l("Registered a notification-commitment"),
     "commitment.result": _l("Recorded a commitment check's result"),
     "case_file.download": _l("Downloaded a case file"),

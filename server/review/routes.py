@@ -32,7 +32,7 @@ from server.auth.policy import Permission, can
 from server.db_types import OFFICE_TIMEZONE
 from server.errors import Problem
 from server.extensions import db
-from server.review import service
+from server.review import coverage, service
 from server.review.models import DecisionKind
 from server.review.paging import MAX_PAGE
 from server.review.sessions import LogOnRefused, log_off, log_on, principal_of, resume
@@ -212,7 +212,10 @@ def queue() -> Any:
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("review/queue.html", queue=found, filters=filters, args=args,
                            departments=service.departments(),
-                           statuses=service.STATUSES, flag_labels=FLAG_LABELS)
+                           statuses=service.STATUSES, flag_labels=FLAG_LABELS,
+                           footage=coverage.queue_footage(g.principal, [row.inspection for row in found.rows]),
+                           quota=coverage.quota_status(g.principal, filters.department_id or g.principal.department_id),
+                           can_set_quota=g.principal.role in coverage.QUOTA_ROLES)
 
 
 # ---- an inspection ---------------------------------------------------------------------------
@@ -284,7 +287,10 @@ def _show_inspection(inspection_id: str, *, status: int = 200, decision_error: s
     if not math.isfinite(start_at) or (asked and view.playing is not None and str(view.playing.media.id) != asked):
         start_at = 0.0  # a time belongs to the file it was given with
     args = {name: request.args[name] for name in INSPECTION_ARGS if request.args.get(name)}
+    footage, watched = (coverage.footage(view.inspection)
+                        if coverage.sees_coverage(g.principal, view.inspection.department_id) else (None, {}))
     return render_template("review/inspection.html", view=view, playing=view.playing, start_at=start_at,
+                           footage=footage, watched=watched,
                            flag_labels=FLAG_LABELS, audit=service.audit_trail(g.principal, view.inspection, before),
                            audit_page=service.AUDIT_PAGE,
                            args=args, can_decide=can(g.principal, Permission.DECIDE_REVIEW),
@@ -344,7 +350,8 @@ def _media(media_id: str, action: str) -> Any:
 @office()
 def stream(media_id: str) -> Any:
     media = _media(media_id, "media.stream")
-    return audited_media_response(g.principal, media, request.headers.get("Range"))
+    # At most a chunk a request, so that each audited range is what the player really fetched (coverage).
+    return audited_media_response(g.principal, media, coverage.capped_range(request.headers.get("Range")))
 
 
 @bp.get("/media/<media_id>/contact-sheet.jpg")
@@ -356,6 +363,38 @@ def contact_sheet(media_id: str) -> Any:
         raise Problem(404, "not-found", "无法为该文件生成联系表")
     audit("media.contact_sheet", object_type="media", object_id=str(media.id), actor=g.principal)
     return Response(path.read_bytes(), mimetype="image/jpeg")  # a small JPEG: no file handle left open
+
+
+# ---- the sampling quota of footage (heads, administrators) -------------------------------------
+
+def _quota_page(department_id: uuid.UUID, status: int = 200, error: str | None = None) -> tuple[str, int]:
+    quota = coverage.get_quota(g.principal, department_id)
+    return render_template("review/quota.html", quota=quota, department_id=department_id,
+                           departments=service.departments() if g.principal.is_admin else [],
+                           progress=coverage.quota_status(g.principal, department_id), error=error), status
+
+
+def _quota_department() -> uuid.UUID:
+    wanted = request.values.get("department")
+    return service.parse_uuid(wanted) if wanted and g.principal.is_admin else g.principal.department_id
+
+
+@bp.get("/quota")
+@office()
+def quota() -> Any:
+    return _quota_page(_quota_department())
+
+
+@bp.post("/quota")
+@office()
+def set_quota() -> Any:
+    department_id = _quota_department()
+    raw = request.form.get("other_percent", "").strip()
+    if not _DIGITS.fullmatch(raw) or int(raw) > 100:
+        return _quota_page(department_id, 422, _("The share must be a whole number from 0 to 100."))
+    coverage.set_quota(g.principal, department_id, request.form.get("coercive_in_full") == "on", int(raw))
+    flash(_("Sampling quota saved."), "success")
+    return redirect(url_for("review.quota", department=department_id if g.principal.is_admin else None), 303)
 
 
 # ---- dispatch approvals (heads) --------------------------------------------------------------
