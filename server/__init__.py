@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
         audit,
         changefeed,  # noqa: F401 - registers the change-sequence hook
         cli,
+        clocks,
         codes,
         decisions,
         directory,
@@ -94,6 +95,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     directory.init_app(app)
     tasks.init_app(app)
     uploads.init_app(app)
+    clocks.init_app(app)
     app.register_blueprint(health.bp)
     field.init_app(app)
     cli.init_app(app)

@@ -41,6 +41,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_FIELD_APP_DIR",
     "INSPECT_ONCE_PUBLIC_URL",
     "INSPECT_ONCE_LATE_REGISTRATION_DAYS",
+    "INSPECT_ONCE_CLOCK_OFFSET_LIMIT_SECONDS",
     "INSPECT_ONCE_EVALUATION_DAYS",
     "INSPECT_ONCE_EVALUATION_CORRECTION_DAYS",
     "INSPECT_ONCE_EVALUATION_PROOF_RATE_LIMIT",
@@ -93,6 +94,9 @@ class Settings:
     # A task registered after its visit began (late registration, with a reason) is accepted only if its
     # window started at most this many days ago.
     late_registration_days: int = 3
+    # A device whose clock was further than this from the server's at a sync around a capture (the clock
+    # ledger, server/clocks) has that evidence flagged clock-offset.
+    clock_offset_limit_seconds: int = 300
     # The enterprise's evaluation of a visit (server/evaluations): open from the window's start until this
     # many days after its end; a rating can be corrected this many days after it was first given.
     evaluation_days: int = 30
@@ -232,6 +236,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
         public_url=_public_url(env.get("INSPECT_ONCE_PUBLIC_URL")),
         late_registration_days=_int(env, "INSPECT_ONCE_LATE_REGISTRATION_DAYS", 3, minimum=0),
+        clock_offset_limit_seconds=_int(env, "INSPECT_ONCE_CLOCK_OFFSET_LIMIT_SECONDS", 300, minimum=1),
         evaluation_days=_int(env, "INSPECT_ONCE_EVALUATION_DAYS", 30, minimum=0),
         evaluation_correction_days=_int(env, "INSPECT_ONCE_EVALUATION_CORRECTION_DAYS", 7, minimum=0),
         evaluation_proof_rate_limit=env.get("INSPECT_ONCE_EVALUATION_PROOF_RATE_LIMIT", "5 per hour"),

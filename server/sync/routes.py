@@ -7,6 +7,8 @@ from flask import current_app
 
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
+from server.clocks.models import ReadingKind
+from server.clocks.observe import observed, push_clock
 from server.sync import schemas as s
 from server.sync import service
 
@@ -23,6 +25,7 @@ blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync",
 @blp.alt_response(403, description="Log-in not bound to a tablet (device-required), or bound to another "
                                    "(device-mismatch)")
 @blp.alt_response(422, description="Malformed batch; nothing was applied")
+@observed(ReadingKind.PUSH, fallback=push_clock)
 def push(body: dict[str, Any]) -> Any:
     """Push a batch of offline mutations; answered only after it is committed"""
     skew = timedelta(seconds=current_app.config["SETTINGS"].sync_max_skew_seconds)
@@ -37,6 +40,7 @@ def push(body: dict[str, Any]) -> Any:
 @blp.alt_response(401, description="Not authenticated")
 @blp.alt_response(403, description="Log-in not bound to a tablet (device-required)")
 @blp.alt_response(422, description="Invalid cursor or limit")
+@observed(ReadingKind.PULL)
 def pull(query: dict[str, Any]) -> Any:
     """Changes you may see since the cursor, oldest first"""
     return service.pull(current_principal(), query["cursor"], query["limit"])

@@ -20,6 +20,8 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
+from server.clocks.models import ReadingKind
+from server.clocks.observe import observed
 from server.uploads import schemas as s
 from server.uploads import service, tus
 from server.uploads.service import BodyTooLarge, BodyTruncated, UploadView
@@ -309,6 +311,7 @@ class Uploads(MethodView):
     @blp.alt_response(422, description="Invalid metadata: sha256, media record, device")
     @blp.alt_response(460, description="Checksum of the body or hash of the whole file does not match")
     @_documented
+    @observed(ReadingKind.UPLOAD)
     def post(self) -> Response:
         """Create an upload (tus creation, creation-with-upload)"""
         length = tus.parse_length(request.headers.get("Upload-Length"), request.headers.get("Upload-Defer-Length"))
@@ -355,6 +358,7 @@ class UploadItem(MethodView):
     @blp.alt_response(423, description="Another PATCH of this upload is in progress")
     @blp.alt_response(460, description="checksum-mismatch (this PATCH dropped) or hash-mismatch (file quarantined)")
     @_documented
+    @observed(ReadingKind.UPLOAD)
     def patch(self, upload_id: uuid.UUID) -> Response:
         """Append bytes at the current offset"""
         tus.check_content_type(request.headers.get("Content-Type"))
