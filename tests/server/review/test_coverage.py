@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from server.audit.models import AuditEntry
 from server.db_types import utcnow
 from server.extensions import db
 from server.review import coverage
@@ -93,7 +95,11 @@ def test_the_quota_counts_what_is_still_needed_and_reaches_zero(review_as, scene
     assert "本月抽查要求" not in visible(review_as("e-sup").get("/review/").get_data(as_text=True))
 
     supervisor = review_as("m-sup")
-    _watch(supervisor, seized.id, 0, seized.size - 1)
+    opened = supervisor.get(f"/review/media/{seized.id}/stream", headers={"Range": "bytes=0-"})  # as players ask
+    assert opened.status_code == 206 and len(opened.data) == seized.size  # a small file: within the first chunk
+    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "media.stream",
+                                                          AuditEntry.object_id == str(seized.id))).all()
+    assert entry.details["range"] == f"bytes=0-{coverage.STREAM_CHUNK - 1}"  # capped: what is sent is what counts
     _watch(supervisor, scene.video.id, 0, scene.video.size * 96 // 100)  # 95% is in full
     page = visible(supervisor.get("/review/").get_data(as_text=True))
     assert "本月抽查要求已完成" in page
