@@ -130,6 +130,8 @@ FLAG_ENGLISH = {
     "outside-window": "Outside the approved window",
     "late-registration": "Registered late",
     "not-on-team": "Recorded by someone outside the team",
+    "clock-offset": "Capturing device's clock far off",
+    "clock-jumped-back": "Capturing device's clock was set back",
 }
 
 _TABLES = {"proves": PROVES, "signer_role": SIGNER_ROLES, "measure": COERCIVE_MEASURES, "mark": MARKS,

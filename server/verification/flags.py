@@ -14,17 +14,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from media.continuity import Segment, window_coverage
+from server.clocks.ledger import describe_offset
 from server.db_types import OFFICE_TIMEZONE, office_day
 
 #: Bumped whenever a rule is added or changed: the sweeper re-assesses inspections assessed by older rules.
 #: 2: code-missing, outside-window, late-registration, not-on-team (issue 18).
-RULES_VERSION = 2
+#: 3: clock-offset, clock-jumped-back (issue 17, the clock ledger).
+RULES_VERSION = 3
 #: A record first reaching the server this long after the visit ended was synced unusually late.
 LATE_SYNC_AFTER = timedelta(hours=48)
 #: Between bodycam segments, differences up to this many seconds are clock jitter, not gaps.
 GAP_TOLERANCE_SECONDS = 2.0
 #: A tablet's clock (which dates the visit) and the server's (which dates the task) may differ this much.
 CLOCK_TOLERANCE = timedelta(minutes=5)
+#: A capturing device's clock further than this from the server's at a sync around the capture
+#: (INSPECT_ONCE_CLOCK_OFFSET_LIMIT_SECONDS) leaves its capture times untrusted.
+CLOCK_OFFSET_LIMIT = timedelta(seconds=300)
 
 FLAG_LABELS: dict[str, str] = {
     "certificate-missing": "未见亮证",
@@ -43,6 +48,8 @@ FLAG_LABELS: dict[str, str] = {
     "outside-window": "检查时间不在批准时段内",
     "late-registration": "补登记的检查",
     "not-on-team": "检查组以外人员记录",
+    "clock-offset": "采集设备时钟偏差过大",
+    "clock-jumped-back": "采集设备时钟曾被调回",
 }
 
 
@@ -146,6 +153,26 @@ class RecorderFacts:
 
 
 @dataclass(frozen=True)
+class ClockFacts:
+    """A capture time read against its device's clock ledger (``server.clocks``).
+
+    Offsets are device clock − server time at the device's syncs nearest the capture time by its own clock,
+    before and after it (None: no such sync). ``jumped_back_by``: the clock was set back by about this much
+    between two syncs around the capture; ``behind_by``: a sync after the file reached the server showed the
+    device's clock this far *before* the capture time (the capture lies in the device's future).
+    """
+
+    media_id: uuid.UUID | None
+    name: str
+    device_id: str
+    captured_at: datetime  # as the device's clock stated it
+    before: timedelta | None
+    after: timedelta | None
+    jumped_back_by: timedelta | None = None
+    behind_by: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class InspectionFacts:
     inspection_id: uuid.UUID
     started_at: datetime | None
@@ -163,6 +190,8 @@ class InspectionFacts:
     code: CodeFacts | None = None
     recorders: tuple[RecorderFacts, ...] = ()
     clock_tolerance: timedelta = CLOCK_TOLERANCE
+    clocks: tuple[ClockFacts, ...] = ()
+    clock_offset_limit: timedelta = CLOCK_OFFSET_LIMIT
 
 
 def inspection_day(started_at: datetime | None) -> date | None:
@@ -387,9 +416,47 @@ def _team_flags(facts: InspectionFacts) -> list[Flag]:
     return flags
 
 
+def clock_words(before: timedelta | None, after: timedelta | None) -> str:
+    """「设备时钟偏差：同步前 +2 分 10 秒 / 同步后 +2 分 12 秒」."""
+    shown = [describe_offset(o) if o is not None else "未知" for o in (before, after)]
+    return f"设备时钟偏差：同步前 {shown[0]} / 同步后 {shown[1]}"
+
+
+def _seconds(offset: timedelta | None) -> float | None:
+    return round(offset.total_seconds(), 3) if offset is not None else None
+
+
+def _clock_flags(facts: InspectionFacts) -> list[Flag]:
+    """clock-jumped-back (an error): the capturing device's clock was set back around the capture, so its
+    time may have been read twice; clock-offset (a warning): the device's clock was further from the
+    server's than the limit at a sync around the capture, so the capture time needs that correction."""
+    flags = []
+    limit = facts.clock_offset_limit
+    for clock in facts.clocks:
+        words = clock_words(clock.before, clock.after)
+        details = {"name": clock.name, "device_id": clock.device_id, "captured_at": _iso(clock.captured_at),
+                   "offset_before_seconds": _seconds(clock.before), "offset_after_seconds": _seconds(clock.after)}
+        where = f"{clock.name}（设备 {clock.device_id}，采集时间 {_office_time(clock.captured_at)}）"
+        if clock.jumped_back_by is not None or clock.behind_by is not None:
+            if clock.jumped_back_by is not None:
+                why = f"设备时钟在采集前后被调回约 {describe_offset(clock.jumped_back_by)[1:]}"
+            else:
+                assert clock.behind_by is not None
+                why = f"采集时间比设备之后同步时的时钟还晚 {describe_offset(clock.behind_by)[1:]}"
+            flags.append(Flag("clock-jumped-back", "error", f"{where}的采集时间不可信：{why}；{words}",
+                              {**details, "jumped_back_seconds": _seconds(clock.jumped_back_by),
+                               "behind_seconds": _seconds(clock.behind_by)}, clock.media_id))
+        if any(o is not None and abs(o) > limit for o in (clock.before, clock.after)):
+            flags.append(Flag("clock-offset", "warning",
+                              f"{where}的设备时钟与服务器相差超过 {describe_offset(limit)[1:]}，"
+                              f"采集时间须按偏差校正后使用；{words}",
+                              {**details, "limit_seconds": _seconds(limit)}, clock.media_id))
+    return flags
+
+
 def assess(facts: InspectionFacts) -> list[Flag]:
     """Every flag the inspection deserves, errors first, in a stable order."""
     flags = (_certificate_flags(facts) + _footage_flags(facts) + _gap_flags(facts)
              + _file_flags(facts) + _sync_flags(facts) + _code_flags(facts) + _window_flags(facts)
-             + _team_flags(facts))
+             + _team_flags(facts) + _clock_flags(facts))
     return sorted(flags, key=lambda f: (f.severity != "error", f.code, str(f.media_id or ""), str(f.details)))

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.auth.policy import Permission, Principal, can
+from server.clocks import ledger as clock_ledger
+from server.clocks import service as clocks
 from server.codes.service import verify_token
 from server.codes.token import BadToken
 from server.db_types import office_day, utcnow
@@ -38,6 +41,9 @@ from server.verification.models import InspectionAssessment, InspectionFlag, Ins
 SEGMENT_LOOKBACK = timedelta(hours=2)
 # An inspection not yet ended is taken to last at most this long for attaching footage.
 OPEN_WINDOW = timedelta(hours=12)
+# A capture time is read against the device's clock ledger from this long before the file reached the server
+# until this long after.
+CLOCK_LEDGER_SPAN = timedelta(days=60)
 
 
 def _inspection(inspection_id: uuid.UUID) -> SyncedEntity | None:
@@ -233,6 +239,64 @@ def _recorders(inspection_id: uuid.UUID) -> tuple[rules.RecorderFacts, ...]:
                  for user_id, (name, kinds) in found.items())
 
 
+def _capturing_device(row: Media | None, entity: SyncedEntity | None) -> str | None:
+    """The device whose clock dated the file: the upload's recording device, the tablet the record names, or
+    the tablet that created the record (the node of its immutable ``sha256``'s HLC)."""
+    if row is not None and row.device_id:
+        return row.device_id
+    if entity is None:
+        return None
+    named = entity.fields.get("device_id")
+    if isinstance(named, str) and named:
+        return named
+    stamp = (entity.clocks or {}).get("sha256")
+    return stamp.split("-", 2)[2] if isinstance(stamp, str) and stamp.count("-") >= 2 else None
+
+
+def _clock_facts(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> tuple[rules.ClockFacts, ...]:
+    """Each capture time (of a stored file, or of a synced record whose file has not arrived) against its
+    device's clock ledger; nothing for a device the ledger never heard from."""
+    rows = {m.id: m for m in db.session.scalars(select(Media).where(Media.id.in_(links)))} if links else {}
+    entities = {e.id: e for e in records.parts(inspection.id, Kind.MEDIA)}
+    captures = []
+    for media_id in sorted(set(rows) | set(entities), key=str):
+        row, entity = rows.get(media_id), entities.get(media_id)
+        fields = entity.fields if entity else {}
+        moment = (row.capture_start if row else None) or _moment(fields.get("capture_start"))
+        device = _capturing_device(row, entity)
+        arrivals = [t for t in (entity.first_received_at if entity else None, row.uploaded_at if row else None) if t]
+        if moment is not None and device and arrivals:
+            name = (row.file_name if row else None) or fields.get("file_name") or str(media_id)
+            captures.append((media_id if row else None, name, device, moment, min(arrivals)))
+    if not captures:
+        return ()
+    ledgers = clocks.ledgers({c[2] for c in captures}, min(c[4] for c in captures) - CLOCK_LEDGER_SPAN,
+                             max(c[4] for c in captures) + CLOCK_LEDGER_SPAN)
+    found = []
+    for media_id, name, device, moment, arrived in captures:
+        readings = ledgers.get(device) or []
+        if not readings:
+            continue
+        before, after = clock_ledger.around(readings, moment)
+        jump = max((j for j in clock_ledger.jumps_back(readings) if j.covers(moment)), key=lambda j: j.by,
+                   default=None)
+        if jump is not None:  # the time was read on one side of the jump or the other: show both sides
+            before, after = jump.earlier, jump.later
+        behind = clock_ledger.clock_behind(readings, moment, arrived)
+        found.append(rules.ClockFacts(
+            media_id=media_id, name=name, device_id=device, captured_at=moment,
+            before=before.offset if before else None, after=after.offset if after else None,
+            jumped_back_by=jump.by if jump else None,
+            behind_by=moment - behind.device_clock if behind else None))
+    return tuple(found)
+
+
+def _clock_offset_limit() -> timedelta:
+    settings = current_app.config.get("SETTINGS")
+    seconds = getattr(settings, "clock_offset_limit_seconds", None)
+    return timedelta(seconds=seconds) if seconds else rules.CLOCK_OFFSET_LIMIT
+
+
 def gather_facts(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> rules.InspectionFacts:
     started, ended = _window(inspection)
     evidence = _evidence(inspection, links)
@@ -244,7 +308,8 @@ def gather_facts(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> rules
         coercive_measures=len(inspection.fields.get("coercive_measures") or []),
         evidence=tuple(evidence), conflicts=_conflicts(inspection.id),
         task=_task_facts(task) if task is not None else None, code=_code_facts(inspection),
-        recorders=_recorders(inspection.id))
+        recorders=_recorders(inspection.id), clocks=_clock_facts(inspection, links),
+        clock_offset_limit=_clock_offset_limit())
 
 
 def _insert_ignoring_duplicates(model: type[Any]) -> Any:
