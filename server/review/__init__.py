@@ -22,7 +22,7 @@ def select_locale() -> str:
 
 def init_app(app: Flask) -> None:
     from server.review import deadlines as _deadlines  # noqa: F401 - the publication deadlines' pages
-    from server.review import evaluations, labels, legal
+    from server.review import clock_offsets, evaluations, labels, legal
     from server.review.routes import bp, clock, local_time
 
     relaxed = bool(app.config.get("DEBUG") or app.config.get("TESTING"))
@@ -46,6 +46,7 @@ def init_app(app: Flask) -> None:
                                  value_text=labels.value_text)
     legal.init_app(app)  # the enforcement decisions on an inspection's page
     evaluations.init_app(app)  # the enterprise's evaluation and complaints on it, and the follow-ups
+    clock_offsets.init_app(app)  # the capturing device's clock beside each capture time
     app.register_blueprint(bp)
     from server.audit.service import register_object_type
     from server.review.service import inspection_department
