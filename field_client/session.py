@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from field_client import hlc
+from field_client.clock import with_device_clock
 from field_client.errors import AuthRequired, LocalError, NotLoggedIn, ServerRefused, ServerUnavailable
 from field_client.store import Store
 from field_client.times import iso_local
@@ -219,7 +220,7 @@ class Session:
         attempt = 0
         while True:
             attempt += 1
-            sent_headers = dict(headers or {})
+            sent_headers = with_device_clock(headers)  # the server's clock ledger reads it (field_client.clock)
             token = None
             if auth:
                 token = self.store.get("access_token")

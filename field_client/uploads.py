@@ -43,6 +43,7 @@ from tusclient.request import TusRequest
 from tusclient.storage.interface import Storage
 from tusclient.uploader import Uploader
 
+from field_client.clock import with_device_clock
 from field_client.messages import problem_reason
 
 UPLOADS_PATH = "/api/v1/uploads/"
@@ -159,7 +160,7 @@ class _Request(TusRequest):
         chunk = self.file.read(self._content_length)
         self.add_checksum(chunk)
         try:
-            response = self._session.patch(self._url, data=chunk, headers=self._request_headers,
+            response = self._session.patch(self._url, data=chunk, headers=with_device_clock(self._request_headers),
                                            timeout=self._timeout, verify=self.verify_tls_cert, cert=self.client_cert)
         except requests.RequestException as error:
             raise TusUploadFailed(error) from error
@@ -202,7 +203,7 @@ class _Uploader(Uploader):
 
     def create_url(self) -> str:
         try:
-            response = self.session.post(self.client.url, headers=self.get_url_creation_headers(),
+            response = self.session.post(self.client.url, headers=with_device_clock(self.get_url_creation_headers()),
                                          timeout=self.timeout, verify=self.verify_tls_cert, cert=self.client_cert)
         except requests.RequestException as error:
             raise TusCommunicationError(error) from error
