@@ -1,4 +1,5 @@
 // HTTP to the server: JSON calls under /api/v1, the token pair, one refresh on 401, problem+json as ApiError.
+import { DEVICE_CLOCK_HEADER, deviceClock } from './clock.js';
 import { messageFor, problemMessage } from './messages.js';
 import { memoryTokens } from './vault.js';
 
@@ -69,7 +70,7 @@ export class Api {
 
   /** One HTTP exchange, no refresh: `{status, body, headers}`; a network failure is an offline ApiError. */
   async send(method, path, { body, headers = {}, token } = {}) {
-    const sent = { Accept: 'application/json, application/problem+json', ...headers };
+    const sent = { Accept: 'application/json, application/problem+json', [DEVICE_CLOCK_HEADER]: deviceClock(), ...headers };
     if (body !== undefined) sent['Content-Type'] = 'application/json';
     if (token) sent.Authorization = `Bearer ${token}`;
     const controller = typeof AbortController === 'function' ? new AbortController() : null;

@@ -7,6 +7,7 @@
 // Chinese reason (a permanent refusal, not retried by itself); a network loss leaves it waiting.
 import { Upload as TusUpload } from 'tus-js-client';
 import { ApiError } from './api.js';
+import { DEVICE_CLOCK_HEADER, deviceClock } from './clock.js';
 import { chunkAad } from './evidence.js';
 import { messageFor, problemMessage } from './messages.js';
 import { FieldStore } from './store.js';
@@ -259,6 +260,7 @@ export class Uploader {
           if (refreshing) await refreshing;
           lastToken = await api.accessToken();
           if (lastToken) req.setHeader('Authorization', `Bearer ${lastToken}`);
+          req.setHeader(DEVICE_CLOCK_HEADER, deviceClock(this.now())); // for the server's clock ledger
         },
         onUploadUrlAvailable: () => {
           db.table('media').update(mediaId, { uploadUrl: upload.url }).catch(() => {});
