@@ -9,7 +9,9 @@
 2. Each measurement runs --repeat times, each in a fresh process, so its peak RSS is its own
    (times are medians, RSS the highest):
    a bare PyAV decode loop (threads on, nothing else), a bare OpenCV decode loop (cv2.grab), and
-   `media.verify_file` (hash + probe + one strict decode pass with the QR and lens detectors).
+   `media.verify_file` (hash + probe + one strict decode pass with the QR and lens detectors), and in the
+   same run the check of a signed capture manifest of that file (server.provenance: base64url, Ed25519,
+   format, hash compare; mean of 200), shown beside the hash's time.
 3. Prints the time of every stage, the ratio verification / bare decode, the real-time factor, and
    peak memory for the short and the long clip (flat memory: the two peaks are about equal), and a
    last ``result:`` line (JSON).
@@ -60,13 +62,32 @@ from media import verify_file
 def cpu(): u = resource.getrusage(resource.RUSAGE_SELF); return u.ru_utime + u.ru_stime
 begun = cpu(); start = time.perf_counter()
 report = verify_file(sys.argv[1])
-print(json.dumps({"seconds": time.perf_counter() - start, "status": report.status.value,
+seconds, used, peak = time.perf_counter() - start, cpu() - begun, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# The capture manifest's check of the same file (server.provenance): decode, Ed25519 verify, format, hash compare.
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from server.provenance.service import b64url, decode, format_problems, verifies
+key = Ed25519PrivateKey.generate()
+public = b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+raw = json.dumps({"v": 1, "device_id": "BENCH-DOCK1", "counter": 17, "prev": "0" * 64, "sha256": report.sha256,
+                  "size": report.measurements.get("size_bytes"), "media_type": "video/mp4",
+                  "capture_start": "2026-12-03T09:00:00Z", "capture_end": "2026-12-03T09:05:00Z",
+                  "device_clock": "2026-12-03T09:05:01Z", "media_id": None, "task_id": None, "inspection_id": None,
+                  "inspector": None, "location": {"lat_e7": 263520000, "lon_e7": 1117900000, "accuracy_m": 8}},
+                 separators=(",", ":")).encode()
+text, signature = b64url(raw), b64url(key.sign(raw))
+rounds, checked = 200, time.perf_counter()
+for _ in range(rounds):
+    got = decode(text, signature)
+    assert verifies(public, got.raw, got.signature) and not format_problems(got.fields)
+    assert got.fields["sha256"] == report.sha256
+manifest = (time.perf_counter() - checked) / rounds
+print(json.dumps({"seconds": seconds, "status": report.status.value, "manifest_seconds": manifest,
                   "timings": report.timings, "reasons": [r.code for r in report.reasons],
                   "certificates": [d.to_dict() for d in report.detections],
                   "frames": report.measurements.get("decoded_frames"),
                   "badge_samples": report.measurements.get("certificate_frames_examined"),
-                  "cpu": cpu() - begun,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "cpu": used, "peak_rss_mb": peak / 1024}))
 """
 
 
@@ -196,7 +217,7 @@ def main() -> None:
     print(f"\ncores: {os.cpu_count()}   medians of {args.repeat} runs   "
           f"clip: {args.height}p{args.fps} H.264 {args.preset} {args.bitrate}bit/s + AAC, QR shown 5–15 s\n")
     header = (f"{'clip':>7} {'MB':>6} {'frames':>6} | {'bare PyAV':>9} {'bare cv2':>8} | "
-              f"{'hash':>5} {'probe':>5} {'decode':>7} {'(qr)':>6} {'(lens)':>6} {'verify':>7} | "
+              f"{'hash':>5} {'manif.':>7} {'probe':>5} {'decode':>7} {'(qr)':>6} {'(lens)':>6} {'verify':>7} | "
               f"{'÷PyAV':>5} {'÷cv2':>5} {'×realtime':>9} | {'RSS MB bare/verify':>18}")
     print(header)
     print("-" * len(header))
@@ -206,7 +227,8 @@ def main() -> None:
         print(
             f"{minutes:>5g}mn {clip.stat().st_size / 1e6:>6.0f} {verified['frames']:>6} | "
             f"{pyav['seconds']:>8.2f}s {cv2_['seconds']:>7.2f}s | "
-            f"{t.get('hash', 0):>5.2f} {t.get('probe', 0):>5.2f} {t.get('decode', 0):>7.2f} "
+            f"{t.get('hash', 0):>5.2f} {verified['manifest_seconds'] * 1000:>5.2f}ms "
+            f"{t.get('probe', 0):>5.2f} {t.get('decode', 0):>7.2f} "
             f"{t.get('badges', 0):>6.2f} {t.get('lens', 0):>6.2f} {verified['seconds']:>6.2f}s | "
             f"{verified['seconds'] / pyav['seconds']:>5.2f} {verified['seconds'] / cv2_['seconds']:>5.2f} "
             f"{seconds / verified['seconds']:>8.1f}× | "
@@ -226,6 +248,8 @@ def main() -> None:
     print("result: " + json.dumps({"benchmark": "verify", "quick": args.quick, "skipped": skipped, "clips": [
         {"minutes": minutes, "frames": verified["frames"], "pyav_s": round(pyav["seconds"], 3),
          "cv2_s": round(cv2_["seconds"], 3), "verify_s": round(verified["seconds"], 3),
+         "hash_s": round(verified["timings"].get("hash", 0), 4),
+         "manifest_check_ms": round(verified["manifest_seconds"] * 1000, 3),
          "verify_over_pyav": round(verified["seconds"] / pyav["seconds"], 3),
          "cpu_pyav_s": round(pyav["cpu"], 2), "cpu_verify_s": round(verified["cpu"], 2),
          "cpu_verify_over_pyav": round(verified["cpu"] / pyav["cpu"], 3),

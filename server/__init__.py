@@ -62,6 +62,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     from server.jobs.queue import build_queue
     from server.joint.routes import blp as joint_blp
     from server.planning.routes import blueprints as planning_blueprints
+    from server.provenance.routes import blp as provenance_blp
     from server.publication import models as _publication_models  # noqa: F401 - tables for migrations
     from server.sync.routes import blp as sync_blp
     from server.tasks.routes import blp as tasks_blp
@@ -88,6 +89,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     api.register_blueprint(joint_blp)
     for blp in [*directory_blueprints, tasks_blp, sync_blp, uploads_blp, media_blp, inspections_blp]:
         api.register_blueprint(blp)
+    api.register_blueprint(provenance_blp)
     api.register_blueprint(audit_blp)
     api.register_blueprint(archive_blp)
     for blp in decision_blueprints:

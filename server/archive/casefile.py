@@ -20,6 +20,9 @@ Layout, under one top directory ``case-<inspection id>/``::
     data/retention.json             the case's retention class and legal holds at the time of packing
     data/evidence/manifest.json     every evidence file with its capture hash
     data/evidence/<media id><ext>   the evidence files
+    data/evidence/<media id>.capture-manifest.json / .sig   the capturing device's signed manifest (its exact
+                                    bytes) and its raw 64-byte Ed25519 signature, where the file has one
+    data/evidence/device-keys/<device id>-<key no.>.pem   the public key that signed them (docs/provenance.md)
 
 The manifest lists each evidence file under its *capture* hash — the SHA-256 the tablet or camera declared
 and the upload checked — not a hash taken while packing: should a stored file ever rot, the package says so
@@ -41,6 +44,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from server.archive import keys, retention, sources
@@ -53,6 +58,7 @@ from server.errors import Problem
 from server.extensions import db
 from server.joint import report
 from server.joint.service import canonical_json, joint_record
+from server.provenance import service as provenance
 from server.sync.models import SyncedEntity
 from server.tasks.service import get_task
 from server.uploads.models import Media, MediaObject
@@ -157,6 +163,27 @@ def _case_retention(task_id: uuid.UUID, media: list[Media]) -> retention.Retenti
     return max(terms, key=lambda r: (r.until is None, r.until or r.since))
 
 
+def _capture_manifest(media_id: uuid.UUID, payload: list[Part], device_keys: set[str]) -> dict[str, Any] | None:
+    """The file's signed capture manifest, its signature and its device's public key as files of the bag (added to
+    ``payload``), so the archive office checks them offline; None when the file has no trusted manifest."""
+    manifest = provenance.manifest_of(media_id)
+    key = provenance.key_of(manifest) if manifest is not None else None
+    if manifest is None or key is None:
+        return None
+    base = f"data/evidence/{media_id}.capture-manifest"
+    payload.append(_small(f"{base}.json", manifest.raw))
+    payload.append(_small(f"{base}.sig", manifest.signature))
+    key_path = f"data/evidence/device-keys/{manifest.device_id}-{key.id.hex[:12]}.pem"
+    if key_path not in device_keys:
+        device_keys.add(key_path)
+        public = Ed25519PublicKey.from_public_bytes(provenance.b64url_decode(key.public_key))
+        payload.append(_small(key_path, public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)))
+    return {"path": f"{base}.json", "signature_path": f"{base}.sig", "signature_algorithm": "Ed25519",
+            "manifest_sha256": manifest.manifest_hash, "device_id": manifest.device_id, "counter": manifest.counter,
+            "public_key": key.public_key, "public_key_path": key_path,
+            "received_at": manifest.received_at.isoformat()}
+
+
 def assemble(principal: Principal, inspection_id: uuid.UUID, var_dir: Path) -> CaseFile:
     """Gather the case of ``inspection_id`` (authorized for ``principal``) and audit its download."""
     inspection = _visible_inspection(principal, inspection_id)
@@ -189,12 +216,14 @@ def assemble(principal: Principal, inspection_id: uuid.UUID, var_dir: Path) -> C
         if evidence_ids else []
     objects = {o.sha256: o for o in db.session.scalars(
         select(MediaObject).where(MediaObject.sha256.in_({m.sha256 for m in media})))} if media else {}
-    evidence_parts, listed = [], []
+    evidence_parts, listed, device_keys = [], [], set[str]()
     for item in media:
         stored = objects[item.sha256]
         path = f"data/evidence/{item.id}{_suffix(item.file_name)}"
         evidence_parts.append(Part(path, item.size, item.sha256, store_key=stored.key))
+        signed = _capture_manifest(item.id, payload, device_keys)
         listed.append({"id": str(item.id), "path": path, "capture_sha256": item.sha256, "size": item.size,
+                       "capture_manifest": signed,
                        "file_name": item.file_name, "content_type": item.content_type,
                        "capture_start": item.capture_start.isoformat() if item.capture_start else None,
                        "uploaded_at": item.uploaded_at.isoformat(), "device_id": item.device_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import request
 from flask.views import MethodView
 
 from server.api import BEARER, Blueprint
@@ -247,15 +246,7 @@ class DeviceItem(MethodView):
         return service.get_device(current_principal(), device_id)
 
 
-@devices.post("/enrol")
-@devices.arguments(s.EnrolRequest)
-@devices.response(201, s.Enrolled)
-@devices.alt_response(400, description="Wrong or revoked code (enrolment-code-invalid)")
-@devices.alt_response(410, description="Code already used (enrolment-code-used) or expired (enrolment-code-expired)")
-@devices.alt_response(429, description="Too many failed attempts")
-def enrol(body: dict[str, Any]) -> Any:
-    """Enrol a tablet with a one-time code (no log-in); the answer carries its secret, shown once"""
-    return enrolment.enrol(body["code"], request.remote_addr or "unknown")
+# POST /enrol (no log-in) is server.provenance.routes: the tablet sends its signing key with it.
 
 
 @devices.post("/<string:device_id>/retire")

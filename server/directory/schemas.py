@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from typing import Any
 
 import marshmallow as ma
 
@@ -264,9 +267,37 @@ class DevicePage(PageMeta):
     items = ma.fields.List(ma.fields.Nested(DeviceSchema))
 
 
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def public_key_problem(value: Any) -> str | None:
+    """Why ``value`` is not a raw Ed25519 public key in base64url (no padding), or None when it is one."""
+    if not isinstance(value, str) or not _BASE64URL.match(value):
+        return "公钥应为 base64url 编码（不含填充）"
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return "公钥应为 base64url 编码（不含填充）"
+    return None if len(raw) == 32 else "公钥应为 32 字节的 Ed25519 原始公钥"
+
+
+def _public_key(value: str) -> None:
+    problem = public_key_problem(value)
+    if problem is not None:
+        raise ma.ValidationError(problem)
+
+
+class PublicKeyField(ma.fields.String):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=_public_key, metadata={
+            "description": "The device's Ed25519 public key: its raw 32 bytes, base64url without padding "
+                           "(docs/provenance.md)"}, **kwargs)
+
+
 class EnrolRequest(StrictSchema):
     code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64, error="请输入登记码"),
                             load_only=True, metadata={"description": "XXXX-XXXX-XXXX (case, spaces, hyphens ignored)"})
+    public_key = PublicKeyField(load_default=None, allow_none=True, load_only=True)
 
 
 class EnrolDepartment(ma.Schema):

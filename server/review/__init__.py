@@ -21,8 +21,8 @@ def select_locale() -> str:
 
 
 def init_app(app: Flask) -> None:
+    from server.review import clock_offsets, evaluations, labels, legal, provenance
     from server.review import deadlines as _deadlines  # noqa: F401 - the publication deadlines' pages
-    from server.review import clock_offsets, evaluations, labels, legal
     from server.review.routes import bp, clock, local_time
 
     relaxed = bool(app.config.get("DEBUG") or app.config.get("TESTING"))
@@ -47,6 +47,7 @@ def init_app(app: Flask) -> None:
     legal.init_app(app)  # the enforcement decisions on an inspection's page
     evaluations.init_app(app)  # the enterprise's evaluation and complaints on it, and the follow-ups
     clock_offsets.init_app(app)  # the capturing device's clock beside each capture time
+    provenance.init_app(app)  # who signed each file at capture, and its place in the device's chain
     app.register_blueprint(bp)
     from server.audit.service import register_object_type
     from server.review.service import inspection_department

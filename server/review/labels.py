@@ -134,8 +134,14 @@ FLAG_ENGLISH = {
     "clock-jumped-back": "Capturing device's clock was set back",
 }
 
-_TABLES = {"proves": PROVES, "signer_role": SIGNER_ROLES, "measure": COERCIVE_MEASURES, "mark": MARKS,
-           "outcome": OUTCOMES, "actor": ACTOR_KINDS, "action": ACTIONS, "field": FIELDS, "role": ROLES}
+#: A media verification's provenance reasons (server.provenance): their names, beside the server's message.
+MEDIA_REASONS = {"unsigned": _l("Not signed at capture"), "bad-signature": _l("Capture signature not valid"),
+                 "revoked-key": _l("Signed with a revoked key"), "chain-gap": _l("Gap in the device's captures"),
+                 "manifest-mismatch": _l("Capture manifest differs from the file"),
+                 "manifest-replayed": _l("Capture manifest used twice")}
+
+_TABLES = {"reason": MEDIA_REASONS, "proves": PROVES, "signer_role": SIGNER_ROLES, "measure": COERCIVE_MEASURES,
+           "mark": MARKS, "outcome": OUTCOMES, "actor": ACTOR_KINDS, "action": ACTIONS, "field": FIELDS, "role": ROLES}
 
 DETAILS_SHOWN = 12      # keys of one entry's details
 ITEMS_SHOWN = 10        # items of a list among them

@@ -120,6 +120,20 @@ def size_bytes(value: Any) -> int:
     return value
 
 
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def base64url_text(max_length: int) -> Validator:
+    """base64url without padding (a capture manifest and its signature, docs/provenance.md)."""
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not _BASE64URL.match(value):
+            raise FieldError("应为 base64url 编码文本（不含填充）")
+        if len(value) > max_length:
+            raise FieldError(f"长度不能超过 {max_length} 个字符")
+        return value
+    return check
+
+
 COERCIVE_KINDS = ("seizure", "impoundment", "demolition", "closure", "other")
 
 
@@ -204,6 +218,9 @@ ENTITY_RULES: dict[Kind, EntityRules] = {
         "capture_end": FieldRule(_nullable(timestamp)),
         "device_id": FieldRule(_nullable(text(64))),
         "proves": FieldRule(choice("certificate", "scene", "signature", "other")),
+        # The device's signed capture manifest (docs/provenance.md), checked when the file is verified.
+        "manifest": FieldRule(_nullable(base64url_text(6000)), immutable=True),
+        "manifest_signature": FieldRule(_nullable(base64url_text(100)), immutable=True),
     }, parent_field="inspection_id"),
     Kind.SIGNATURE: EntityRules(Kind.SIGNATURE, {
         "inspection_id": FieldRule(uuid_text, required=True, immutable=True),

@@ -9,6 +9,7 @@ from server.directory.schemas import DEVICE_ID
 from server.schemas import StrictSchema
 
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class UploadMetadata(StrictSchema):
@@ -27,6 +28,13 @@ class UploadMetadata(StrictSchema):
     media_id = ma.fields.UUID(load_default=None)
     device_id = ma.fields.String(load_default=None, validate=ma.validate.Regexp(DEVICE_ID, error="不是有效的设备编号"))
     capture_start = ma.fields.AwareDateTime(load_default=None, format="iso")
+    # The device's signed capture manifest, kept in the upload's metadata and checked at verification
+    # (server.provenance, docs/provenance.md).
+    manifest = ma.fields.String(load_default=None, validate=[
+        ma.validate.Length(max=2000), ma.validate.Regexp(BASE64URL, error="应为 base64url 编码（不含填充）")])
+    manifest_signature = ma.fields.String(load_default=None, validate=[
+        ma.validate.Length(equal=86, error="应为 64 字节签名的 base64url 编码（86 个字符）"),
+        ma.validate.Regexp(BASE64URL, error="应为 base64url 编码（不含填充）")])
 
     @ma.post_load
     def _normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:

@@ -53,8 +53,10 @@ def verify_media_job(media_id: str) -> None:
             else:
                 report = verify_file(path, expected_sha256=media.sha256, filename=media.file_name)
                 result = report.to_dict()
+    result = service.with_provenance(media, result)
     service.record_result(identifier, result)
-    for inspection_id in inspections.inspections_touching_media(identifier):
+    touched = {identifier, *service.reassess_chain(identifier)}
+    for inspection_id in sorted({i for m in touched for i in inspections.inspections_touching_media(m)}, key=str):
         enqueue_after_commit(ASSESS_INSPECTION, inspection_id=str(inspection_id))
     log.info("verified media %s: %s", media_id, result["status"])
 

@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select
 
 from server.db_types import utcnow
 from server.extensions import db
+from server.provenance import service as provenance
 from server.uploads.models import Media, MediaObject, VerificationStatus
 from server.uploads.storage import MediaStore
 from server.verification.models import VerificationReport
@@ -76,10 +77,51 @@ def record_result(media_id: uuid.UUID, result: dict[str, Any]) -> None:
     report.detections = result.get("detections") or []
     report.analyser = result.get("analyser")
     report.finished_at = utcnow()
-    media.verification_status = VerificationStatus(result["status"])
-    media.verification_reasons = [{"code": r["code"], "severity": r["severity"], "message": r["message"]}
-                                  for r in result["reasons"]]
+    _show(media, result["status"], result["reasons"])
     db.session.flush()
+
+
+def _show(media: Media, status: str, reasons: list[dict[str, Any]]) -> None:
+    media.verification_status = VerificationStatus(status)
+    media.verification_reasons = [{"code": r["code"], "severity": r["severity"], "message": r["message"]}
+                                  for r in reasons]
+
+
+def with_provenance(media: Media, result: dict[str, Any]) -> dict[str, Any]:
+    """The analysis' result with the file's provenance (its signed capture manifest, server.provenance) added."""
+    checked = provenance.check_media(media, result.get("sha256"))
+    reasons, status = provenance.merge(result["reasons"], result["status"], checked)
+    return {**result, "reasons": reasons, "status": status}
+
+
+#: At most this many later files of a device are re-checked when an earlier capture arrives.
+MAX_REASSESSED = 200
+
+
+def reassess_chain(media_id: uuid.UUID) -> list[uuid.UUID]:
+    """Later captures of the same device that were waiting for this one (chain-gap): check them again.
+
+    Returns the files whose verdict changed (their inspections are to be re-assessed).
+    """
+    manifest = provenance.manifest_of(media_id)
+    if manifest is None:
+        return []
+    changed = []
+    for later_id in provenance.waiting_on(manifest)[:MAX_REASSESSED]:
+        media = db.session.get(Media, later_id)
+        report = db.session.get(VerificationReport, later_id)
+        if media is None or report is None or report.status is None or \
+                not any(r.get("code") == "chain-gap" for r in media.verification_reasons or []):
+            continue
+        checked = provenance.check_media(media)
+        reasons, status = provenance.merge(report.reasons or [], provenance.analysis_status(report.reasons or []),
+                                           checked)
+        if reasons != report.reasons or status != report.status:
+            report.reasons, report.status = reasons, status
+            _show(media, status, reasons)
+            changed.append(later_id)
+    db.session.flush()
+    return changed
 
 
 def object_key_of(media: Media) -> tuple[str, str] | None:

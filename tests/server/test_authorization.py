@@ -367,7 +367,7 @@ def test_every_endpoint_with_an_id_is_covered_here(app) -> None:
 
 
 def test_every_api_route_declares_its_permission(app) -> None:
-    public = {"auth.token", "auth.refresh", "auth.logout", "auth.device_token", "devices.enrol",
+    public = {"auth.token", "auth.refresh", "auth.logout", "auth.device_token", "device_keys.enrol",
               "api-docs.openapi_json", "api-docs.openapi_swagger_ui",
               "archive.archive_key"}
     for rule in app.url_map.iter_rules():
