@@ -426,31 +426,48 @@ def _seconds(offset: timedelta | None) -> float | None:
     return round(offset.total_seconds(), 3) if offset is not None else None
 
 
+#: Files of one device listed in a clock flag's details (the count says how many there were).
+CLOCK_FILES_LISTED = 50
+
+
+def _clock_details(clock: ClockFacts) -> dict[str, Any]:
+    return {"name": clock.name, "media_id": str(clock.media_id) if clock.media_id else None,
+            "captured_at": _iso(clock.captured_at), "offset_before_seconds": _seconds(clock.before),
+            "offset_after_seconds": _seconds(clock.after), "jumped_back_seconds": _seconds(clock.jumped_back_by),
+            "behind_seconds": _seconds(clock.behind_by)}
+
+
 def _clock_flags(facts: InspectionFacts) -> list[Flag]:
     """clock-jumped-back (an error): the capturing device's clock was set back around the capture, so its
     time may have been read twice; clock-offset (a warning): the device's clock was further from the
-    server's than the limit at a sync around the capture, so the capture time needs that correction."""
-    flags = []
+    server's than the limit at a sync around the capture, so the capture time needs that correction.
+    One flag per device and code, naming its earliest such file, with every file in the details."""
     limit = facts.clock_offset_limit
-    for clock in facts.clocks:
-        words = clock_words(clock.before, clock.after)
-        details = {"name": clock.name, "device_id": clock.device_id, "captured_at": _iso(clock.captured_at),
-                   "offset_before_seconds": _seconds(clock.before), "offset_after_seconds": _seconds(clock.after)}
-        where = f"{clock.name}（设备 {clock.device_id}，采集时间 {_office_time(clock.captured_at)}）"
+    groups: dict[tuple[str, str], list[ClockFacts]] = {}
+    for clock in sorted(facts.clocks, key=lambda c: (c.device_id, c.captured_at, c.name)):
         if clock.jumped_back_by is not None or clock.behind_by is not None:
-            if clock.jumped_back_by is not None:
-                why = f"设备时钟在采集前后被调回约 {describe_offset(clock.jumped_back_by)[1:]}"
-            else:
-                assert clock.behind_by is not None
-                why = f"采集时间比设备之后同步时的时钟还晚 {describe_offset(clock.behind_by)[1:]}"
-            flags.append(Flag("clock-jumped-back", "error", f"{where}的采集时间不可信：{why}；{words}",
-                              {**details, "jumped_back_seconds": _seconds(clock.jumped_back_by),
-                               "behind_seconds": _seconds(clock.behind_by)}, clock.media_id))
+            groups.setdefault(("clock-jumped-back", clock.device_id), []).append(clock)
         if any(o is not None and abs(o) > limit for o in (clock.before, clock.after)):
-            flags.append(Flag("clock-offset", "warning",
-                              f"{where}的设备时钟与服务器相差超过 {describe_offset(limit)[1:]}，"
-                              f"采集时间须按偏差校正后使用；{words}",
-                              {**details, "limit_seconds": _seconds(limit)}, clock.media_id))
+            groups.setdefault(("clock-offset", clock.device_id), []).append(clock)
+    flags = []
+    for (code, device), clocks in sorted(groups.items()):
+        first = clocks[0]
+        words = clock_words(first.before, first.after)
+        more = f"等 {len(clocks)} 个文件" if len(clocks) > 1 else ""
+        where = f"{first.name}{more}（设备 {device}，采集时间 {_office_time(first.captured_at)}）"
+        details = {**_clock_details(first), "device_id": device, "count": len(clocks),
+                   "files": [_clock_details(c) for c in clocks[:CLOCK_FILES_LISTED]]}
+        if code == "clock-jumped-back":
+            if first.jumped_back_by is not None:
+                why = f"设备时钟在采集前后被调回约 {describe_offset(first.jumped_back_by)[1:]}"
+            else:
+                assert first.behind_by is not None
+                why = f"采集时间比设备之后同步时的时钟还晚 {describe_offset(first.behind_by)[1:]}"
+            flags.append(Flag(code, "error", f"{where}的采集时间不可信：{why}；{words}", details, first.media_id))
+        else:
+            flags.append(Flag(code, "warning", f"{where}的设备时钟与服务器相差超过 {describe_offset(limit)[1:]}，"
+                                               f"采集时间须按偏差校正后使用；{words}",
+                              {**details, "limit_seconds": _seconds(limit)}, first.media_id))
     return flags
 
 

@@ -87,8 +87,14 @@ def test_the_rules_on_plain_readings() -> None:
     flags = rules._clock_flags(_facts(facts))
     assert [f.code for f in flags] == ["clock-jumped-back"]
     assert "比设备之后同步时的时钟还晚 3 小时" in flags[0].message and "同步后 未知" in flags[0].message
+    # Many files of one far-off device: one flag naming the earliest, every file in the details.
+    far = [rules.ClockFacts(None, f"IMG_{n}.jpg", TABLET, t0 + timedelta(minutes=n), timedelta(hours=1),
+                            timedelta(hours=1)) for n in (3, 1, 2)]
+    (flag,) = rules._clock_flags(_facts(*far))
+    assert flag.code == "clock-offset" and flag.details["count"] == 3 and "IMG_1.jpg等 3 个文件" in flag.message
+    assert [f["name"] for f in flag.details["files"]] == ["IMG_1.jpg", "IMG_2.jpg", "IMG_3.jpg"]
 
 
-def _facts(clock: rules.ClockFacts) -> rules.InspectionFacts:
+def _facts(*clocks: rules.ClockFacts) -> rules.InspectionFacts:
     return rules.InspectionFacts(uuid.uuid4(), None, None, datetime(2026, 3, 10, tzinfo=UTC), (), {}, 0, (),
-                                 clocks=(clock,))
+                                 clocks=clocks)
