@@ -147,6 +147,21 @@ def tablets(playwright_driver: Any, tmp_path: Path) -> Iterator[Callable[..., Ta
             pass
 
 
+def open_task_offline(tablet: Tablet, unlock: Callable[[Tablet], None]) -> Any:
+    """From the task list of a logged-in tablet: the network goes, the app reloads from its service worker, the
+    password unlocks it and the (first) task opens; the page."""
+    page = tablet.page
+    page.wait_for_selector("[data-testid=task-row]")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    tablet.offline(True)
+    page.reload()
+    unlock(tablet)
+    tablet.wait_screen("tasks")
+    page.click("[data-testid=task-row]")
+    tablet.wait_screen("task")
+    return page
+
+
 def enrolment_code(app: Flask, department: str, device_id: str) -> str:
     """What an administrator runs: the code is the last line of ``enrol-tablet``'s output."""
     result = app.test_cli_runner().invoke(args=["enrol-tablet", "--department", department, "--id", device_id,

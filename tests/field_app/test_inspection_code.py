@@ -17,7 +17,14 @@ from server.sync.entities import inspection_id_for
 from server.sync.models import SyncedEntity
 from server.tasks.models import InspectionTask
 from tests.conftest import World
-from tests.field_app.conftest import ARTIFACTS, CHROMIUM_ARGS, PHONE, enrolment_code, require_chromium
+from tests.field_app.conftest import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    PHONE,
+    enrolment_code,
+    open_task_offline,
+    require_chromium,
+)
 from tests.field_app.test_offline_inspection import enrol_and_log_in, unlock
 from tests.server.uploads.conftest import Live, live  # noqa: F401 - the live-server fixture
 
@@ -46,17 +53,9 @@ def test_the_tablet_shows_the_inspection_code_offline_and_a_phone_reads_it(
     assert code is not None
 
     tablet = tablets(live.url, "code")
-    page = enrol_and_log_in(tablet, enrolment_code(app, "SCJG", "SCJG-TAB1"))
-    page.wait_for_selector("[data-testid=task-row]")
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-
+    enrol_and_log_in(tablet, enrolment_code(app, "SCJG", "SCJG-TAB1"))
     # No network from here on: the app, the task and its code all come from the tablet.
-    tablet.offline(True)
-    page.reload()
-    unlock(tablet)
-    tablet.wait_screen("tasks")
-    page.click("[data-testid=task-row]")
-    tablet.wait_screen("task")
+    page = open_task_offline(tablet, unlock)
     tablet.shot("task", full_page=False)
     page.click("[data-testid=show-code]")
     tablet.wait_screen("code")

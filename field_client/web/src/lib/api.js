@@ -196,9 +196,14 @@ export class Api {
     }
   }
 
-  /** Spend a one-time enrolment code: `{device_id, device_secret, department, label}`. */
-  async enrol(code) {
-    const answer = await this.send('POST', '/devices/enrol', { body: { code: String(code || '').trim().toUpperCase() } });
+  /**
+   * Spend a one-time enrolment code: `{device_id, device_secret, department, label}`. `publicKey`: the tablet's
+   * Ed25519 public key (raw, base64url), which the server keeps to verify the manifests the tablet signs.
+   */
+  async enrol(code, { publicKey } = {}) {
+    const request = { code: String(code || '').trim().toUpperCase() };
+    if (publicKey) request.public_key = publicKey;
+    const answer = await this.send('POST', '/devices/enrol', { body: request });
     if (answer.status !== 200 && answer.status !== 201) throw ApiError.fromResponse(answer.status, answer.body);
     const body = answer.body || {};
     if (typeof body.device_id !== 'string' || typeof body.device_secret !== 'string') {

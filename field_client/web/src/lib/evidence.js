@@ -2,8 +2,9 @@
 // and encrypted in 1 MiB chunks into IndexedDB — the file is never read into memory whole — before its media
 // record (with the hash) is written to the outbox. Nothing here needs the network.
 import { createSHA256 } from 'hash-wasm';
-import { uuid4 } from './ids.js';
+import { isUuid, uuid4 } from './ids.js';
 import { messageFor } from './messages.js';
+import { isoUtc, locationE7, signCapture } from './manifest.js';
 import { FieldStore } from './store.js';
 import { isoLocal } from './times.js';
 
@@ -89,6 +90,8 @@ export async function storageEstimate() {
   return { usage, quota, free, persisted };
 }
 
+const uuidOrNull = (value) => (typeof value === 'string' && isUuid(value) ? value.toLowerCase() : null);
+
 function isQuotaError(error) {
   const names = [error?.name, error?.inner?.name, error?.cause?.name];
   return names.includes('QuotaExceededError') || /quota/i.test(String(error?.message ?? ''));
@@ -122,7 +125,7 @@ function classify(kind, declared, head) {
  */
 export async function captureFile(store, vault, file, {
   kind, inspectionId, findingId = null, proves, maxBytes, now = () => new Date(), deviceId, captureStart, captureEnd,
-  onProgress, estimate = storageEstimate,
+  location = null, onProgress, estimate = storageEstimate,
 } = {}) {
   if (!inspectionId) throw new TypeError('inspectionId is required');
   if (!file || typeof file.slice !== 'function') throw new TypeError('file must be a Blob or File');
@@ -204,8 +207,21 @@ export async function captureFile(store, vault, file, {
     device_id: deviceId ?? store.deviceId ?? null,
     proves: proves ?? (kind === 'signature' ? 'signature' : 'scene'),
   };
+  // The signed manifest (when the tablet has a key) is made in the record's own transaction: the device's counter
+  // moves exactly when the record is kept, and the record never exists without its manifest.
+  const signer = fields.device_id;
+  const signedAt = () => (typeof now === 'function' ? now() : now);
+  const extend = signer ? async ({ taskId }) => {
+    const signed = await signCapture(db, signer, {
+      sha256, size, media_type: fields.content_type, capture_start: isoUtc(fields.capture_start),
+      capture_end: isoUtc(fields.capture_end), media_id: mediaId, task_id: uuidOrNull(taskId),
+      inspection_id: uuidOrNull(inspectionId), inspector: uuidOrNull(store.userId),
+      location: location && 'lat_e7' in location ? location : locationE7(location),
+    }, { now: signedAt });
+    return signed ? { manifest: signed.manifest, manifest_signature: signed.manifest_signature } : {};
+  } : null;
   try {
-    await store.put('media', mediaId, fields, { inspectionId });
+    await store.put('media', mediaId, fields, { inspectionId, extend });
     if (findingId) {
       const finding = await store.get('finding', findingId);
       if (finding) {

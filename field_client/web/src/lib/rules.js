@@ -52,6 +52,12 @@ const listOf = (check, max) => (value) => {
   return value.map(check);
 };
 
+const base64urlText = (max) => (value) => {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]+$/.test(value)) throw new FieldError('应为 base64url 编码文本（不含填充）');
+  if (value.length > max) throw new FieldError(`长度不能超过 ${max} 个字符`);
+  return value;
+};
+
 function sha256Hex(value) {
   if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value.toLowerCase())) throw new FieldError('应为64位十六进制 SHA-256');
   return value.toLowerCase();
@@ -108,6 +114,9 @@ export const FIELD_RULES = {
     capture_end: rule(nullable(timestamp)),
     device_id: rule(nullable(text(64))),
     proves: rule(choice(...PROVES)),
+    // The capture manifest signed by the tablet and its Ed25519 signature, base64url (manifest.js; issue 17).
+    manifest: rule(nullable(base64urlText(6000)), { immutable: true }),
+    manifest_signature: rule(nullable(base64urlText(100)), { immutable: true }),
   },
   signature: {
     inspection_id: rule(uuidText, { required: true, immutable: true }),

@@ -190,8 +190,13 @@ export class FieldStore {
 
   // ---- local writes --------------------------------------------------------------------------------
 
-  /** Record one local change: a mutation in the outbox and the entity's view updated, in one transaction. */
-  async put(kind, id, fields, { op = 'upsert', taskId, inspectionId } = {}) {
+  /**
+   * Record one local change: a mutation in the outbox and the entity's view updated, in one transaction.
+   * `extend({taskId, inspectionId, fields})`, if given, runs inside that transaction (which holds `meta`) and its
+   * result is merged into the fields: what must change exactly when this record is kept (a capture's signed
+   * manifest and its device's chain counter, manifest.signCapture).
+   */
+  async put(kind, id, fields, { op = 'upsert', taskId, inspectionId, extend } = {}) {
     if (!SYNCED_KINDS.includes(kind)) throw new TypeError(`not a kind the tablet writes: ${kind}`);
     if (op !== 'upsert' && op !== 'delete') throw new TypeError(`bad op: ${op}`);
     let values = { ...(fields || {}) };
@@ -220,6 +225,10 @@ export class FieldStore {
       }
       rec.taskId = task ?? rec.taskId ?? null;
       rec.inspectionId = parent ?? rec.inspectionId ?? null;
+      if (extend) {
+        const extra = await extend({ taskId: rec.taskId, inspectionId: rec.inspectionId, fields: values });
+        values = { ...values, ...(extra ?? {}) };
+      }
       if (creating) {
         rec.departmentId = rec.departmentId ?? this.departmentId;
         rec.createdById = rec.createdById ?? this.userId ?? null;

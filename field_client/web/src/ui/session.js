@@ -6,6 +6,7 @@ import { inspectionCodeFor } from '../lib/codes.js';
 import { openDatabase } from '../lib/db.js';
 import { captureFile, cleanupInterruptedCaptures, readMedia, storageEstimate } from '../lib/evidence.js';
 import { inspectionIdFor, uuid4 } from '../lib/ids.js';
+import { keepDeviceKey, makeDeviceKey } from '../lib/manifest.js';
 import { FieldStore } from '../lib/store.js';
 import { SyncEngine, autoSync } from '../lib/sync.js';
 import { Uploader } from '../lib/uploader.js';
@@ -75,8 +76,14 @@ class Session extends EventTarget {
 
   async enrol(code) {
     const api = new Api(this.baseUrl, { tokens: memoryTokens() });
-    const device = await api.enrol(code);
-    await this.db.table('meta').put({ key: 'device', value: device });
+    // A new signing key, made before the code is spent: the server records it with the enrolment (and revokes the
+    // key of an earlier one). It replaces the tablet's key only once the server accepted it.
+    const key = await makeDeviceKey();
+    const device = await api.enrol(code, { publicKey: key.public_key });
+    await this.db.transaction('rw', this.db.table('meta'), async () => {
+      await this.db.table('meta').put({ key: 'device', value: device });
+      await keepDeviceKey(this.db, key);
+    });
     this.device = device;
     this.changed();
     return device;
@@ -333,10 +340,27 @@ class Session extends EventTarget {
     return id;
   }
 
+  /**
+   * Where the tablet is, for the capture's manifest: only when the inspector has already allowed location (no prompt
+   * in the middle of a capture) and a fix comes quickly; null otherwise.
+   */
+  async position() {
+    try {
+      const allowed = await navigator.permissions?.query({ name: 'geolocation' });
+      if (allowed?.state !== 'granted' || !navigator.geolocation) return null;
+      return await new Promise((resolve) => {
+        navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), () => resolve(null),
+          { maximumAge: 60_000, timeout: 3_000, enableHighAccuracy: true });
+      });
+    } catch {
+      return null;
+    }
+  }
+
   async capture(file, { kind, inspectionId, findingId, proves, onProgress }) {
     const media = await captureFile(this.store, this.vault, file, {
       kind, inspectionId, findingId, proves, maxBytes: this.maxUploadBytes ?? undefined, deviceId: this.device.device_id,
-      onProgress,
+      location: await this.position(), onProgress,
     });
     this.storage = await storageEstimate().catch(() => this.storage);
     this.changed();
