@@ -23,7 +23,11 @@ State lives in a SQLite file (default ``DIR/.fieldsync-dock.db``; WAL,
 
 A file is never uploaded twice: a known (path, size, mtime) is not hashed
 again, and before any upload the server is asked whether it already holds the
-hash. Credentials are the device's id and secret; the device token from
+hash. Every upload carries a capture manifest signed with the dock's own
+key (``field_client.provenance``: the key file and the chain beside the
+state, the public key registered once with ``POST /api/v1/devices/key``),
+in the ``manifest``/``manifest_signature`` metadata; a file's manifest is
+signed once and kept in its row. Credentials are the device's id and secret; the device token from
 ``POST /api/v1/auth/device-token`` is kept in memory only and renewed when it
 expires or is refused. The log (``log_path``) is in English and never holds
 the secret or a token; messages for people are in Chinese.
@@ -47,6 +51,7 @@ import requests
 
 from field_client import durable
 from field_client.durable import DurableTransactions
+from field_client.provenance import DeviceSigner, SigningError, iso_utc
 from field_client.transport import HttpTransport, Response, Transport, TransportError
 from field_client.uploads import (
     DEFAULT_CHUNK_SIZE,
@@ -68,7 +73,9 @@ STATE_NAME = ".fieldsync-dock.db"
 SEGMENT = re.compile(r"^(?P<device>[A-Za-z0-9][A-Za-z0-9-]{0,63})_(?P<stamp>\d{14})_(?P<seq>\d{4})\.mp4$",
                      re.IGNORECASE)
 OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
-STATE_VERSION = 1
+STATE_VERSION = 2
+# From the version before: the signed capture manifest of each file (issue 17).
+_UPGRADES = {2: ("ALTER TABLE files ADD COLUMN manifest TEXT", "ALTER TABLE files ADD COLUMN manifest_signature TEXT")}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -92,6 +99,8 @@ CREATE TABLE IF NOT EXISTS files (
     uploaded_at   TEXT,
     confirmed_at  TEXT,
     deleted_at    TEXT,
+    manifest      TEXT,
+    manifest_signature TEXT,
     UNIQUE (path, size, mtime_ns)
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
@@ -164,9 +173,14 @@ class DockState(DurableTransactions):
                 raise DockError(f"状态库 {path} 由更新版本的 fieldsync 创建，请升级 fieldsync")
             if version < STATE_VERSION:
                 with self.transaction() as conn:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    if version == 0:
+                        for statement in _SCHEMA.split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
+                    else:
+                        for step in range(version + 1, STATE_VERSION + 1):
+                            for statement in _UPGRADES[step]:
+                                conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={STATE_VERSION}")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
@@ -210,7 +224,8 @@ class DockState(DurableTransactions):
             return int(cursor.lastrowid or 0)
 
     _COLUMNS = frozenset({"status", "upload_offset", "attempts", "error_code", "error_reason", "media_id",
-                          "verification", "uploaded_at", "confirmed_at", "deleted_at"})
+                          "verification", "uploaded_at", "confirmed_at", "deleted_at", "manifest",
+                          "manifest_signature"})
 
     def update(self, id: int, now: str, **changes: Any) -> None:
         unknown = set(changes) - self._COLUMNS
@@ -331,6 +346,21 @@ class Dock:
             self._lock_handle.close()
             raise
         self.log = DockLog(config.log_path.expanduser() if config.log_path else None, clock)
+        try:
+            # The device's signing key, beside the state: made on first start, registered with the server once.
+            self.signer = DeviceSigner(self.state_path.parent, config.device_id)
+        except SigningError as exc:
+            self.close()
+            raise DockError(str(exc)) from None
+        except OSError as exc:
+            self.close()
+            raise DockError(f"无法创建或读取签名密钥（{self.state_path.parent}）：{exc.strerror or exc}") from None
+        if self.signer.created:
+            self._say(f"已为设备 {config.device_id} 生成签名密钥 {self.signer.key_path}"
+                      f"（公钥指纹 {self.signer.fingerprint}）",
+                      f"signing key created for {config.device_id}: {self.signer.key_path} "
+                      f"(fingerprint {self.signer.fingerprint})")
+        self._key_note_said = False
         self._access: str | None = None
         self._expires_at = 0.0
         self._ignored: set[str] = set()
@@ -338,6 +368,7 @@ class Dock:
 
     def _lock(self) -> Any:
         """One dock process per state file: a second one would upload the same files at once."""
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(str(self.state_path) + ".lock", "a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -401,8 +432,11 @@ class Dock:
         self._token()
 
     def _request(self, method: str, path: str, *, json_body: Any = None, query: Mapping[str, Any] | None = None,
-                 auth: bool = True) -> Response:
-        """One JSON call: retried on no answer, 5xx and 429; the token renewed once on 401."""
+                 auth: bool = True, retried: list[int] | None = None) -> Response:
+        """One JSON call: retried on no answer, 5xx and 429; the token renewed once on 401.
+
+        ``retried`` (if given) gets the number of each attempt that is retried (the server may have done it).
+        """
         attempt = 0
         renewed = False
         while True:
@@ -431,6 +465,8 @@ class Dock:
                 retry_after = response.header("Retry-After")
             if attempt >= self.max_attempts:
                 raise DockUnavailable(f"服务器暂时无法访问（已尝试 {attempt} 次）：{failure}")
+            if retried is not None:
+                retried.append(attempt)
             self.sleep(self.backoff(attempt, retry_after))
 
     def lookup(self, sha256: str) -> list[dict[str, Any]]:
@@ -478,6 +514,7 @@ class Dock:
             failed_before = {r["id"] for r in self.state.rows("failed", "missing")}
             for relative, path in self._scan(report):
                 self._register(relative, path, report)
+            self._register_key()
             sender = self._sender()
             for row in self.state.rows(*WORK):
                 self._process(sender, row, report)
@@ -631,6 +668,8 @@ class Dock:
         relative, path = row["path"], self.folder / row["path"]
         metadata = {"sha256": row["sha256"], "filename": path.name, "filetype": "video/mp4",
                     "device_id": row["device_id"], "capture_start": row["capture_start"]}
+        manifest, signature = self._manifest(row)
+        metadata.update(manifest=manifest, manifest_signature=signature)
         server = self.config.server_url.rstrip("/")
         job = UploadJob(path, row["size"], row["sha256"], metadata,
                         key=f"dock|{server}|{row['device_id']}|{row['sha256']}|{row['size']}|{row['capture_start']}")
@@ -686,6 +725,80 @@ class Dock:
         how = f"resumed at byte {resumed_at[0]}" if resumed_at else "from the start"
         self.log.write("INFO", f"uploaded {relative}: {sent} bytes sent ({how}), sha256 {row['sha256']}")
         return True
+
+    # ---- signed capture manifests --------------------------------------------------------------
+
+    def _register_key(self) -> None:
+        """Register the dock's public key with the server, once (``POST /api/v1/devices/key``)."""
+        server = self.config.server_url.rstrip("/")
+        signer = self.signer
+        if signer.registered_with(server):
+            return
+        # An attempt whose answer never came (cut, crash) may have registered this key: then a 409 is ours.
+        unanswered = signer.attempting(server)
+        retried: list[int] = []
+        response = self._request("POST", f"{API}/devices/key", json_body={"public_key": signer.public_key},
+                                 retried=retried)
+        unanswered = unanswered or bool(retried)
+        signer.attempted(server)
+        code, reason = response.problem
+        if response.status in (200, 201):
+            signer.note_registered(server)
+            self._say(f"已向服务器登记设备 {self.config.device_id} 的签名公钥（指纹 {signer.fingerprint}）",
+                      f"public key registered for {self.config.device_id} (fingerprint {signer.fingerprint})")
+            return
+        if response.status in (404, 405):
+            # A server without device keys: the manifests travel all the same and are ignored there.
+            if not self._key_note_said:
+                self._key_note_said = True
+                self._say("服务器暂不支持登记设备签名公钥，录像照常上传；服务器升级后将自动登记",
+                          f"the server takes no device keys (HTTP {response.status}); uploading, will register later",
+                          "WARNING")
+            return
+        if response.status == 409 and code == "device-key-registered":
+            held = self._registered_key(response.body)
+            # The server may not say which key it holds: ours if an earlier attempt of ours went unanswered.
+            if held == signer.public_key or (held is None and unanswered):
+                signer.note_registered(server)
+                self.log.write("INFO", f"the server holds a key for {self.config.device_id}: taken as ours "
+                                       f"(fingerprint {signer.fingerprint}; an earlier registration went unanswered)")
+                return
+        if response.status == 409:
+            raise DockError(f"服务器上设备 {self.config.device_id} 登记的签名公钥不是本机密钥文件 "
+                            f"{signer.key_path} 中的公钥（指纹 {signer.fingerprint}）：{reason}。"
+                            "本机签名的录像将无法通过校验，已停止上传。"
+                            "请管理员在服务器上清除旧公钥后重新运行，或换回原来的密钥文件")
+        raise DockError(f"服务器拒绝登记设备 {self.config.device_id} 的签名公钥"
+                        f"（HTTP {response.status} {code}）：{reason}")
+
+    @staticmethod
+    def _registered_key(body: Any) -> str | None:
+        """The public key a 409 says the server holds, if it says."""
+        if isinstance(body, dict):
+            for value in (body.get("public_key"), body.get("registered_public_key")):
+                if isinstance(value, str):
+                    return value
+        return None
+
+    def _manifest(self, row: dict[str, Any]) -> tuple[str, str]:
+        """The file's signed manifest (base64url) and signature: signed once, kept with its row."""
+        if row.get("manifest") and row.get("manifest_signature"):
+            return row["manifest"], row["manifest_signature"]
+        start = datetime.fromisoformat(row["capture_start"])
+        # The segment ends when the camera last wrote it (its modification time), never before it starts.
+        end = max(start, datetime.fromtimestamp(row["mtime_ns"] / 1e9, UTC))
+        fields = {"sha256": row["sha256"], "size": row["size"], "media_type": "video/mp4",
+                  "capture_start": iso_utc(start), "capture_end": iso_utc(end), "media_id": None, "task_id": None,
+                  "inspection_id": None, "inspector": None, "location": None}
+        item = f"{self.state_path}|{row['id']}|{row['sha256']}"
+        try:
+            signed = self.signer.sign(item, fields, datetime.fromtimestamp(self.clock(), UTC))
+        except SigningError as exc:
+            raise DockError(str(exc)) from None
+        self.state.update(row["id"], self._now(), manifest=signed.manifest, manifest_signature=signed.signature)
+        self.log.write("INFO", f"signed manifest {signed.counter} of {self.config.device_id} for {row['path']} "
+                               f"(manifest sha256 {signed.hash})")
+        return signed.manifest, signed.signature
 
     def _confirmed(self, row: dict[str, Any], items: list[dict[str, Any]], report: PassReport, *,
                    uploaded: bool) -> None:
