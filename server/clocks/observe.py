@@ -29,6 +29,12 @@ _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 View = TypeVar("View", bound=Callable[..., Any])
 
+#: The header in the OpenAPI description of the routes that read it (a route's own list of parameters names it).
+PARAMETER = {"in": "header", "name": HEADER, "required": False,
+             "description": "The device's clock as it sends the request, ISO 8601 with a zone "
+                            "(2026-03-10T04:00:00.123Z), kept in the server's clock ledger; unreadable: ignored",
+             "schema": {"type": "string", "format": "date-time"}}
+
 
 def parse_device_clock(raw: str | None) -> datetime | None:
     """The header's time in UTC, or None when absent or not an ISO 8601 time with a zone."""

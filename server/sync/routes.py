@@ -8,6 +8,7 @@ from flask import current_app
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
 from server.clocks.models import ReadingKind
+from server.clocks.observe import PARAMETER as DEVICE_CLOCK
 from server.clocks.observe import observed, push_clock
 from server.sync import schemas as s
 from server.sync import service
@@ -18,7 +19,7 @@ blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync",
 
 @blp.post("/push")
 @requires(Permission.SYNC)
-@blp.doc(security=BEARER)
+@blp.doc(security=BEARER, parameters=[DEVICE_CLOCK])
 @blp.arguments(s.PushRequest)
 @blp.response(200, s.PushResponse)
 @blp.alt_response(401, description="Not authenticated")

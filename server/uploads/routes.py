@@ -21,6 +21,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from server.api import BEARER, Blueprint
 from server.auth.policy import Permission, current_principal, requires
 from server.clocks.models import ReadingKind
+from server.clocks.observe import PARAMETER as DEVICE_CLOCK
 from server.clocks.observe import observed
 from server.uploads import schemas as s
 from server.uploads import service, tus
@@ -302,6 +303,7 @@ class Uploads(MethodView):
         _header("Upload-Metadata", "Comma-separated `key base64(value)`: sha256 (required), filename, filetype, "
                                    "media_id (tablets), device_id, capture_start"),
         _header("Upload-Checksum", "`sha1|sha256 base64(digest)` of this request's body (creation-with-upload)"),
+        DEVICE_CLOCK,
     ], requestBody={**BINARY_BODY, "required": False,
                     "description": "Optional first bytes of the file (creation-with-upload)"})
     @blp.response(201, description="Created; Location is the upload's URL, Upload-Offset what was stored")
@@ -347,6 +349,7 @@ class UploadItem(MethodView):
         TUS_RESUMABLE,
         _header("Upload-Offset", "Where these bytes go: the current offset", required=True, pattern="^[0-9]{1,20}$"),
         _header("Upload-Checksum", "`sha1|sha256 base64(digest)` of this request's body"),
+        DEVICE_CLOCK,
     ], requestBody={**BINARY_BODY, "required": True})
     @blp.response(204, description="Stored; Upload-Offset is the new durable offset")
     @blp.alt_response(400, description="Malformed headers, or a body cut short (Upload-Offset tells what was kept)")
