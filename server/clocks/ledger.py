@@ -73,13 +73,24 @@ def jumps_back(readings: Sequence[Reading], tolerance: timedelta = JUMP_TOLERANC
     return found
 
 
+def jump_around(readings: Sequence[Reading], moment: datetime, arrived_at: datetime,
+                tolerance: timedelta = JUMP_TOLERANCE) -> Jump | None:
+    """The largest jump back that may have happened before a capture the server received at ``arrived_at``
+    and whose stretch of device times covers the capture time ``moment``; None when there is none (a jump
+    after the capture reached the server cannot have touched it)."""
+    return max((j for j in jumps_back(readings, tolerance)
+                if j.earlier.server_time < arrived_at - tolerance and j.covers(moment, tolerance)),
+               key=lambda j: j.by, default=None)
+
+
 def clock_behind(readings: Sequence[Reading], moment: datetime, arrived_at: datetime,
                  tolerance: timedelta = JUMP_TOLERANCE) -> Reading | None:
-    """A reading taken after the capture reached the server whose device clock is earlier than the capture
-    time ``moment`` (the capture lies in the device's future: its clock was set back since, or the time is
-    not the clock's); the one furthest behind, or None."""
-    late = [r for r in readings if r.server_time >= arrived_at - tolerance and r.device_clock < moment - tolerance]
-    return min(late, key=lambda r: (r.device_clock, r.server_time), default=None)
+    """The first reading once the capture reached the server (the sync that brought it, or the next), when its
+    device clock is earlier than the capture time ``moment``: the capture lies in the device's future (its
+    clock was set back in between, or the time is not the clock's). None otherwise."""
+    first = min((r for r in readings if r.server_time >= arrived_at - tolerance), key=lambda r: r.server_time,
+                default=None)
+    return first if first is not None and first.device_clock < moment - tolerance else None
 
 
 def describe_offset(offset: timedelta, units: Mapping[str, str] = CHINESE_UNITS) -> str:

@@ -79,6 +79,10 @@ def test_the_rules_on_plain_readings() -> None:
     (jump,) = ledger.jumps_back(back)
     assert jump.covers(t0 + timedelta(minutes=90)) and jump.covers(t0 - timedelta(hours=23))
     assert not jump.covers(t0 - timedelta(days=3))
+    assert ledger.jump_around(back, t0 + timedelta(minutes=90), t0 + timedelta(hours=2)) == jump
+    # A capture that reached the server before the clock was set back was not touched by it.
+    assert ledger.jump_around(back, t0 + timedelta(minutes=50), t0 + timedelta(hours=1)) is None
+    assert ledger.clock_behind(back, t0 + timedelta(minutes=50), t0 + timedelta(hours=1)) is None
     # A capture time later than the device's clock at a sync after the file arrived lies in its future.
     assert ledger.clock_behind(back, t0 + timedelta(hours=1, minutes=30), t0 + timedelta(hours=2)) == back[2]
     assert ledger.clock_behind(true, t0 + timedelta(hours=1, minutes=30), t0 + timedelta(hours=2)) is None
