@@ -39,3 +39,16 @@ def enrol(body: dict[str, Any]) -> Any:
 def register_key(body: dict[str, Any]) -> Any:
     """Register the calling device's Ed25519 public key (a docking station, with its device token; once)"""
     return service.register_own_key(current_principal(), body["public_key"])
+
+
+@blp.delete("/<string:device_id>/key")
+@requires(Permission.MANAGE_DEVICES)
+@blp.doc(security=BEARER)
+@blp.response(204)
+@blp.alt_response(401, description="Not authenticated")
+@blp.alt_response(403, description="Role not allowed")
+@blp.alt_response(404, description="No such device, outside your department, or it has no key")
+def clear_key(device_id: str) -> Any:
+    """Clear a device's signing key (revoked from now), so that it may register a new one"""
+    service.clear_key(current_principal(), device_id)
+    return None

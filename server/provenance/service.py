@@ -29,7 +29,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, object_session
 
 from server.audit import service as audit
-from server.auth.policy import Principal
+from server.auth.policy import Permission, Principal
 from server.db_types import utcnow
 from server.directory import enrolment
 from server.directory.enrolment import Enrolled
@@ -37,6 +37,7 @@ from server.directory.models import Device
 from server.directory.schemas import public_key_problem
 from server.errors import Problem
 from server.extensions import db
+from server.loading import load_authorized
 from server.provenance.models import CaptureManifest, DeviceKey
 from server.sync.models import MutationRecord
 from server.sync.records import media_record
@@ -153,6 +154,19 @@ def register_own_key(principal: Principal, public_key: str) -> DeviceKey:
     audit.record("device.key_registered", object_type="device", object_id=device.id, actor=principal,
                  details={"public_key": normalised, "with": "device-token"})
     return key
+
+
+def clear_key(principal: Principal, device_id: str) -> None:
+    """An administrator or the device's head clears its key (revoked from now), so it may register a new one."""
+    device = load_authorized(principal, Device, device_id, Permission.MANAGE_DEVICES, not_found="设备不存在",
+                             visible=Permission.READ_DEVICES)
+    key = active_key(device.id)
+    if key is None:
+        raise Problem(404, "not-found", "该设备没有登记公钥")
+    key.revoked_at = utcnow()
+    db.session.flush()
+    audit.record("device.key_cleared", object_type="device", object_id=device.id, actor=principal,
+                 details={"public_key": key.public_key})
 
 
 # Retiring a device (server.directory.enrolment.retire) revokes its key in the same transaction. The directory

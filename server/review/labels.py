@@ -57,6 +57,8 @@ ACTIONS = {
     "device.enrolled": _l("Tablet enrolled"),
     "device.enrol_failed": _l("Tablet enrolment failed"),
     "device.retired": _l("Retired a device"),
+    "device.key_registered": _l("Device signing key registered"),
+    "device.key_cleared": _l("Device signing key cleared"),
     "certificate.status_change": _l("Changed a certificate's status"),
     "conflict_of_interest.declare": _l("Declared a conflict of interest"),
     "draw.run": _l("Ran a random draw"),
@@ -132,6 +134,7 @@ FLAG_ENGLISH = {
     "not-on-team": "Recorded by someone outside the team",
     "clock-offset": "Capturing device's clock far off",
     "clock-jumped-back": "Capturing device's clock was set back",
+    "capture-provenance": "Capture signature in doubt",
 }
 
 #: A media verification's provenance reasons (server.provenance): their names, beside the server's message.

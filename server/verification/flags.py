@@ -20,7 +20,8 @@ from server.db_types import OFFICE_TIMEZONE, office_day
 #: Bumped whenever a rule is added or changed: the sweeper re-assesses inspections assessed by older rules.
 #: 2: code-missing, outside-window, late-registration, not-on-team (issue 18).
 #: 3: clock-offset, clock-jumped-back (issue 17, the clock ledger).
-RULES_VERSION = 3
+#: 4: capture-provenance (issue 17, signed capture manifests).
+RULES_VERSION = 4
 #: A record first reaching the server this long after the visit ended was synced unusually late.
 LATE_SYNC_AFTER = timedelta(hours=48)
 #: Between bodycam segments, differences up to this many seconds are clock jitter, not gaps.
@@ -48,6 +49,7 @@ FLAG_LABELS: dict[str, str] = {
     "outside-window": "检查时间不在批准时段内",
     "late-registration": "补登记的检查",
     "not-on-team": "检查组以外人员记录",
+    "capture-provenance": "采集签名存疑",
     "clock-offset": "采集设备时钟偏差过大",
     "clock-jumped-back": "采集设备时钟曾被调回",
 }
@@ -101,6 +103,9 @@ class EvidenceFacts:
     duration: float | None = None
     device_id: str | None = None
     reason_codes: tuple[str, ...] = ()
+    # The file's capture-provenance reasons (server.provenance) that bear on it, as (code, message);
+    # a legacy unsigned file (its device has no key) is not among them.
+    provenance: tuple[tuple[str, str], ...] = ()
     sightings: tuple[Sighting, ...] = ()
     unreadable_code: bool = False
     covered: tuple[tuple[float | None, float | None], ...] = ()
@@ -471,9 +476,24 @@ def _clock_flags(facts: InspectionFacts) -> list[Flag]:
     return flags
 
 
+def _provenance_flags(facts: InspectionFacts) -> list[Flag]:
+    """capture-provenance: a file whose signed capture manifest is missing, invalid, revoked, out of its
+    device's chain, differs from the file or was used before (an error for a bad signature)."""
+    flags = []
+    for evidence in facts.evidence:
+        if not evidence.provenance:
+            continue
+        label = evidence.name or (str(evidence.media_id) if evidence.media_id else "证据")
+        found = [code for code, _ in evidence.provenance]
+        flags.append(Flag("capture-provenance", "error" if "bad-signature" in found else "warning",
+                          f"{label} 的采集签名存疑：{'；'.join(message for _, message in evidence.provenance)}",
+                          {"name": label, "reasons": found}, evidence.media_id))
+    return flags
+
+
 def assess(facts: InspectionFacts) -> list[Flag]:
     """Every flag the inspection deserves, errors first, in a stable order."""
     flags = (_certificate_flags(facts) + _footage_flags(facts) + _gap_flags(facts)
              + _file_flags(facts) + _sync_flags(facts) + _code_flags(facts) + _window_flags(facts)
-             + _team_flags(facts) + _clock_flags(facts))
+             + _team_flags(facts) + _clock_flags(facts) + _provenance_flags(facts))
     return sorted(flags, key=lambda f: (f.severity != "error", f.code, str(f.media_id or ""), str(f.details)))

@@ -28,6 +28,7 @@ from server.directory.service import certificate_status_on
 from server.errors import Problem
 from server.extensions import db
 from server.pagination import Page, keyset_page
+from server.provenance import service as provenance
 from server.sync import records
 from server.sync.entities import Kind
 from server.sync.models import SyncConflict, SyncedEntity
@@ -141,6 +142,14 @@ def _sightings(report: VerificationReport | None) -> tuple[tuple[rules.Sighting,
     return tuple(sightings), unreadable, tuple(covered)
 
 
+def _provenance(report: VerificationReport | None) -> tuple[tuple[str, str], ...]:
+    """The file's provenance reasons that bear on it (not a legacy unsigned file's note)."""
+    if report is None or report.status is None:
+        return ()
+    return tuple((r["code"], r.get("message", "")) for r in report.reasons or []
+                 if r.get("code") in provenance.CODES and not (r.get("details") or {}).get("legacy"))
+
+
 def _evidence(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> list[rules.EvidenceFacts]:
     media = {m.id: m for m in db.session.scalars(select(Media).where(Media.id.in_(links)))} if links else {}
     reports = {r.media_id: r for r in db.session.scalars(
@@ -163,6 +172,7 @@ def _evidence(inspection: SyncedEntity, links: dict[uuid.UUID, str]) -> list[rul
                    or _moment(measurements.get("creation_time"))),
             duration=_duration(report), device_id=row.device_id,
             reason_codes=tuple(r.get("code", "") for r in row.verification_reasons or []),
+            provenance=_provenance(report),
             sightings=sightings, unreadable_code=unreadable, covered=covered,
             name=row.file_name or fields.get("file_name")))
     for entity_id, entity in sorted(entities.items(), key=lambda item: str(item[0])):

@@ -128,10 +128,14 @@ def test_keys_come_with_enrolment_or_the_device_token_and_retiring_revokes_them(
                    409, "device-key-registered")
     assert_problem(client.post("/api/v1/devices/key", json={"public_key": Signer("x").public},
                                headers=auth.headers("e-insp")), 403)
+    assert_problem(client.delete("/api/v1/devices/STHJ-DOCK1/key", headers=auth.headers("m-head")), 404)
+    assert client.delete("/api/v1/devices/STHJ-DOCK1/key", headers=auth.headers("e-head")).status_code == 204
+    dock = Signer("STHJ-DOCK1")  # a new key file, once an administrator or the head cleared the old one
+    assert client.post("/api/v1/devices/key", json={"public_key": dock.public}, headers=headers).status_code == 201
 
     assert client.post("/api/v1/devices/STHJ-DOCK1/retire", headers=auth.headers("admin")).status_code == 200
     db.session.expire_all()
-    key = db.session.scalar(select(DeviceKey).where(DeviceKey.device_id == "STHJ-DOCK1"))
+    key = db.session.scalar(select(DeviceKey).where(DeviceKey.public_key == dock.public))
     assert key.revoked_at == db.session.get(Device, "STHJ-DOCK1").retired_at is not None
 
 

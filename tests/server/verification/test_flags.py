@@ -242,3 +242,14 @@ def test_records_made_by_someone_not_on_the_team_are_an_error_naming_them() -> N
     [flag] = assess(coded(recorders=recorders))
     assert (flag.code, flag.severity, flag.details["user_id"]) == ("not-on-team", "error", str(EVE))
     assert "王五" in flag.message and "检查结论" in flag.message
+
+
+def test_a_file_whose_capture_signature_is_in_doubt_is_flagged() -> None:
+    forged = photo("SC-001", "SC-002", name="IMG_7.jpg", status="failed",
+                   provenance=(("bad-signature", "采集签名清单的签名无效"),))
+    gap = segment(0, 30, provenance=(("chain-gap", "采集链不完整：终端 BC01 第 3 号采集未送达"),))
+    found = [f for f in assess(facts(forged, gap)) if f.code == "capture-provenance"]
+    assert [(f.severity, f.media_id) for f in found] == [("error", forged.media_id), ("warning", gap.media_id)]
+    assert found[1].message == "BC01_0.MP4 的采集签名存疑：采集链不完整：终端 BC01 第 3 号采集未送达"
+    assert found[0].details["reasons"] == ["bad-signature"] and "capture-provenance" in FLAG_LABELS
+    assert not [f for f in assess(facts(*CLEAN)) if f.code == "capture-provenance"]
