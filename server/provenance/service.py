@@ -500,6 +500,10 @@ def check(evidence: Evidence, actual_sha256: str | None = None) -> Checked:
                     f"终端 {signer} 的第 {received.fields['counter']} 号采集已用于另一个文件",
                     counter=received.fields["counter"])
         return checked
+    if "sha256" in different or "size" in different:
+        # Not this file's manifest: it is not kept, so the capture it names still counts as missing from the
+        # device's chain until its own file arrives with it.
+        return checked
     if stored is None:
         stored = CaptureManifest(media_id=evidence.media_id, device_id=signer, key_id=key.id,
                                  counter=received.fields["counter"], prev=received.fields["prev"],

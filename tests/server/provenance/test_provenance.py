@@ -154,6 +154,7 @@ def test_a_tablets_signed_photos_edited_replayed_and_unsigned(client, auth, worl
     edited = tablet_photo(client, auth, world, photo(jpeg, 99), tablet.sign(photo(jpeg, 2)))
     status, reasons = verdict(edited)
     assert status == "needs_review" and "sha256" in reasons["manifest-mismatch"]["message"]
+    assert provenance.manifest_of(edited) is None  # not kept: the capture it names is still to come
 
     # The first photo's manifest presented again for another file.
     status, reasons = verdict(tablet_photo(client, auth, world, photo(jpeg, 3), signed))
