@@ -144,9 +144,11 @@ def register_own_key(principal: Principal, public_key: str) -> DeviceKey:
     device = db.session.get(Device, principal.id, with_for_update=True)
     if device is None or not device.active or device.retired_at is not None:
         raise Problem(403, "forbidden", "设备已停用")
-    if active_key(device.id) is not None:
+    held = active_key(device.id)
+    if held is not None:
+        # The key held is public: a dock whose first registration lost its answer sees that it is its own.
         raise Problem(409, "device-key-registered", "该设备已登记公钥；如需更换，请联系管理员先清除旧公钥",
-                      errors={"public_key": ["该设备已登记公钥"]})
+                      errors={"public_key": ["该设备已登记公钥"]}, extra={"public_key": held.public_key})
     normalised = _check_key_text(public_key)
     key = DeviceKey(device_id=device.id, public_key=normalised, registered_at=utcnow())
     db.session.add(key)
