@@ -128,8 +128,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
     engine = create_engine(url)
     with engine.begin() as conn:
-        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-        conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+        # DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE's fixed cost per table (new files, synced
+        # at commit) was some 150 ms a test, minutes of the suite. The replica role skips the triggers (foreign
+        # keys, the audit log's append-only guard) for this transaction only.
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(text(f'DELETE FROM "{table.name}"'))
     engine.dispose()
 
 
