@@ -21,6 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from server.codes import service
 from server.codes.token import raw_public_key
 from server.db_types import OFFICE_TIMEZONE, utcnow
+from server.pageheaders import public_page_headers
 
 bp = Blueprint("codes", __name__, url_prefix="/public", template_folder="templates",
                static_folder="static", static_url_path="/code-static")
@@ -49,13 +50,7 @@ def office_time(moment: object) -> str:
 @bp.after_request
 def public_headers(response: Response) -> Response:
     # The page's own script (the offline checker) only; nothing from elsewhere; never cached by a proxy.
-    response.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-                                "base-uri 'none'; form-action 'self'")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    return public_page_headers(response, script="'self'", cache="no-store")
 
 
 @bp.get("/c/<path:token>")

@@ -28,6 +28,7 @@ from server.errors import Problem
 from server.evaluations import schemas as s
 from server.evaluations import service
 from server.evaluations.models import Courtesy
+from server.pageheaders import public_page_headers
 
 bp = Blueprint("evaluations", __name__, url_prefix="/public", template_folder="templates",
                static_folder="static", static_url_path="/evaluation-static")
@@ -43,12 +44,6 @@ def _client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-#: No script at all; the forms post here only. The referrer stays on this server (Flask-WTF checks it on HTTPS,
-#: and the page's address holds the token); nothing is cached by a proxy.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
 
 
 @bp.before_request
@@ -59,9 +54,9 @@ def protect_forms() -> None:
 
 @bp.after_request
 def page_headers(response: Response) -> Response:
-    for name, value in PAGE_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+    # No script at all; the forms post here only. The referrer stays on this server (Flask-WTF checks it on HTTPS,
+    # and the page's address holds the token); nothing is cached by a proxy.
+    return public_page_headers(response, referrer="same-origin", cache="no-store")
 
 
 def _page(token: str, opened: service.Opening | None, status: int, **context: Any) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from server.api import BEARER
 from server.api import Blueprint as ApiBlueprint
 from server.auth.policy import Permission, current_principal, requires
 from server.errors import Problem, handle_http_exception
+from server.pageheaders import public_page_headers
 from server.publication import public, service
 from server.publication import schemas as s
 
@@ -30,13 +31,8 @@ def _page(name: str) -> int:
 
 @bp.after_request
 def public_headers(response: Response) -> Response:
-    # Everything is served from here (no CDN, no script); the page may be cached briefly by the public.
-    response.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; script-src 'none'; object-src 'none'; frame-ancestors 'none'; "
-                                "base-uri 'none'; form-action 'self'")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
+    # No script; the page may be cached briefly by the public.
+    return public_page_headers(response)
 
 
 @bp.errorhandler(Problem)
