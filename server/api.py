@@ -1,6 +1,8 @@
 """The flask-smorest Api, answering every error as problem+json."""
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -24,7 +26,42 @@ class ProblemSchema(ma.Schema):
 
 
 class Api(_Api):
+    """flask-smorest's Api, whose OpenAPI document is built when it is first read.
+
+    Documenting the views (apispec resolving every schema) was most of the cost of building an app, paid by
+    every gunicorn worker at start and by every test; the document is read only by ``/api/v1/openapi.json``,
+    the docs page and the tests that walk it. The blueprints are registered with Flask at once as before.
+    """
+
     ERROR_SCHEMA = ProblemSchema
+
+    @property  # type: ignore[override]
+    def spec(self) -> Any:
+        with self.__dict__.setdefault("_documenting", threading.RLock()):
+            pending: list[Callable[[], None]] = self.__dict__.get("_pending_docs", [])
+            while pending:
+                pending.pop(0)()
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        # A new document (init_app of another app) drops what was still to be documented for the previous one.
+        self.__dict__["_spec"] = value
+        self.__dict__["_pending_docs"] = []
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        """As flask-smorest's, with the documentation of the blueprint's views deferred to the first read."""
+        name = options.get("name", blp.name)
+        app = self._app
+        app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        app.register_blueprint(blp, **options)
+
+        def document() -> None:
+            spec = self.__dict__["_spec"]
+            blp.register_views_in_doc(self, app, spec, name=name, parameters=parameters)
+            spec.tag({"name": name, "description": blp.description})
+
+        self.__dict__["_pending_docs"].append(document)
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         return handle_http_exception(error)

@@ -1,7 +1,10 @@
 """Fixtures that build real apps on real databases.
 
 Every test that takes ``app`` runs once on SQLite and, when
-``TEST_DATABASE_URL`` is set, once more on that database (PostgreSQL in CI).
+``TEST_DATABASE_URL`` is set, once more on that database (PostgreSQL in CI),
+except the browser tests (those driving Chromium through ``playwright_session``):
+they test what the pages and the tablet app do, run on SQLite only, and the
+server paths they cross are run on both databases by the HTTP tests.
 The schema comes from the Alembic migrations, so the migrations are tested by
 every test; each test starts with empty tables.
 """
@@ -49,6 +52,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("around_office_midnight"):
         metafunc.parametrize("clock", list(AROUND_OFFICE_MIDNIGHT.values()), ids=list(AROUND_OFFICE_MIDNIGHT),
                              indirect=True)
+    if "database_url" in metafunc.fixturenames:
+        backends = _backends()
+        if "playwright_session" in metafunc.fixturenames:
+            backends = backends[:1]  # a browser test: a minute and more of Chromium each, on SQLite only
+        metafunc.parametrize("database_url", backends, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +125,7 @@ def postgres_ready(tmp_path_factory: pytest.TempPathFactory) -> str | None:
     return url
 
 
-@pytest.fixture(params=_backends())
+@pytest.fixture  # parametrized by pytest_generate_tests
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "inspect-once.db"
