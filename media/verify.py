@@ -57,7 +57,7 @@ from media.reasons import Reason, Severity, reason
 from media.sniff import sniff
 
 #: Changes whenever the verdict for the same bytes could change, so stored reports can be redone.
-ANALYSER_VERSION = "media/1"
+ANALYSER_VERSION = "media/2"  # 2: video frames screened for certificate codes by the ArUco-based locator
 
 
 class Status(StrEnum):
