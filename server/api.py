@@ -35,9 +35,13 @@ class Api(_Api):
 
     ERROR_SCHEMA = ProblemSchema
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._documenting = threading.RLock()  # a threaded worker's first two reads document the views once
+        super().__init__(*args, **kwargs)
+
     @property  # type: ignore[override]
     def spec(self) -> Any:
-        with self.__dict__.setdefault("_documenting", threading.RLock()):
+        with self._documenting:
             pending: list[Callable[[], None]] = self.__dict__.get("_pending_docs", [])
             while pending:
                 pending.pop(0)()

@@ -55,7 +55,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         backends = _backends()
         if "playwright_session" in metafunc.fixturenames:
-            backends = backends[:1]  # a browser test: a minute and more of Chromium each, on SQLite only
+            backends = backends[:1]  # a browser test (seconds of Chromium each): on SQLite only
         metafunc.parametrize("database_url", backends, indirect=True)
 
 
