@@ -105,6 +105,11 @@ class Settings:
     evaluation_proof_rate_limit: str = "5 per hour"
     evaluation_proof_address_rate_limit: str = "20 per hour"
     evaluation_submit_rate_limit: str = "10 per hour"
+    # Evidence in an S3-compatible object store (s3://BUCKET/PREFIX) instead of under media_root; the endpoint,
+    # region and credentials come from the standard AWS_* variables (docs/deploy.md).
+    media_store_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -186,6 +191,18 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
 
+    media_store_url = env.get("MEDIA_STORE_URL") or None
+    if media_store_url:
+        from server.uploads.s3store import parse_store_url
+
+        try:
+            parse_store_url(media_store_url)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    s3_endpoint_url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    if s3_endpoint_url and not s3_endpoint_url.startswith(("http://", "https://")):
+        raise ConfigError("AWS_ENDPOINT_URL must be an http:// or https:// URL")
+
     kept = _kept_secrets(root / "secrets.env")
     secret_key = env.get("SECRET_KEY") or kept.get("SECRET_KEY", "")
     jwt_key = env.get("JWT_SIGNING_KEY") or kept.get("JWT_SIGNING_KEY", "")
@@ -214,6 +231,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         var_dir=root,
         redis_url=redis_url,
         media_root=Path(env.get("MEDIA_ROOT") or root / "media").resolve(),
+        media_store_url=media_store_url,
+        s3_endpoint_url=s3_endpoint_url,
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         secret_key=secret_key,
         jwt_signing_key=jwt_key,
         host=env.get("INSPECT_ONCE_HOST", "127.0.0.1"),

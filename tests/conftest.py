@@ -5,6 +5,8 @@ Every test that takes ``app`` runs once on SQLite and, when
 except the browser tests (those driving Chromium through ``playwright_session``):
 they test what the pages and the tablet app do, run on SQLite only, and the
 server paths they cross are run on both databases by the HTTP tests.
+A test module marked ``media_stores`` runs a third time, on SQLite with its
+evidence in an S3 object store (``rclone serve s3`` started by the tests).
 The schema comes from the Alembic migrations, so the migrations are tested by
 every test; each test starts with empty tables.
 """
@@ -46,6 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "real_clock: the test reads the wall clock (it says why); no travel")
     config.addinivalue_line("markers", "around_office_midnight: run at each instant of "
                                        "tests.clock.AROUND_OFFICE_MIDNIGHT, frozen there")
+    config.addinivalue_line("markers", "media_stores: run with evidence on local disk and in an S3 object store "
+                                       "(tests.s3server)")
+    config.addinivalue_line("markers", "local_disk: of a media_stores module, a test of the local store's files only")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -56,7 +61,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = _backends()
         if "playwright_session" in metafunc.fixturenames:
             backends = backends[:1]  # a browser test (seconds of Chromium each): on SQLite only
-        metafunc.parametrize("database_url", backends, indirect=True)
+        if metafunc.definition.get_closest_marker("media_stores") and not metafunc.definition.get_closest_marker(
+                "local_disk"):
+            # The store does not care which database: local disk on each, the object store on SQLite.
+            combinations = [pytest.param(b.values[0], "local", id=f"{b.id}-local") for b in backends]
+            combinations.append(pytest.param(backends[0].values[0], "s3", id=f"{backends[0].id}-s3"))
+            metafunc.parametrize(("database_url", "media_store"), combinations, indirect=True)
+        else:
+            metafunc.parametrize("database_url", backends, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -146,8 +158,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = _build_app(database_url, tmp_path / "var")
+def media_store(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that chooses the media store: local disk (the default), or, for a test marked
+    ``media_stores``, also a fresh prefix of a bucket on the session's S3 server."""
+    if getattr(request, "param", "local") == "local":
+        return {}
+    server = request.getfixturevalue("s3_server")
+    return server.store_env(prefix=f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.s3server import S3Server
+
+    with S3Server.start(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def app(database_url: str, media_store: dict[str, str], tmp_path: Path) -> Iterator[Flask]:
+    app = _build_app(database_url, tmp_path / "var", env_extra=media_store)
     with app.app_context():
         yield app
         db.session.remove()

@@ -2,12 +2,45 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask, Response
 
-from server.uploads.storage import StorageError
+from server.uploads.locking import UploadLocker
+from server.uploads.storage import MediaStore, StorageError
 
 EXPIRE_JOB = "expire-uploads"
+
+
+def build_store(settings: Any) -> tuple[MediaStore, UploadLocker]:
+    """The configured media store and the upload locker that goes with it.
+
+    Local disk (``MEDIA_ROOT``) is one machine's: its locks are files there. An
+    object store (``MEDIA_STORE_URL``) may be shared by app servers on several
+    machines: their locks are in Redis when ``REDIS_URL`` is set (docs/deploy.md),
+    else, for one machine, files under the var folder.
+    """
+    from server.uploads.locking import FileUploadLocker, RedisUploadLocker
+    from server.uploads.storage import LocalMediaStore
+
+    if not settings.media_store_url:
+        return LocalMediaStore(settings.media_root), FileUploadLocker(settings.media_root / "locks")
+    from server.config import ConfigError
+    from server.uploads import sha256
+    from server.uploads.s3store import S3MediaStore
+
+    if not sha256.portable():
+        # The parts of an unfinished multipart upload cannot be read back to hash them again.
+        raise ConfigError("MEDIA_STORE_URL needs libcrypto's SHA256_Init/Update/Final (OpenSSL 1.1 or 3) to keep "
+                          "the running hash of an upload where every app server finds it")
+    scratch = settings.var_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    store = S3MediaStore.from_url(settings.media_store_url, {
+        "AWS_ENDPOINT_URL": settings.s3_endpoint_url or "", "AWS_REGION": settings.s3_region or ""},
+        scratch=str(scratch))
+    locker: UploadLocker = (RedisUploadLocker(settings.redis_url) if settings.redis_url
+                            else FileUploadLocker(settings.var_dir / "upload-locks"))
+    return store, locker
 
 
 def init_app(app: Flask) -> None:
@@ -18,17 +51,16 @@ def init_app(app: Flask) -> None:
     from server.errors import problem_response
     from server.uploads.cli import expire_uploads_command
     from server.uploads.digests import RunningDigests
-    from server.uploads.locking import FileUploadLocker
     from server.uploads.models import Media, Upload
     from server.uploads.service import EXTENSION, Uploads
-    from server.uploads.storage import LocalMediaStore
 
     register_object_model("media", Media)
     register_object_model("upload", Upload)
     settings = app.config["SETTINGS"]
+    store, locker = build_store(settings)
     app.extensions[EXTENSION] = Uploads(
-        store=LocalMediaStore(settings.media_root),
-        locker=FileUploadLocker(settings.media_root / "locks"),
+        store=store,
+        locker=locker,
         digests=RunningDigests(),
         max_upload_bytes=settings.max_upload_bytes,
         expiry=timedelta(hours=settings.upload_expiry_hours),

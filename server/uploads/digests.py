@@ -142,6 +142,25 @@ class BackgroundHash:
         self._raise_if_failed()
         self._pending.put(action)
 
+    def snapshot(self) -> Any:
+        """A copy of the state once everything handed over so far is hashed (waits for it)."""
+        copied: list[Any] = []
+        ready = threading.Event()
+
+        def take(state: Any) -> None:
+            copied.append(state.copy())
+            ready.set()
+
+        self.then(take)
+        while not ready.wait(0.05):
+            self._raise_if_failed()
+            if self._done.is_set():
+                break
+        self._raise_if_failed()
+        if not copied:
+            raise RuntimeError("the hash thread ended before the snapshot")
+        return copied[0]
+
     def close(self) -> None:
         """Finish what was handed over and give the thread back; idempotent, never raises."""
         if not self._closed:

@@ -51,6 +51,7 @@ from server.uploads.locking import UploadLocked, UploadLocker
 from server.uploads.models import Media, MediaObject, Upload, UploadStatus, VerificationStatus
 from server.uploads.schemas import UploadMetadata
 from server.uploads.storage import (
+    CommitsHashState,
     ExpiringStore,
     HashStateStore,
     MediaStore,
@@ -510,7 +511,7 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
             if checkpoints:
                 pending += size
                 if pending >= ctx.checkpoint_bytes or time.monotonic() - since >= ctx.checkpoint_seconds:
-                    hasher.then(_keep(ctx, up, writer.commit()))
+                    _checkpoint(ctx, up, writer, hasher)
                     pending, since = 0, time.monotonic()
     except BodyTooLarge:
         writer.discard()
@@ -520,7 +521,7 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
         if this_patch is not None:
             writer.discard()  # cannot be checked, so cannot be kept
         else:
-            hasher.then(_keep(ctx, up, writer.commit()))
+            _checkpoint(ctx, up, writer, hasher)
         kept = writer.durable_offset
         raise Problem(400, "body-truncated",
                       f"请求体不完整（连接中断或少于 Content-Length）；已保存到第 {kept} 字节，请从该处续传",
@@ -531,9 +532,31 @@ def _stream(ctx: Uploads, up: _Snapshot, writer: PartialWriter, body: Body, chec
                       f"本次数据与 Upload-Checksum（{checksum.algorithm}）不符，已丢弃，"
                       f"请从第 {writer.durable_offset} 字节重传",
                       title="校验和不符", headers={"Upload-Offset": str(writer.durable_offset)})
+    durable = _checkpoint(ctx, up, writer, hasher)
+    return durable, hasher.result()
+
+
+def _checkpoint(ctx: Uploads, up: _Snapshot, writer: PartialWriter, hasher: BackgroundHash) -> int:
+    """Make what was written durable and keep the hash state at the new durable offset.
+
+    A store whose partial bytes cannot be read back (``CommitsHashState``) takes
+    the state with the commit, so the hash must first catch up with the writes;
+    any other keeps it afterwards, from the hashing thread.
+    """
+    if isinstance(ctx.store, CommitsHashState):
+        state = hasher.snapshot()
+        saved = portable_sha256.saved_state(state)
+        if saved is None:
+            raise StorageError("this libcrypto cannot save SHA-256 states, which an object store needs")
+        durable = writer.commit(hash_state=saved)
+        ctx.digests.put(up.key, durable, state)
+        return durable
     durable = writer.commit()
     hasher.then(_keep(ctx, up, durable))
-    return durable, hasher.result()
+    return durable
+
+
+
 
 
 # ---- the end of an upload ---------------------------------------------------------------

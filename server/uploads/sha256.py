@@ -144,6 +144,11 @@ class PortableSha256:
         return self.digest().hex()
 
 
+def portable() -> bool:
+    """Whether hash states can be saved and taken up by another process (libcrypto has the functions)."""
+    return _load() is not None
+
+
 def new() -> Any:
     """A fresh SHA-256: portable where libcrypto allows, hashlib's otherwise."""
     return PortableSha256() if _load() is not None else hashlib.sha256()

@@ -19,9 +19,8 @@ keeps running-hash states only in a ``HashStateStore``.
 
 Every backend failure surfaces as one ``StorageError``; "no such upload" is
 ``UnknownPartial`` and a stale offset is ``OffsetMismatch``, which are answers,
-not failures. An S3 store can be added beside ``LocalMediaStore`` without
-touching protocol code: multipart parts for ``append``, a small offset object
-for the durable offset, ``CopyObject`` for ``finish_partial``.
+not failures. ``server/uploads/s3store.py`` is the second store, over the S3
+API: multipart parts for ``append``, ``CopyObject`` for ``finish_partial``.
 """
 from __future__ import annotations
 
@@ -116,10 +115,12 @@ class PartialWriter(ABC):
         """Append ``block``; may not go past the upload's length."""
 
     @abstractmethod
-    def commit(self) -> int:
+    def commit(self, hash_state: bytes | None = None) -> int:
         """Make everything written durable and return the new durable offset.
 
         The writer stays usable: a long body is committed in checkpoints.
+        ``hash_state`` (the running hash of every byte written) is given to a
+        ``CommitsHashState`` store, which keeps it with the bytes.
         """
 
     @abstractmethod
@@ -154,6 +155,10 @@ class MediaStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Delete an object; deleting a missing one is not an error."""
+
+    @abstractmethod
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object the store holds, in key order (``media-migrate`` copies them)."""
 
     # -- partial uploads ---------------------------------------------------------------
 
@@ -213,6 +218,16 @@ class HashStateStore(ABC):
     @abstractmethod
     def load_hash_state(self, key: str) -> tuple[int, bytes] | None:
         """The state last kept and its offset, or None when there is none that can be trusted."""
+
+
+class CommitsHashState(ABC):  # noqa: B024 - a capability without methods of its own
+    """Capability, or rather need: a partial upload's bytes cannot be read back before it is finished
+    (the parts of an S3 multipart upload), so no other process could hash them again.
+
+    The protocol then hands the running-hash state of every byte written to each
+    ``PartialWriter.commit``, and the store keeps it no later than the bytes; its
+    ``load_hash_state`` finds a state for the durable offset.
+    """
 
 
 @dataclass(frozen=True)
@@ -364,7 +379,8 @@ class _LocalWriter(PartialWriter):
         self._offset += len(block)
 
     @_storage_errors
-    def commit(self) -> int:
+    def commit(self, hash_state: bytes | None = None) -> int:
+        # The hash state is kept apart (``save_hash_state``): these bytes can be read back to hash them again.
         if self._offset == self._durable:
             return self._durable
         # The order is what makes a reported offset true after a crash: the
@@ -566,6 +582,23 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
         except FileNotFoundError:
             return
         _fsync_dir(path.parent)
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        for first in self._sorted_names(self._objects):
+            for second in self._sorted_names(self._objects / first):
+                for name in self._sorted_names(self._objects / first / second):
+                    found = self.stat(f"{first}/{second}/{name}")
+                    if found is not None:
+                        yield found
+
+    @staticmethod
+    def _sorted_names(directory: Path) -> list[str]:
+        try:
+            return sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"iter_objects: {exc.strerror or exc}") from exc
 
     # -- partial uploads ---------------------------------------------------------------
 

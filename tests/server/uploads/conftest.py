@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from server.sync.entities import inspection_id_for
+from server.uploads.s3store import S3MediaStore
 from server.uploads.service import uploads
 from tests.conftest import AuthActions, World
 
@@ -115,6 +116,34 @@ def files_under(root: Path) -> list[Path]:
 
 def object_files(app: Flask) -> list[Path]:
     return files_under(media_root(app) / "objects")
+
+
+def stored_objects(app: Flask) -> list[bytes]:
+    """The bytes of every object in the app's media store (local disk or S3), in key order."""
+    store = uploads().store
+    with app.app_context():
+        return [b"".join(store.read(found.key)) for found in store.iter_objects()]
+
+
+def stored_names(app: Flask) -> list[str]:
+    """Every name the app's media store holds: paths under the media root, or the keys in the bucket."""
+    store = uploads().store
+    if isinstance(store, S3MediaStore):
+        return [entry["Key"] for entry in store._list(store.prefix)]
+    return [str(p) for p in media_root(app).rglob("*")]
+
+
+def quarantined_bytes(app: Flask, where: str) -> bytes:
+    store = uploads().store
+    if isinstance(store, S3MediaStore):
+        return store.client.get_object(Bucket=store.bucket, Key=store._name(where, "data"))["Body"].read()  # type: ignore[no-any-return]
+    return (media_root(app) / where / "data").read_bytes()
+
+
+def partial_keys(app: Flask) -> list[str]:
+    """The partial uploads the app's media store holds."""
+    with app.app_context():
+        return [part.key for part in uploads().store.iter_partials()]
 
 
 def forget_running_hashes(app: Flask) -> None:

@@ -15,6 +15,9 @@ from server.uploads.streaming import ByteRange, Unsatisfiable, parse_range, safe
 from tests.conftest import AuthActions, World, assert_problem
 from tests.server.uploads.conftest import OCTETS, create, device_headers, footage, metadata, sha256
 
+# Every case on local disk and in the S3 object store (tests/conftest.py).
+pytestmark = pytest.mark.media_stores
+
 
 def store(client: FlaskClient, world: World, data: bytes, *, filetype: str = "video/mp4",
           device: str = "e-dock", filename: str = "SEG_0001.mp4") -> str:
@@ -153,6 +156,7 @@ def _open_descriptors_on(path: str) -> int:
     return count
 
 
+@pytest.mark.local_disk  # counts the open descriptors on the local file
 def test_a_large_file_is_streamed_in_blocks_and_the_file_closed(client, world: World, auth: AuthActions) -> None:
     data = footage(3 * BLOCK_SIZE + 12345, seed=3)
     media_id = store(client, world, data)
@@ -220,7 +224,7 @@ def test_a_file_lost_from_the_store_answers_404_not_a_broken_200(client, world: 
 
     media_id, data = video
     store_ = uploads().store
-    store_.local_path(store_.object_key(sha256(data))).unlink()  # type: ignore[attr-defined]
+    store_.delete(store_.object_key(sha256(data)))  # lost behind the server's back
     assert_problem(content(client, media_id, auth.headers("e-sup")), 404, "media-content-missing")
     [entry] = stream_entries()
     assert (entry.outcome.value, entry.details["status"]) == ("failed", 404)
