@@ -172,6 +172,11 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         self._shared: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def scratch(self) -> str | None:
+        """This machine's folder for temporary copies (a commit's spill, a file being verified)."""
+        return self._scratch
+
     @classmethod
     def from_url(cls, url: str, env: Mapping[str, str], scratch: str | None = None) -> S3MediaStore:
         """The store ``MEDIA_STORE_URL`` names, with the endpoint and region from the standard AWS variables."""
@@ -558,7 +563,7 @@ class _S3Writer(PartialWriter):
         self._offset = scan.offset
         self._parts = scan.parts_size  # bytes in parts
         pending = scan.pending
-        self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=store._scratch)
+        self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=store.scratch)
         if pending is not None and pending[1]:
             # The pending bytes go out again at the head of the next part.
             for block in store._read(store._upload_name(scan.key, pending[0]), 0, None, UnknownPartial(scan.key)):

@@ -56,7 +56,8 @@ def local_file(store: MediaStore, key: str) -> Iterator[Path | None]:
     if store.stat(key) is None:
         yield None
         return
-    with tempfile.NamedTemporaryFile(prefix="verify-", delete=False) as handle:
+    # A copy in the store's scratch folder (an object store's), removed as soon as the analysis is done.
+    with tempfile.NamedTemporaryFile(prefix="verify-", dir=getattr(store, "scratch", None), delete=False) as handle:
         for block in store.read(key):
             handle.write(block)
     try:

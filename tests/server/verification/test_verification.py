@@ -19,6 +19,9 @@ from tests.conftest import World
 from tests.media.conftest import run_ffmpeg
 from tests.server.uploads.conftest import create, metadata, push_media, sha256
 
+# Verification reads the file from local disk or from the S3 object store (tests/conftest.py).
+pytestmark = pytest.mark.media_stores
+
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
