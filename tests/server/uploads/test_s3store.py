@@ -89,7 +89,7 @@ def test_bytes_short_of_a_part_wait_in_a_pending_object_and_a_part_goes_up_at_fi
         assert store.partial(part.key).offset == 0  # nothing before the commit
         assert writer.commit(hash_state=state_of(data[:1000])) == 1000
     assert store.partial(part.key).offset == 1000
-    assert "uploads/%s/pending-%020d" % (part.key, 0) in names(store)
+    assert f"uploads/{part.key}/pending-{0:020d}" in names(store)
     assert b"".join(store.read_partial(part.key, 1000, start=200)) == data[200:1000]  # pending bytes read back
     with store.append(part.key, 1000) as writer:
         writer.write(data[1000:MIN_PART + 1000])
@@ -203,10 +203,10 @@ def test_an_empty_upload_becomes_an_empty_object(store: S3MediaStore) -> None:
 
 
 def test_an_unreachable_store_is_one_storage_error_and_unhealthy() -> None:
-    from tests.s3server import free_port
-
     import boto3
     from botocore.config import Config
+
+    from tests.s3server import free_port
 
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     down = S3MediaStore("evidence", "x", client_factory=lambda: boto3.session.Session().client(
