@@ -112,7 +112,17 @@ def create_app(test_config: Mapping[str, Any] | None = None, env: Mapping[str, s
     evaluations.init_app(app)
     _refuse_unstorable_path_values(app)
     _install_transaction_boundary(app)
+    _trust_proxies(app, settings.trusted_proxies)
     return app
+
+
+def _trust_proxies(app: Flask, count: int) -> None:
+    """Behind ``count`` reverse proxies, read the client's address, scheme and host from their X-Forwarded-*
+    headers (the rightmost ``count`` values, the ones our own proxies appended); with none, ignore them."""
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
 
 
 def _refuse_unstorable_path_values(app: Flask) -> None:

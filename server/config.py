@@ -47,6 +47,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_EVALUATION_PROOF_RATE_LIMIT",
     "INSPECT_ONCE_EVALUATION_PROOF_ADDRESS_RATE_LIMIT",
     "INSPECT_ONCE_EVALUATION_SUBMIT_RATE_LIMIT",
+    "INSPECT_ONCE_TRUSTED_PROXIES",
 }
 
 
@@ -110,6 +111,10 @@ class Settings:
     media_store_url: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # How many reverse proxies (nginx) stand in front of the app and set X-Forwarded-For/-Proto/-Host. 0: the
+    # headers are ignored (anyone could send them); behind one nginx, 1, so the client's address (per-address
+    # rate limits, the audit log) and scheme are the ones nginx saw, not nginx's own (deploy/nginx).
+    trusted_proxies: int = 0
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -255,6 +260,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         verification_lease_seconds=_int(env, "INSPECT_ONCE_VERIFICATION_LEASE_SECONDS", 1800, minimum=1),
         media_min_free_bytes=_int(env, "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES", 5 * 1024 ** 3, minimum=0),
         public_url=_public_url(env.get("INSPECT_ONCE_PUBLIC_URL")),
+        trusted_proxies=_int(env, "INSPECT_ONCE_TRUSTED_PROXIES", 0, minimum=0),
         late_registration_days=_int(env, "INSPECT_ONCE_LATE_REGISTRATION_DAYS", 3, minimum=0),
         clock_offset_limit_seconds=_int(env, "INSPECT_ONCE_CLOCK_OFFSET_LIMIT_SECONDS", 300, minimum=1),
         evaluation_days=_int(env, "INSPECT_ONCE_EVALUATION_DAYS", 30, minimum=0),

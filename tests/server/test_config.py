@@ -208,3 +208,27 @@ def test_the_installations_secrets_file_is_read_when_the_environment_has_none(tm
     # The environment wins over the file.
     settings = load_settings({"INSPECT_ONCE_VAR": str(var), "SECRET_KEY": "e" * 40})
     assert settings.secret_key == "e" * 40 and settings.jwt_signing_key == "j" * 48
+
+
+@pytest.mark.parametrize(("proxies", "seen"), [
+    (None, ("127.0.0.1", "http", "localhost")),  # the headers are anyone's: ignored
+    ("1", ("203.0.113.7", "https", "inspect.example.org")),  # nginx's own (rightmost) values are taken
+])
+def test_forwarded_headers_are_trusted_only_from_configured_proxies(tmp_path: Path, proxies: str | None,
+                                                                    seen: tuple[str, str, str]) -> None:
+    app = create_app(env=good_env(tmp_path, INSPECT_ONCE_TRUSTED_PROXIES=proxies))  # type: ignore[arg-type]
+    answered: list[tuple[str, str, str]] = []
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        from flask import request
+        answered.append((request.remote_addr or "", request.scheme, request.host))
+        return ""
+
+    app.test_client().get("/whoami", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7",
+                                              "X-Forwarded-Proto": "https", "X-Forwarded-Host": "inspect.example.org"})
+    assert answered == [seen]
+
+
+def test_refuses_a_negative_count_of_trusted_proxies(tmp_path: Path) -> None:
+    refuses(good_env(tmp_path, INSPECT_ONCE_TRUSTED_PROXIES="-1"), "INSPECT_ONCE_TRUSTED_PROXIES")
