@@ -49,7 +49,7 @@ def init_app(app: Flask) -> None:
 
     from server.audit.service import register_object_model
     from server.errors import problem_response
-    from server.uploads.cli import expire_uploads_command
+    from server.uploads.cli import expire_uploads_command, media_migrate_command
     from server.uploads.digests import RunningDigests
     from server.uploads.models import Media, Upload
     from server.uploads.service import EXTENSION, Uploads
@@ -76,6 +76,7 @@ def init_app(app: Flask) -> None:
 
     app.register_error_handler(StorageError, storage_unavailable)
     app.cli.add_command(expire_uploads_command)
+    app.cli.add_command(media_migrate_command)
 
     from server.jobs.queue import current_queue
     from server.uploads.expiry import expire_job
