@@ -6,10 +6,12 @@ or unsafe, so an operator learns about a typo before the first inspector syncs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -117,6 +119,22 @@ class Settings:
     trusted_proxies: int = 0
 
 
+def parse_store_url(url: str) -> tuple[str, str]:
+    """``s3://BUCKET/PREFIX`` → (bucket, prefix without slashes); ValueError when it is not one."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError("MEDIA_STORE_URL must look like s3://BUCKET/PREFIX")
+    if parts.query or parts.fragment:
+        raise ValueError("MEDIA_STORE_URL takes no query or fragment")
+    bucket = parts.netloc
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
+        raise ValueError(f"{bucket!r} is not a valid S3 bucket name")
+    prefix = parts.path.strip("/")
+    if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
+        raise ValueError("the prefix of MEDIA_STORE_URL has an empty, '.' or '..' segment")
+    return bucket, prefix
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -198,8 +216,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
 
     media_store_url = env.get("MEDIA_STORE_URL") or None
     if media_store_url:
-        from server.uploads.s3store import parse_store_url
-
         try:
             parse_store_url(media_store_url)
         except ValueError as exc:

@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
-from urllib.parse import urlsplit
 
+from server.config import parse_store_url
 from server.uploads.storage import (
     BLOCK_SIZE,
     CommitsHashState,
@@ -72,22 +72,6 @@ _PENDING = re.compile(r"^pending-(\d{20})$")
 _HASH = re.compile(r"^hash-(\d{20})$")
 
 T = TypeVar("T")
-
-
-def parse_store_url(url: str) -> tuple[str, str]:
-    """``s3://BUCKET/PREFIX`` → (bucket, prefix without slashes); ValueError when it is not one."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise ValueError("MEDIA_STORE_URL must look like s3://BUCKET/PREFIX")
-    if parts.query or parts.fragment:
-        raise ValueError("MEDIA_STORE_URL takes no query or fragment")
-    bucket = parts.netloc
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
-        raise ValueError(f"{bucket!r} is not a valid S3 bucket name")
-    prefix = parts.path.strip("/")
-    if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
-        raise ValueError("the prefix of MEDIA_STORE_URL has an empty, '.' or '..' segment")
-    return bucket, prefix
 
 
 def _client_errors(fn: Callable[..., T]) -> Callable[..., T]:

@@ -232,3 +232,24 @@ def test_forwarded_headers_are_trusted_only_from_configured_proxies(tmp_path: Pa
 
 def test_refuses_a_negative_count_of_trusted_proxies(tmp_path: Path) -> None:
     refuses(good_env(tmp_path, INSPECT_ONCE_TRUSTED_PROXIES="-1"), "INSPECT_ONCE_TRUSTED_PROXIES")
+
+
+def test_an_object_store_is_chosen_by_url_with_the_standard_aws_variables(tmp_path: Path) -> None:
+    settings = load_settings(env=good_env(tmp_path, MEDIA_STORE_URL="s3://evidence/county-a",
+                                          AWS_ENDPOINT_URL="https://minio.office.example:9000",
+                                          AWS_REGION="cn-central-1"), testing=False)
+    assert (settings.media_store_url, settings.s3_endpoint_url, settings.s3_region) == (
+        "s3://evidence/county-a", "https://minio.office.example:9000", "cn-central-1")
+    assert load_settings(env=good_env(tmp_path), testing=False).media_store_url is None  # local disk
+
+
+@pytest.mark.parametrize(("name", "value", "fragment"), [
+    ("MEDIA_STORE_URL", "/srv/media", "s3://BUCKET/PREFIX"),
+    ("MEDIA_STORE_URL", "s3://Bad_Bucket/x", "bucket name"),
+    ("MEDIA_STORE_URL", "s3://evidence/../x", "prefix"),
+    ("AWS_ENDPOINT_URL", "minio:9000", "AWS_ENDPOINT_URL"),
+])
+def test_refuses_a_malformed_object_store(tmp_path: Path, name: str, value: str, fragment: str) -> None:
+    env = good_env(tmp_path, MEDIA_STORE_URL="s3://evidence/x")
+    env[name] = value
+    refuses(env, fragment)
