@@ -109,7 +109,7 @@ def tuspy_upload(url: str, path: Path, chunk: int, metadata: dict[str, str], hea
     return time.perf_counter() - start
 
 
-def prepare_ours(var: Path) -> tuple[dict[str, str], str]:
+def prepare_ours(var: Path, extra_env: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
     """A fresh server's environment and database (migrated, one department, a dock), made through the
     server's own services in this process — a subprocess per CLI command would cost seconds each."""
     import logging
@@ -122,7 +122,7 @@ def prepare_ours(var: Path) -> tuple[dict[str, str], str]:
     from server.extensions import db
 
     env = {**os.environ, "INSPECT_ONCE_VAR": str(var), "SECRET_KEY": "s" * 40, "JWT_SIGNING_KEY": "j" * 40,
-           "INSPECT_ONCE_PORT": str(free_port()), "INSPECT_ONCE_MAX_UPLOAD_BYTES": str(8 << 30)}
+           "INSPECT_ONCE_PORT": str(free_port()), "INSPECT_ONCE_MAX_UPLOAD_BYTES": str(8 << 30), **(extra_env or {})}
     env.pop("DATABASE_URL", None)  # the server's own SQLite file under var/
     app = create_app(env=env)
     with app.app_context():
@@ -140,8 +140,9 @@ def prepare_ours(var: Path) -> tuple[dict[str, str], str]:
     return env, secret
 
 
-def start_ours(var: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    env, secret = prepare_ours(var)
+def start_ours(var: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str,
+                                                                          dict[str, str]]:
+    env, secret = prepare_ours(var, extra_env)
     server = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "server", "serve"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{env['INSPECT_ONCE_PORT']}"
@@ -186,17 +187,17 @@ def curl_single_patch(base: str, headers: dict[str, str], path: Path, sha: str) 
     return seconds
 
 
-def node_install(directory: Path, offline: bool) -> str | None:
-    """Install @tus/server and @tus/file-store into ``directory`` (kept between runs); None when done,
-    else why the Node reference server is skipped. ``offline`` never touches the network: only what
-    npm's cache holds (the quick mode, in the test suite)."""
+def node_install(directory: Path, offline: bool, store: str = "file-store", script: str = NODE_SERVER) -> str | None:
+    """Install @tus/server and its ``store`` (@tus/file-store) into ``directory`` (kept between runs); None
+    when done, else why the Node reference server is skipped. ``offline`` never touches the network: only
+    what npm's cache holds (the quick mode, in the test suite)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         return "node/npm not installed"
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "server.mjs").write_text(NODE_SERVER)
-    if all((directory / "node_modules" / "@tus" / name / "package.json").exists() for name in ("server", "file-store")):
+    (directory / "server.mjs").write_text(script)
+    if all((directory / "node_modules" / "@tus" / name / "package.json").exists() for name in ("server", store)):
         return None
-    command = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--no-save", "@tus/server", "@tus/file-store"]
+    command = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--no-save", "@tus/server", f"@tus/{store}"]
     if offline:
         command.insert(2, "--offline")
     try:

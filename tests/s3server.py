@@ -116,7 +116,9 @@ def _signing_on_the_real_clock() -> Iterator[None]:
     import time_machine
 
     def now(remove_tzinfo: bool = True) -> datetime.datetime:
-        real = time_machine.escape_hatch.datetime.datetime.now(datetime.UTC)
+        hatch = time_machine.escape_hatch
+        real = hatch.datetime.datetime.now(datetime.UTC) if hatch.is_travelling() else datetime.datetime.now(
+            datetime.UTC)
         return real.replace(tzinfo=None) if remove_tzinfo else real
 
     original = botocore.auth.get_current_datetime
