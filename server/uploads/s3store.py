@@ -3,8 +3,10 @@
 Layout under ``s3://BUCKET/PREFIX/``::
 
     objects/ab/cd/<sha256>          complete files, one per content (the same keys as the local store's)
-    uploads/<key>/info.json         length, creation time and the multipart upload's id
-    uploads/<key>/data              the multipart upload; once finished, the assembled file
+    objects/ab/cd/<sha256>/<key>    an uploaded file, placed by the SHA-256 its sender declared: the multipart
+                                    upload is made there, so finishing it copies nothing
+    uploads/<key>/info.json         length, creation time, the multipart upload's id and where it is
+    uploads/<key>/data              the multipart upload of a file whose SHA-256 was not declared
     uploads/<key>/pending-<start>   bytes from offset <start> too few for a part (S3 wants 5 MiB but for the last)
     uploads/<key>/hash-<offset>     the running SHA-256 state of the bytes [0, offset)
     quarantine/<key>/data, reason.json
@@ -15,6 +17,13 @@ offset is what S3 says it holds (the parts, plus the pending object that starts
 where the parts end), so there is no offset record that could disagree with the
 bytes. A part is uploaded only when the protocol commits, so nothing discarded
 is ever in S3 (some S3-compatible servers refuse to replace a part).
+
+An uploaded file stays where its multipart upload assembled it, under its
+declared SHA-256 and its upload's key; no one reads it before the protocol has
+checked that hash and recorded it. A file whose hash turns out different is
+copied to ``quarantine/`` and removed from there; a second copy of content the
+records hold already is deleted once the records show the first
+(``server.uploads.service``).
 
 The bytes of an unfinished multipart upload cannot be read back, so they cannot
 be hashed again by another server: the protocol hands the running-hash state to
@@ -67,7 +76,8 @@ SPOOL_IN_MEMORY = 16 << 20
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PARTIAL_KEY = re.compile(r"^[0-9a-f]{32}$")
-_OBJECT_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
+# Content-addressed (put, migrated) or placed by an upload: ab/cd/<sha256>[/<upload key>].
+_OBJECT_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})(?:/[0-9a-f]{32})?$")
 _PENDING = re.compile(r"^pending-(\d{20})$")
 _HASH = re.compile(r"^hash-(\d{20})$")
 
@@ -108,9 +118,10 @@ class _Scan:
     length: int
     created_at: datetime
     upload_id: str
+    data_name: str  # the multipart upload's S3 name
     names: dict[str, tuple[int, datetime]]  # object name under uploads/<key>/ → size, last modified
     parts: list[dict[str, Any]] = field(default_factory=list)  # PartNumber, ETag, Size, LastModified
-    finished: bool = False  # the multipart upload was completed into uploads/<key>/data
+    finished: bool = False  # the multipart upload was completed into data_name
 
     @property
     def parts_size(self) -> int:
@@ -336,6 +347,16 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
             raise
         return StoredObject(self.backend, key, match.group(1), int(head["ContentLength"]))
 
+    def _size(self, name: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
     @_client_errors
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._object_name(key))
@@ -362,13 +383,16 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
     # -- partial uploads ---------------------------------------------------------------
 
     @_client_errors
-    def create_partial(self, length: int) -> PartialState:
+    def create_partial(self, length: int, sha256: str | None = None) -> PartialState:
         if length < 0:
             raise ValueError("negative length")
         key = uuid.uuid4().hex
-        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._upload_name(key, "data"))
+        data = (self._name("objects", self.object_key(sha256), key) if sha256 and _SHA256.match(sha256)
+                else self._upload_name(key, "data"))
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=data)
         now = datetime.now(UTC)
-        info = {"length": length, "created_at": now.isoformat(), "upload_id": upload_id["UploadId"]}
+        info = {"length": length, "created_at": now.isoformat(), "upload_id": upload_id["UploadId"],
+                "data": data[len(self.prefix):]}
         # The info object is what makes the upload exist: written last, it appears whole or not at all.
         self.client.put_object(Bucket=self.bucket, Key=self._upload_name(key, "info.json"),
                                Body=json.dumps(info).encode(), ContentType="application/json")
@@ -390,19 +414,21 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
             raise
         try:
             info = json.loads(raw)
+            data = self.prefix + str(info.get("data") or f"uploads/{key}/data")
+            if not data.startswith((self._name("objects") + "/", directory)):
+                raise ValueError("its data lies outside the store's objects and the upload's folder")
             scan = _Scan(key, int(info["length"]), datetime.fromisoformat(info["created_at"]),
-                         str(info["upload_id"]), names)
+                         str(info["upload_id"]), data, names)
         except (ValueError, KeyError, TypeError) as exc:
             raise StorageError(f"partial {key}: unreadable info.json ({exc})") from exc
         try:
             paginator = self.client.get_paginator("list_parts")
-            for page in paginator.paginate(Bucket=self.bucket, Key=directory + "data", UploadId=scan.upload_id):
+            for page in paginator.paginate(Bucket=self.bucket, Key=scan.data_name, UploadId=scan.upload_id):
                 scan.parts.extend(page.get("Parts", []))
         except ClientError as exc:
             if _code(exc) != "NoSuchUpload":
                 raise
-            data = names.get("data")
-            if data is None or data[0] != scan.length:
+            if self._size(scan.data_name) != scan.length:
                 raise UnknownPartial(key) from None  # aborted, or being removed
             scan.finished = True
             scan.parts = []
@@ -432,7 +458,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
     def read_partial(self, key: str, end: int, start: int = 0) -> Iterator[bytes]:
         scan = _client_errors(self._scan)(key)
         if scan.finished:
-            return self._read(self._upload_name(key, "data"), start, end, UnknownPartial(key))
+            return self._read(scan.data_name, start, end, UnknownPartial(key))
         pending = scan.pending
         if start < scan.parts_size or pending is None and end > start:
             raise StorageError(f"partial upload {key}: bytes [{start}, {end}) are in unfinished S3 parts, "
@@ -444,12 +470,12 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         return self._read(self._upload_name(key, pending[0]), start - begin, end - begin, UnknownPartial(key))
 
     def _complete(self, scan: _Scan) -> None:
-        """Assemble the multipart upload into ``uploads/<key>/data`` (once)."""
+        """Assemble the multipart upload where it was made (once)."""
         if scan.finished:
             return
         if scan.offset != scan.length:
             raise ValueError(f"partial upload {scan.key} is not complete ({scan.offset}/{scan.length})")
-        name = self._upload_name(scan.key, "data")
+        name = scan.data_name
         if not scan.parts:  # an empty file: S3 wants at least one part
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=scan.upload_id)
             self.client.put_object(Bucket=self.bucket, Key=name, Body=b"")
@@ -463,7 +489,11 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
     def finish_partial(self, key: str, sha256: str) -> StoredObject:
         scan = self._scan(key)
         self._complete(scan)
-        return self._publish(self._upload_name(key, "data"), sha256, scan.length)
+        placed = scan.data_name[len(self._name("objects")) + 1:]
+        match = _OBJECT_KEY.match(placed)
+        if match is not None and match.group(1) == sha256:
+            return StoredObject(self.backend, placed, sha256, scan.length)  # it stays where it was assembled
+        return self._publish(scan.data_name, sha256, scan.length)
 
     @_client_errors
     def remove_partial(self, key: str) -> None:
@@ -475,7 +505,8 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
             try:
                 info = json.loads(self.client.get_object(Bucket=self.bucket, Key=directory + "info.json")["Body"]
                                   .read())
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=directory + "data",
+                self.client.abort_multipart_upload(Bucket=self.bucket,
+                                                   Key=self.prefix + str(info.get("data") or f"uploads/{key}/data"),
                                                    UploadId=str(info["upload_id"]))
             except ClientError as exc:
                 if _code(exc) not in ("NoSuchUpload", "NoSuchKey", "404"):
@@ -494,7 +525,10 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         scan = self._scan(key)
         self._complete(scan)
         target = self._name("quarantine", key)
-        self._copy(self._upload_name(key, "data"), target + "/data", scan.length)
+        self._copy(scan.data_name, target + "/data", scan.length)
+        if not scan.data_name.startswith(self._upload_name(key)):
+            # Assembled under the SHA-256 it was declared to have, which it does not: it leaves at once.
+            self.client.delete_object(Bucket=self.bucket, Key=scan.data_name)
         self.client.put_object(Bucket=self.bucket, Key=target + "/reason.json",
                                Body=json.dumps(dict(reason), ensure_ascii=False, default=str).encode(),
                                ContentType="application/json")
@@ -588,7 +622,7 @@ class _S3Writer(PartialWriter):
                 size = waiting if waiting <= MAX_PART + MIN_PART else MAX_PART
                 # Read from the spool as it is sent (and again if botocore retries): no copy of the part in memory.
                 body = _Window(self._spool, start, size)
-                store._upload_part(store._upload_name(key, "data"), self._scan.upload_id, self._next_part, body)
+                store._upload_part(self._scan.data_name, self._scan.upload_id, self._next_part, body)
                 start += size
                 self._next_part += 1
                 self._parts += size

@@ -308,7 +308,7 @@ def create_upload(principal: Principal, length: int, metadata_header: str | None
     upload_id = uuid.uuid4()
     _release_connection()
 
-    part = ctx.store.create_partial(length)
+    part = ctx.store.create_partial(length, sha256=metadata["sha256"])
     _hold(upload_id)
     now = utcnow()
     up = _Snapshot(upload_id, UploadStatus.ACTIVE, length, metadata["sha256"], part.key, metadata_header or "", now)
@@ -600,10 +600,16 @@ def _finalize(ctx: Uploads, up: _Snapshot, running: Any) -> None:
 
 def _record_media(row: Upload, stored: StoredObject, now: datetime) -> Media:
     """The stored object (once per content) and the media record referring to it."""
-    if db.session.get(MediaObject, stored.sha256) is None:
+    known = db.session.get(MediaObject, stored.sha256)
+    if known is None:
         db.session.add(MediaObject(sha256=stored.sha256, size=stored.size, backend=stored.backend, key=stored.key,
                                    stored_at=now))
         db.session.flush()
+    elif (known.backend, known.key) != (stored.backend, stored.key):
+        # A store that keeps each upload where it was assembled (S3) kept this content a second time:
+        # the record keeps the first copy, and the second goes once that is committed.
+        store, duplicate = uploads().store, stored.key
+        transaction.after_commit(lambda: store.delete(duplicate))
     media: Media | None = None
     if row.media_id is not None:
         media = db.session.get(Media, row.media_id)

@@ -167,8 +167,13 @@ class MediaStore(ABC):
         """Whether the store can take writes now, and its free space where it has a limit."""
 
     @abstractmethod
-    def create_partial(self, length: int) -> PartialState:
-        """Start a partial upload of ``length`` bytes under a new, store-generated key."""
+    def create_partial(self, length: int, sha256: str | None = None) -> PartialState:
+        """Start a partial upload of ``length`` bytes under a new, store-generated key.
+
+        ``sha256`` is the hash its sender declared: a store may place the upload
+        where a file of that content will stay (``finish_partial`` is called only
+        once the received bytes have it).
+        """
 
     @abstractmethod
     def partial(self, key: str) -> PartialState:
@@ -603,7 +608,8 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
     # -- partial uploads ---------------------------------------------------------------
 
     @_storage_errors
-    def create_partial(self, length: int) -> PartialState:
+    def create_partial(self, length: int, sha256: str | None = None) -> PartialState:
+        # Linked into place when finished, so the declared hash is of no use here.
         if length < 0:
             raise ValueError("negative length")
         self._prepare()

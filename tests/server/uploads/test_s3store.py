@@ -314,3 +314,28 @@ def test_expiry_aborts_an_abandoned_multipart_upload(database_url: str, s3_serve
         assert not store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix).get("Uploads")
         db.session.remove()
         db.engine.dispose()
+
+
+def test_an_upload_is_assembled_where_it_stays_and_a_wrong_one_leaves_for_quarantine(store: S3MediaStore) -> None:
+    data = os.urandom(MIN_PART + 77)
+    sha = hashlib.sha256(data).hexdigest()
+    part = store.create_partial(len(data), sha256=sha)
+    with store.append(part.key, 0) as writer:
+        writer.write(data)
+        writer.commit(hash_state=state_of(data))
+    stored = store.finish_partial(part.key, sha)
+    assert stored.key == f"{sha[:2]}/{sha[2:4]}/{sha}/{part.key}"  # no copy to the content address
+    assert store.finish_partial(part.key, sha) == stored
+    store.remove_partial(part.key)
+    assert names(store) == [f"objects/{stored.key}"]
+    assert store.stat(stored.key) == stored and b"".join(store.read(stored.key, 5, 10)) == data[5:10]
+    assert [found.key for found in store.iter_objects()] == [stored.key]
+
+    liar = store.create_partial(100, sha256=sha)  # declares that content, sends other bytes
+    other = os.urandom(100)
+    with store.append(liar.key, 0) as writer:
+        writer.write(other)
+        writer.commit(hash_state=state_of(other))
+    where = store.quarantine_partial(liar.key, {"declared_sha256": sha})
+    assert names(store) == sorted([f"objects/{stored.key}", f"{where}/data", f"{where}/reason.json"])
+    assert [found.key for found in store.iter_objects()] == [stored.key]

@@ -224,7 +224,9 @@ def test_a_file_lost_from_the_store_answers_404_not_a_broken_200(client, world: 
 
     media_id, data = video
     store_ = uploads().store
-    store_.delete(store_.object_key(sha256(data)))  # lost behind the server's back
+    from server.uploads.models import MediaObject
+
+    store_.delete(db.session.get(MediaObject, sha256(data)).key)  # lost behind the server's back
     assert_problem(content(client, media_id, auth.headers("e-sup")), 404, "media-content-missing")
     [entry] = stream_entries()
     assert (entry.outcome.value, entry.details["status"]) == ("failed", 404)
