@@ -74,10 +74,10 @@ def ours(s3: S3Server, var: Path, path: Path, sha: str, chunk: int, prefix: str)
     finally:
         stop(server)
         shutil.rmtree(var, ignore_errors=True)
-    key = f"{prefix}/objects/{sha[:2]}/{sha[2:4]}/{sha}"
-    size = s3.client().head_object(Bucket=BUCKET, Key=key)["ContentLength"]
-    if size != path.stat().st_size:
-        raise SystemExit(f"ours stored {size} bytes under {key}, expected {path.stat().st_size}")
+    where = f"{prefix}/objects/{sha[:2]}/{sha[2:4]}/{sha}"  # the object, or the upload placed under it
+    sizes = [o["Size"] for o in s3.client().list_objects_v2(Bucket=BUCKET, Prefix=where).get("Contents", [])]
+    if sizes != [path.stat().st_size]:
+        raise SystemExit(f"ours stored {sizes} bytes under {where}, expected {path.stat().st_size}")
     return seconds, rss
 
 

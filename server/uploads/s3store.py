@@ -41,6 +41,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ from server.uploads.storage import (
 MIN_PART = 5 << 20
 #: A commit of more than this is sent as several parts (each read into memory once to be sent).
 MAX_PART = 32 << 20
+#: How long a state read by ``partial`` may stand in for the scan of the ``append`` right after it.
+RECENT_SCAN_SECONDS = 2.0
 #: CopyObject's limit; a larger object is copied in parts.
 COPY_OBJECT_LIMIT = 5 * 1024 ** 3
 #: Bytes awaiting a commit stay in memory up to this, then in a temporary file. Above a checkpoint (8 MiB)
@@ -440,11 +443,21 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
     @_client_errors
     def partial(self, key: str) -> PartialState:
         scan = self._scan(key)
+        # A PATCH asks for the state, then appends at once, on this thread, holding the upload's lock:
+        # the append takes this scan instead of asking S3 again.
+        self._local.scan = (key, scan, time.monotonic())
         return PartialState(key, scan.length, scan.offset, scan.updated_at)
+
+    def _scan_for_append(self, key: str) -> _Scan:
+        recent = getattr(self._local, "scan", None)
+        self._local.scan = None
+        if recent is not None and recent[0] == key and time.monotonic() - recent[2] < RECENT_SCAN_SECONDS:
+            return recent[1]  # type: ignore[no-any-return]
+        return _client_errors(self._scan)(key)
 
     @contextlib.contextmanager
     def append(self, key: str, offset: int) -> Iterator[PartialWriter]:
-        scan = _client_errors(self._scan)(key)
+        scan = self._scan_for_append(key)
         if offset != scan.offset:
             raise OffsetMismatch(scan.offset)
         if scan.finished:
@@ -588,6 +601,7 @@ class _S3Writer(PartialWriter):
                 self._spool.write(block)
         self._next_part = len(scan.parts) + 1
         self._hash_names = [name for name in scan.names if _HASH.match(name)]
+        self._pending_stored = pending is not None
 
     @property
     def durable_offset(self) -> int:
@@ -629,14 +643,17 @@ class _S3Writer(PartialWriter):
                 waiting -= size
             self._spool.seek(0)
             self._spool.truncate()
-            with contextlib.suppress(Exception):  # a leftover pending object no longer counts (its start is past)
-                client.delete_object(Bucket=bucket, Key=store._upload_name(key, old_pending))
+            if self._pending_stored:
+                with contextlib.suppress(Exception):  # a leftover pending object no longer counts (it starts before)
+                    client.delete_object(Bucket=bucket, Key=store._upload_name(key, old_pending))
+                self._pending_stored = False
         else:
             self._spool.seek(0)
             body = self._spool.read()
             self._spool.seek(0, os.SEEK_END)
             # Rewritten whole under the same name: S3 replaces an object atomically.
             client.put_object(Bucket=bucket, Key=store._upload_name(key, old_pending), Body=body)
+            self._pending_stored = True
         self._durable = self._offset
         keep = f"hash-{self._durable:020d}"
         stale = [name for name in self._hash_names if name != keep]
