@@ -23,6 +23,7 @@ from server.auth.policy import Permission, current_principal, requires
 from server.clocks.models import ReadingKind
 from server.clocks.observe import PARAMETER as DEVICE_CLOCK
 from server.clocks.observe import observed
+from server.errors import Problem
 from server.uploads import schemas as s
 from server.uploads import service, tus
 from server.uploads.service import BodyTooLarge, BodyTruncated, UploadView
@@ -51,6 +52,8 @@ def _tus_resumable(response: Response) -> Response:
 # the per-byte overhead of the Python stream layers low, small first reads keep what
 # a connection that stalls early has already sent (a failed read loses its bytes).
 FIRST_READ = 64 * 1024
+# A refused PATCH's body up to this size is read before the answer (``RequestBody.drain``).
+DRAIN_LIMIT = 64 * 1024 * 1024
 LARGEST_READ = 1024 * 1024
 
 
@@ -78,6 +81,31 @@ class RequestBody:
 
     def __init__(self) -> None:
         self.content_length: int | None = request.content_length
+        self.started = False
+
+    def drain(self, limit: int = DRAIN_LIMIT) -> None:
+        """Read and drop an unread body of at most ``limit`` bytes, so the answer is not a reset.
+
+        A server that answers before reading the body (423, 409, 410 …) has gunicorn
+        drain 64 KiB and reset the connection; a proxy still sending the body then
+        sees a broken pipe, answers 502 instead of the refusal and counts a failure
+        of this server (nginx takes it out of rotation). tus clients send the whole
+        body anyway, so reading it costs them nothing. A longer one is left to the reset.
+        """
+        if self.started or self.content_length is None or not 0 < self.content_length <= limit:
+            return
+        stream = request.environ.get("wsgi.input")
+        if stream is None:
+            return
+        left = self.content_length
+        try:
+            while left > 0:
+                piece = stream.read(min(left, 1 << 20))
+                if not piece:
+                    return
+                left -= len(piece)
+        except (ClientDisconnected, OSError, ValueError):
+            return
 
     def release(self, block: bytes | bytearray) -> None:
         """A block handed out is no longer used (hashed, written): it may be filled again."""
@@ -86,6 +114,7 @@ class RequestBody:
     def blocks(self, limit: int) -> Iterator[bytes | bytearray]:
         # The app-wide MAX_CONTENT_LENGTH is meant for JSON; an upload's body
         # may be as long as the room left in the upload (``limit``), and no longer.
+        self.started = True
         direct = _GunicornBody.of(request.environ, self.content_length)
         restore = self._idle_timeout()
         try:
@@ -364,10 +393,15 @@ class UploadItem(MethodView):
     @observed(ReadingKind.UPLOAD)
     def patch(self, upload_id: uuid.UUID) -> Response:
         """Append bytes at the current offset"""
-        tus.check_content_type(request.headers.get("Content-Type"))
-        offset = tus.parse_offset(request.headers.get("Upload-Offset"))
-        checksum = tus.parse_checksum(request.headers.get("Upload-Checksum"))
-        view = service.append(current_principal(), upload_id, offset, RequestBody(), checksum)
+        body = RequestBody()
+        try:
+            tus.check_content_type(request.headers.get("Content-Type"))
+            offset = tus.parse_offset(request.headers.get("Upload-Offset"))
+            checksum = tus.parse_checksum(request.headers.get("Upload-Checksum"))
+            view = service.append(current_principal(), upload_id, offset, body, checksum)
+        except Problem:
+            body.drain()
+            raise
         return _answer(204, view)
 
     @requires(Permission.UPLOAD_MEDIA)
