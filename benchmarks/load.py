@@ -181,7 +181,15 @@ class Client:
         body = raw if raw is not None else (json.dumps(payload).encode() if payload is not None else None)
         began = time.perf_counter()
         try:
-            status, data, answer = call(self.conn, method, path, body, all_headers)
+            try:
+                status, data, answer = call(self.conn, method, path, body, all_headers)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # The server closed the idle keep-alive connection (gunicorn's keepalive): send again on a new
+                # one, as HTTP clients do, and time that.
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                began = time.perf_counter()
+                status, data, answer = call(self.conn, method, path, body, all_headers)
         except (OSError, http.client.HTTPException) as exc:
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
