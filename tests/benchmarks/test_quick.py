@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
 # Scripts that keep work files between runs are given a folder of the test's own.
-WORKDIR_SCRIPTS = {"upload.py", "verify.py"}
+WORKDIR_SCRIPTS = {"upload.py", "upload_s3.py", "verify.py"}
 QUICK_TIMEOUT_SECONDS = 180
 
 
@@ -33,7 +33,8 @@ def result_of(stdout: str) -> dict[str, Any] | None:
 
 
 def test_every_benchmark_is_found() -> None:
-    assert {"merge.py", "sync_push.py", "upload.py", "verify.py"} <= {p.name for p in SCRIPTS}
+    expected = {"load.py", "merge.py", "sync_push.py", "upload.py", "upload_s3.py", "verify.py"}
+    assert expected <= {p.name for p in SCRIPTS}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
