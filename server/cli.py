@@ -202,6 +202,7 @@ def serve_command() -> None:
     import sys
 
     settings = current_app.config["SETTINGS"]  # validated already: a bad setting stops us here
+    _require_provided_keys(settings)
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed in this environment")
@@ -217,6 +218,7 @@ def worker_command(workers: int, once: bool) -> None:
     """Run background jobs (evidence verification) until stopped."""
     from server.jobs.queue import current_queue
 
+    _require_provided_keys(current_app.config["SETTINGS"])
     queue = current_queue(current_app)
     if once:
         click.echo(f"ran {queue.run_pending()} job(s)")
@@ -224,6 +226,30 @@ def worker_command(workers: int, once: bool) -> None:
     settings = current_app.config["SETTINGS"]
     click.echo(f"worker started ({workers} threads, queue on {'Redis' if settings.redis_url else 'SQLite'})", err=True)
     queue.run_worker(workers)
+
+
+def _require_provided_keys(settings: Any) -> None:
+    """With INSPECT_ONCE_KEYS=provided, a server or worker missing a key file does not start."""
+    from server import keyfiles
+
+    missing = keyfiles.missing_keys(settings.var_dir) if settings.keys == "provided" else []
+    if missing:
+        raise click.ClickException(keyfiles.refusal(missing))
+
+
+@click.command("make-keys")
+def make_keys_command() -> None:
+    """Make the installation's signing keys under INSPECT_ONCE_VAR (once), and print their fingerprints."""
+    from server import keyfiles
+
+    var_dir = current_app.config["SETTINGS"].var_dir
+    for purpose, name in keyfiles.KEY_FILES.items():
+        path = var_dir / name
+        existed = path.exists()
+        keyfiles.private_key(path, create=True)
+        click.echo(f"{path}: {'kept' if existed else 'made'} ({purpose}), {keyfiles.fingerprint(path)}")
+    click.echo("Copy these files (mode 600) into every app server's and worker's INSPECT_ONCE_VAR; "
+               "their fingerprints must match on every machine.")
 
 
 @click.command("check-system")
@@ -240,8 +266,7 @@ def check_system_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (check_system_command, init_db_command, seed_demo_command, create_department_command,
-                    create_user_command, create_device_command, enrol_tablet_command, set_certificate_status_command,
-                    serve_command,
-                    worker_command):
+    for command in (check_system_command, make_keys_command, init_db_command, seed_demo_command,
+                    create_department_command, create_user_command, create_device_command, enrol_tablet_command,
+                    set_certificate_status_command, serve_command, worker_command):
         app.cli.add_command(command)

@@ -50,6 +50,7 @@ KNOWN_PREFIXED = {
     "INSPECT_ONCE_EVALUATION_PROOF_ADDRESS_RATE_LIMIT",
     "INSPECT_ONCE_EVALUATION_SUBMIT_RATE_LIMIT",
     "INSPECT_ONCE_TRUSTED_PROXIES",
+    "INSPECT_ONCE_KEYS",
 }
 
 
@@ -110,6 +111,9 @@ class Settings:
     evaluation_submit_rate_limit: str = "10 per hour"
     # Evidence in an S3-compatible object store (s3://BUCKET/PREFIX) instead of under media_root; the endpoint,
     # region and credentials come from the standard AWS_* variables (docs/deploy.md).
+    # The signing keys (server.keyfiles): "generate" on first use, or "provided" (made once with make-keys and
+    # copied to every machine of a several-machine installation, which must all sign alike).
+    keys: str = "generate"
     media_store_url: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
@@ -133,6 +137,14 @@ def parse_store_url(url: str) -> tuple[str, str]:
     if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
         raise ValueError("the prefix of MEDIA_STORE_URL has an empty, '.' or '..' segment")
     return bucket, prefix
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default)."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -253,6 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, testing: bool = False
         redis_url=redis_url,
         media_root=Path(env.get("MEDIA_ROOT") or root / "media").resolve(),
         media_store_url=media_store_url,
+        keys=_choice(env, "INSPECT_ONCE_KEYS", ("generate", "provided")),
         s3_endpoint_url=s3_endpoint_url,
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         secret_key=secret_key,

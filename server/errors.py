@@ -164,9 +164,19 @@ def handle_integrity_error(error: Exception) -> Response:
     return problem_response(409, "conflict", _DEFAULTS[409][1], "与同时进行的另一项操作冲突，未保存任何内容，请重试")
 
 
+def handle_missing_key(error: Exception) -> Response:
+    """A signing key that is to be provided is missing (the operator removed it from a running server)."""
+    log.error("%s", error)
+    return problem_response(503, "signing-key-missing", "服务暂时不可用",
+                            "服务器的签名密钥缺失，无法签发或签名；请联系系统管理员", headers={"Retry-After": "300"})
+
+
 def init_app(app: Flask) -> None:
     from sqlalchemy.exc import IntegrityError
 
+    from server.keyfiles import KeyMissing
+
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(KeyMissing, handle_missing_key)
     app.register_error_handler(Exception, handle_unexpected)

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from server import keyfiles
 
-KEY_FILE = "archive-key.pem"
+KEY_FILE = keyfiles.KEY_FILES["case files"]
 
 
 def private_key(var_dir: Path) -> Ed25519PrivateKey:
-    """The archive key, generated (atomically, mode 600) when the installation has none yet."""
+    """The archive key, generated (atomically, mode 600) when the installation has none yet and may make one."""
     return keyfiles.private_key(var_dir / KEY_FILE)
 
 

@@ -32,7 +32,7 @@ from server.planning.approval import task_approvals
 from server.planning.frequency import VisitCount, visit_count
 from server.tasks.models import InspectionTask, TaskStatus
 
-KEY_FILE = "code-key.pem"
+KEY_FILE = keyfiles.KEY_FILES["inspection codes"]
 URL_PREFIX = "/public/c/"
 #: Task states in which a code exists: the team may carry the visit out (or has).
 CODED_STATUSES = (TaskStatus.DISPATCHED, TaskStatus.CLOSED)

@@ -47,9 +47,9 @@ SITE = REPO / "deploy" / "nginx" / "inspect-once.conf"
 REDIS_URL = "redis://127.0.0.1:6379/9"  # a database of its own, flushed at the start
 FLASK = str(Path(sys.executable).parent / "flask")
 CHUNK = 4 * 1024 * 1024
-# What the servers sign (inspection codes, case files) with keys kept in their var folder, made on first use:
-# an installation makes them once and copies them to every machine, or each would sign with its own.
-SIGNING_KEYS = ("code-key.pem", "archive-key.pem")
+# What the servers sign (inspection codes, case files) with keys kept in their var folder: with
+# INSPECT_ONCE_KEYS=provided an installation makes them once (make-keys) and copies them to every machine.
+SIGNING_KEYS = tuple(keyfiles.KEY_FILES.values())
 
 
 # ---- the machines ----------------------------------------------------------------------------------
@@ -124,18 +124,23 @@ class Installation:
 
     def app_server(self, name: str, port: int | None = None) -> AppServer:
         """``flask --app server serve`` with a scratch folder of its own; the debug log says when a request begins."""
-        var = self.tmp / name
+        var = self._machine(name)
         port = port or free_port()
         env = {**self.env, "INSPECT_ONCE_VAR": str(var), "INSPECT_ONCE_PORT": str(port),
                "GUNICORN_CMD_ARGS": "--log-level debug"}
-        var.mkdir(exist_ok=True)
-        for key in SIGNING_KEYS:  # the installation's keys, the same on every machine (README)
-            shutil.copy2(self.tmp / "keys" / key, var / key)
         return self._started(AppServer(name, [FLASK, "--app", "server", "serve"], env, self.tmp / f"{name}.log",
                                        port=port))
 
+    def _machine(self, name: str) -> Path:
+        """A machine's var folder, holding the installation's keys (the same on every machine: README)."""
+        var = self.tmp / name
+        var.mkdir(exist_ok=True)
+        for key in SIGNING_KEYS:
+            shutil.copy2(self.tmp / "keys" / key, var / key)
+        return var
+
     def worker(self) -> Process:
-        env = {**self.env, "INSPECT_ONCE_VAR": str(self.tmp / "worker")}
+        env = {**self.env, "INSPECT_ONCE_VAR": str(self._machine("worker"))}
         return self._started(Process("worker", [FLASK, "--app", "server", "worker", "--workers", "2"], env,
                                      self.tmp / "worker.log"))
 
@@ -237,12 +242,13 @@ def installation(fresh_database: str, tmp_path: Path) -> Iterator[Installation]:
                     "INSPECT_ONCE_RATELIMIT_STORAGE_URI": REDIS_URL, **s3.store_env(prefix="evidence"),
                     "SECRET_KEY": "several-machines-secret-key-0123456789",
                     "JWT_SIGNING_KEY": "several-machines-jwt-signing-key-0123456789",
-                    "INSPECT_ONCE_TRUSTED_PROXIES": "1", "INSPECT_ONCE_WORKERS": "2", "INSPECT_ONCE_THREADS": "4",
+                    "INSPECT_ONCE_TRUSTED_PROXIES": "1", "INSPECT_ONCE_KEYS": "provided",
+                    "INSPECT_ONCE_WORKERS": "2", "INSPECT_ONCE_THREADS": "4",
                     "INSPECT_ONCE_MEDIA_MIN_FREE_BYTES": "0", "INSPECT_ONCE_VAR": str(tmp_path / "operator"),
                     "INSPECT_ONCE_PUBLIC_URL": f"http://127.0.0.1:{proxy_port}"})
         setup = Installation(env, tmp_path, s3, proxy_port=proxy_port)
         for key in SIGNING_KEYS:
-            keyfiles.private_key(tmp_path / "keys" / key)
+            keyfiles.private_key(tmp_path / "keys" / key, create=True)
         try:
             yield setup
         finally:

@@ -462,3 +462,46 @@ def test_create_user_refuses_validity_dates_without_a_certificate(runner, app) -
                                  "--role", "inspector", "--department", "SCJG", "--valid-until", "2030-01-01"])
     assert result.exit_code != 0 and "--certificate" in result.output
     assert db.session.scalar(select(func.count()).select_from(User)) == before
+
+
+# ---- signing keys: make-keys, and INSPECT_ONCE_KEYS=provided --------------------------
+
+def test_make_keys_makes_each_key_once_and_prints_its_fingerprint(runner: Any, app: Any) -> None:
+    from server import keyfiles
+
+    var = app.config["SETTINGS"].var_dir
+    first = ok(invoke(runner, "make-keys"))
+    assert first.count(": made (") == len(keyfiles.KEY_FILES) and "sha256:" in first
+    for name in keyfiles.KEY_FILES.values():
+        assert (var / name).stat().st_mode & 0o777 == 0o600
+    again = ok(invoke(runner, "make-keys"))
+    assert again.count(": kept (") == len(keyfiles.KEY_FILES)
+    assert [line.rsplit(" ", 1)[1] for line in first.splitlines()[:2]] == [
+        line.rsplit(" ", 1)[1] for line in again.splitlines()[:2]]
+
+
+def test_with_provided_keys_a_server_missing_one_does_not_start_or_sign(database_url: str, tmp_path: Any) -> None:
+    from server import keyfiles
+    from tests.conftest import _build_app
+
+    app = _build_app(database_url, tmp_path / "var", env_extra={"INSPECT_ONCE_KEYS": "provided"})
+    runner = app.test_cli_runner()
+    var = (tmp_path / "var").resolve()
+    with app.app_context():
+        refused(invoke(runner, "serve"), "INSPECT_ONCE_KEYS=provided", "code-key.pem", "make-keys")
+        refused(invoke(runner, "worker", "--once"), "archive-key.pem")
+        answer = app.test_client().get("/api/v1/archive-key")
+        assert answer.status_code == 503 and answer.get_json()["type"].endswith("signing-key-missing")
+        assert len(keyfiles.missing_keys(var)) == 2  # nothing was generated on first use
+        ok(invoke(runner, "make-keys"))
+        assert keyfiles.missing_keys(var) == []
+        assert app.test_client().get("/api/v1/archive-key").status_code == 200
+        from server.extensions import db
+        db.engine.dispose()
+
+
+def test_an_unknown_keys_mode_is_refused(tmp_path: Any) -> None:
+    from server.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="INSPECT_ONCE_KEYS"):
+        load_settings(env={"INSPECT_ONCE_VAR": str(tmp_path), "INSPECT_ONCE_KEYS": "shared"}, testing=True)
