@@ -93,7 +93,7 @@ def _migrate_one(source: MediaStore, target: MediaStore, sha256: str, size: int,
             blocks = source.read(source.object_key(sha256))
         except UnknownObject:
             raise CopyMismatch("the source file is missing") from None
-        stored = target.put(_matching(blocks, sha256, size, "the source file"))
+        stored = target.put(_matching(blocks, sha256, size, "the source file"), sha256=sha256)
         if (stored.sha256, stored.size) != (sha256, size):
             raise CopyMismatch(f"the target stored {stored.size} bytes hashing to {stored.sha256}")
         if recheck:

@@ -243,43 +243,55 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         return self._name("objects", key)
 
     @_client_errors
-    def put(self, blocks: Iterable[bytes]) -> StoredObject:
+    def put(self, blocks: Iterable[bytes], sha256: str | None = None) -> StoredObject:
+        expected = sha256 if sha256 and _SHA256.match(sha256) else None
+        if expected is not None:
+            known = self.stat(self.object_key(expected))
+            if known is not None:
+                return known  # the content is there: nothing to send
         digest = hashlib.sha256()
         buffer = bytearray()
         size = 0
-        iterator = iter(blocks)
-        upload: tuple[str, str] | None = None  # tmp name, multipart upload id
+        # With the hash known, a large object is assembled where it stays and completed only if the bytes have
+        # that hash (else aborted: no other content ever appears under that name); without it, under tmp/ and
+        # copied once its hash is known.
+        name = (self._object_name(self.object_key(expected)) if expected
+                else self._name("tmp", f"put-{uuid.uuid4().hex}"))
+        upload_id: str | None = None
         parts: list[dict[str, Any]] = []
         try:
-            for block in iterator:
+            for block in blocks:
                 digest.update(block)
                 buffer += block
                 size += len(block)
                 if len(buffer) >= MAX_PART:
-                    if upload is None:
-                        tmp = self._name("tmp", f"put-{uuid.uuid4().hex}")
-                        upload = (tmp, self.client.create_multipart_upload(Bucket=self.bucket, Key=tmp)["UploadId"])
-                    parts.append(self._upload_part(upload[0], upload[1], len(parts) + 1, bytes(buffer)))
+                    if upload_id is None:
+                        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=name)["UploadId"]
+                    parts.append(self._upload_part(name, upload_id, len(parts) + 1, bytes(buffer)))
                     buffer.clear()
-            sha256 = digest.hexdigest()
-            key = self.object_key(sha256)
-            if upload is None:
+            found = digest.hexdigest()
+            if expected is not None and found != expected:
+                raise ValueError(f"the bytes hash to {found}, not to {expected}")
+            key = self.object_key(found)
+            if upload_id is None:
                 if self.stat(key) is None:
                     self.client.put_object(Bucket=self.bucket, Key=self._object_name(key), Body=bytes(buffer))
-                return StoredObject(self.backend, key, sha256, size)
+                return StoredObject(self.backend, key, found, size)
             if buffer:
-                parts.append(self._upload_part(upload[0], upload[1], len(parts) + 1, bytes(buffer)))
-            self.client.complete_multipart_upload(Bucket=self.bucket, Key=upload[0], UploadId=upload[1],
+                parts.append(self._upload_part(name, upload_id, len(parts) + 1, bytes(buffer)))
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id,
                                                   MultipartUpload={"Parts": parts})
-            tmp, upload = upload[0], None
+            upload_id = None
+            if expected is not None:
+                return StoredObject(self.backend, key, found, size)
             try:
-                return self._publish(tmp, sha256, size)
+                return self._publish(name, found, size)
             finally:
-                self.client.delete_object(Bucket=self.bucket, Key=tmp)
+                self.client.delete_object(Bucket=self.bucket, Key=name)
         finally:
-            if upload is not None:
+            if upload_id is not None:
                 with contextlib.suppress(Exception):
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload[0], UploadId=upload[1])
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
 
     def _upload_part(self, name: str, upload_id: str, number: int, body: bytes | _Window) -> dict[str, Any]:
         answer = self.client.upload_part(Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number,

@@ -141,8 +141,12 @@ class MediaStore(ABC):
         """The key an object with this SHA-256 has (or would have) in this store."""
 
     @abstractmethod
-    def put(self, blocks: Iterable[bytes]) -> StoredObject:
-        """Store a stream as an object; an identical object already stored is kept as is."""
+    def put(self, blocks: Iterable[bytes], sha256: str | None = None) -> StoredObject:
+        """Store a stream as an object; an identical object already stored is kept as is.
+
+        With ``sha256`` (the hash the bytes must have) nothing else is stored: bytes hashing otherwise
+        raise ``ValueError``, and a store may skip the stream when that object exists already.
+        """
 
     @abstractmethod
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -479,7 +483,7 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
     # -- objects -----------------------------------------------------------------------
 
     @_storage_errors
-    def put(self, blocks: Iterable[bytes]) -> StoredObject:
+    def put(self, blocks: Iterable[bytes], sha256: str | None = None) -> StoredObject:
         self._prepare()
         tmp = self._tmp / f"put-{uuid.uuid4().hex}"
         digest = hashlib.sha256()
@@ -497,6 +501,8 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
             raise
         os.close(fd)
         try:
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise ValueError(f"the bytes hash to {digest.hexdigest()}, not to {sha256}")
             return self._publish(tmp, digest.hexdigest(), size)
         finally:
             tmp.unlink(missing_ok=True)
@@ -544,14 +550,22 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
 
     @staticmethod
     def _read_file(path: Path, start: int, end: int | None, missing: LookupError) -> Iterator[bytes]:
+        # Missing now is an answer now; the file is opened only once its blocks are asked for, so a reader
+        # that never asks (the object was there already) leaves no descriptor open.
         try:
-            handle = open(path, "rb")
+            path.stat()
         except FileNotFoundError:
             raise missing from None
         except OSError as exc:
             raise StorageError(f"read: {exc.strerror or exc}") from exc
 
         def blocks() -> Iterator[bytes]:
+            try:
+                handle = open(path, "rb")
+            except FileNotFoundError:
+                raise missing from None
+            except OSError as exc:
+                raise StorageError(f"read: {exc.strerror or exc}") from exc
             with handle:
                 try:
                     handle.seek(start)

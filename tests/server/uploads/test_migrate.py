@@ -118,12 +118,12 @@ def test_an_interruption_half_way_leaves_checked_rows_and_a_rerun_finishes(
     target = installation.target
     put, calls = target.put, []
 
-    def put_then_stop(blocks: Any) -> Any:
+    def put_then_stop(blocks: Any, sha256: str | None = None) -> Any:
         calls.append(1)
         if len(calls) == 2:
             next(iter(blocks))  # some bytes of the second object are on their way
             raise KeyboardInterrupt
-        return put(blocks)
+        return put(blocks, sha256=sha256)
 
     monkeypatch.setattr(target, "put", put_then_stop)
     result = installation.migrate()

@@ -339,3 +339,39 @@ def test_an_upload_is_assembled_where_it_stays_and_a_wrong_one_leaves_for_quaran
     where = store.quarantine_partial(liar.key, {"declared_sha256": sha})
     assert names(store) == sorted([f"objects/{stored.key}", f"{where}/data", f"{where}/reason.json"])
     assert [found.key for found in store.iter_objects()] == [stored.key]
+
+
+def test_a_put_of_known_content_is_assembled_in_place_or_not_at_all(store: S3MediaStore, monkeypatch) -> None:
+    import server.uploads.s3store as s3store
+
+    monkeypatch.setattr(s3store, "MAX_PART", MIN_PART)
+    data = os.urandom(2 * MIN_PART + 99)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def blocks(payload: bytes) -> Iterator[bytes]:
+        yield from (payload[i:i + (1 << 20)] for i in range(0, len(payload), 1 << 20))
+
+    wrong = bytes([data[0] ^ 1]) + data[1:]
+    with pytest.raises(ValueError, match="hash"):
+        store.put(blocks(wrong), sha256=sha)
+    assert names(store) == []  # aborted: no other content ever under that name
+    assert not store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix).get("Uploads")
+    stored = store.put(blocks(data), sha256=sha)
+    assert names(store) == [f"objects/{stored.key}"] and stored.key == store.object_key(sha)  # no tmp/, no copy
+    assert b"".join(store.read(stored.key)) == data
+
+    def untouched() -> Iterator[bytes]:
+        raise AssertionError("the stream was read although the object is there")
+        yield b""
+
+    assert store.put(untouched(), sha256=sha) == stored
+
+
+def test_the_local_store_refuses_a_put_of_other_bytes_than_named(tmp_path) -> None:
+    from server.uploads.storage import LocalMediaStore
+
+    local = LocalMediaStore(tmp_path / "media")
+    with pytest.raises(ValueError, match="hash"):
+        local.put([b"other bytes"], sha256=hashlib.sha256(b"these bytes").hexdigest())
+    assert list(local.iter_objects()) == []
+    assert local.put([b"these bytes"], sha256=hashlib.sha256(b"these bytes").hexdigest()).size == 11
