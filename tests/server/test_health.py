@@ -49,3 +49,15 @@ def test_the_floor_must_be_a_number(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="INSPECT_ONCE_MEDIA_MIN_FREE_BYTES"):
         _build_app("sqlite://", tmp_path / "var", env_extra={"INSPECT_ONCE_MEDIA_MIN_FREE_BYTES": "lots"})
+
+
+def test_an_object_store_is_reported_ok_or_unreachable(database_url: str, tmp_path: Path, s3_server) -> None:
+    from tests.s3server import free_port
+
+    reached = _build_app(database_url, tmp_path / "a", env_extra=s3_server.store_env(prefix="health"))
+    status, body = _health(reached)
+    assert status == 200 and body["checks"] == {"database": "ok", "media_store": "ok"}, body
+    assert body["media_free_bytes"] is None  # an object store has no floor it can tell
+    down = {**s3_server.store_env(prefix="health"), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    status, body = _health(_build_app(database_url, tmp_path / "b", env_extra=down))
+    assert status == 503 and str(body["checks"]["media_store"]).startswith("error: s3://evidence"), body
