@@ -168,6 +168,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         self._local = threading.local()
         self._pid = os.getpid()
         self._shared: Any = None
+        self._health: tuple[int, Any] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -193,15 +194,25 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
                 self._pid = os.getpid()
             return self._shared
 
-    def _make_client(self) -> Any:
+    @property
+    def health_client(self) -> Any:
+        """A client that tries once, briefly: a health check answers within seconds, whatever the store does."""
+        if self._client_factory is not None:
+            return self.client
+        with self._lock:
+            if self._health is None or self._health[0] != os.getpid():
+                self._health = (os.getpid(), self._make_client(attempts=1, connect_timeout=2, read_timeout=5))
+            return self._health[1]
+
+    def _make_client(self, attempts: int = 5, connect_timeout: float = 5, read_timeout: float = 60) -> Any:
         import boto3
         from botocore.config import Config
 
         config = Config(
             # Path-style addressing for a private endpoint (MinIO, rclone, Ceph): its buckets are rarely in DNS.
             s3={"addressing_style": "path" if self._endpoint_url else "auto"},
-            retries={"mode": "standard", "max_attempts": 5},
-            connect_timeout=5, read_timeout=60, max_pool_connections=64,
+            retries={"mode": "standard", "max_attempts": attempts},
+            connect_timeout=connect_timeout, read_timeout=read_timeout, max_pool_connections=64,
             # Every byte is checked against its SHA-256 by the protocol; not every S3-compatible server takes
             # the newer trailing checksums.
             request_checksum_calculation="when_required", response_checksum_validation="when_required",
@@ -223,7 +234,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.health_client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             return StoreHealth(False, f"s3://{self.bucket}: {_code(exc) or exc}")
         except BotoCoreError as exc:
