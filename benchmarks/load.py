@@ -53,6 +53,7 @@ from benchmarks.sync_push import (  # noqa: E402 - after the path is set
     bench_raw,
     make_mutations,
     prepare,
+    visit_task,
     wait_for,
 )
 
@@ -97,10 +98,8 @@ def enrol_tablets(world: World, count: int) -> list[Tablet]:
     from server.auth import passwords
     from server.auth.policy import SYSTEM
     from server.directory import service as directory
-    from server.directory.credit_code import make_credit_code
     from server.directory.models import Department
     from server.extensions import db
-    from server.tasks.service import create_task
 
     # Cheap hashes for the set-up (logging in is not what is measured).
     passwords.configure(time_cost=1, memory_cost=1024)
@@ -117,13 +116,8 @@ def enrol_tablets(world: World, count: int) -> list[Tablet]:
                     "valid_until": today + timedelta(days=365)}})
             device = directory.create_device(SYSTEM, {"id": f"LOAD-TAB{n:05d}", "kind": "tablet",
                                                       "department_id": world.department_id, "inspector_id": None})
-            enterprise = directory.create_enterprise(SYSTEM, {
-                "credit_code": make_credit_code("9", "1", "431121", f"L{n:07d}"), "name": f"负载企业{n}",
-                "address": "祁阳市"}, [department])
-            task = create_task(SYSTEM, {
-                "title": f"负载检查{n}", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=2),
-                "window_end": now + timedelta(hours=10), "member_ids": [user.id],
-                "check_item_ids": [uuid.UUID(i) for i in world.item_ids], "lead_department_id": department.id})
+            task = visit_task(department, user.id, [uuid.UUID(i) for i in world.item_ids], f"L{n:07d}", f"负载{n}",
+                              now)
             tablets.append(Tablet(user.username, device.id, device.secret, str(task.id)))
             if n % 100 == 99:
                 db.session.commit()

@@ -90,9 +90,7 @@ def prepare(var: Path, url: str, tasks: int, findings: int) -> World:
     from server import create_app
     from server.auth.policy import SYSTEM
     from server.directory import service as directory
-    from server.directory.credit_code import make_credit_code
     from server.extensions import db
-    from server.tasks.service import create_task
 
     if url.startswith("postgresql"):
         reset_schema(url)
@@ -120,18 +118,30 @@ def prepare(var: Path, url: str, tasks: int, findings: int) -> World:
         now = datetime.now(UTC)
         task_ids = []
         for n in range(tasks):
-            enterprise = directory.create_enterprise(SYSTEM, {
-                "credit_code": make_credit_code("9", "1", "431121", f"B{n:07d}"), "name": f"基准企业{n}",
-                "address": "祁阳市"}, [department])
-            task = create_task(SYSTEM, {
-                "title": f"基准检查{n}", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=2),
-                "window_end": now + timedelta(hours=10), "member_ids": [user.id],
-                "check_item_ids": [i.id for i in items], "lead_department_id": department.id})
+            task = visit_task(department, user.id, [i.id for i in items], f"B{n:07d}", f"基准{n}", now)
             task_ids.append(str(task.id))
         db.session.commit()
         world = World(env, url, device.secret, task_ids, [str(i.id) for i in items], department.id, user.id)
         db.engine.dispose()
     return world
+
+
+def visit_task(department: Any, member_id: uuid.UUID, item_ids: list[uuid.UUID], code: str, name: str,
+               now: datetime) -> Any:
+    """A task dispatched now to ``member_id``, for an enterprise of its own (``code``: 8 characters of its
+    credit code), since a second task for one enterprise would be folded into the first."""
+    from server.auth.policy import SYSTEM
+    from server.directory import service as directory
+    from server.directory.credit_code import make_credit_code
+    from server.tasks.service import create_task
+
+    enterprise = directory.create_enterprise(SYSTEM, {
+        "credit_code": make_credit_code("9", "1", "431121", code), "name": f"{name}企业", "address": "祁阳市"},
+        [department])
+    return create_task(SYSTEM, {
+        "title": f"{name}检查", "enterprise_id": enterprise.id, "window_start": now - timedelta(hours=2),
+        "window_end": now + timedelta(hours=10), "member_ids": [member_id], "check_item_ids": item_ids,
+        "lead_department_id": department.id})
 
 
 def make_mutations(count: int, world: World, findings: int, media: int) -> list[dict[str, Any]]:

@@ -33,7 +33,6 @@ covers, so a state for the durable offset always exists.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import json
@@ -46,11 +45,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from server.config import parse_store_url
 from server.uploads.storage import (
     BLOCK_SIZE,
+    PARTIAL_KEY,
+    SHA256_HEX,
     CommitsHashState,
     ExpiringStore,
     HashStateStore,
@@ -63,6 +66,7 @@ from server.uploads.storage import (
     StoreHealth,
     UnknownObject,
     UnknownPartial,
+    storage_errors,
 )
 
 #: S3's smallest part but for the last one.
@@ -77,31 +81,20 @@ COPY_OBJECT_LIMIT = 5 * 1024 ** 3
 #: and the pending bytes (under 5 MiB), so only a PATCH with its own checksum (never checkpointed) spills.
 SPOOL_IN_MEMORY = 16 << 20
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_PARTIAL_KEY = re.compile(r"^[0-9a-f]{32}$")
 # Content-addressed (put, migrated) or placed by an upload: ab/cd/<sha256>[/<upload key>].
 _OBJECT_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})(?:/[0-9a-f]{32})?$")
-_PENDING = re.compile(r"^pending-(\d{20})$")
 _HASH = re.compile(r"^hash-(\d{20})$")
 
-T = TypeVar("T")
+
+def _describe(exc: Exception) -> str:
+    error = getattr(exc, "response", None)
+    if isinstance(error, dict) and "Error" in error:
+        return f"S3 {error['Error'].get('Code', '?')}: {error['Error'].get('Message', '')}"
+    return str(exc)
 
 
-def _client_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Report a failure of the S3 service or of the way to it as ``StorageError``."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise StorageError(f"{fn.__name__}: S3 {error.get('Code', '?')}: {error.get('Message', '')}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"{fn.__name__}: {exc}") from exc
-
-    return wrapper
+# A failure of the S3 service or of the way to it.
+_client_errors = storage_errors((ClientError, BotoCoreError), _describe)
 
 
 def _code(exc: Exception) -> str:
@@ -224,7 +217,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         return self.prefix + "/".join(parts)
 
     def _upload_name(self, key: str, name: str = "") -> str:
-        if not _PARTIAL_KEY.match(key):
+        if not PARTIAL_KEY.match(key):
             raise UnknownPartial(key)
         return self._name("uploads", key, name) if name else self._name("uploads", key) + "/"
 
@@ -244,7 +237,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
     # -- objects -----------------------------------------------------------------------
 
     def object_key(self, sha256: str) -> str:
-        if not _SHA256.match(sha256):
+        if not SHA256_HEX.match(sha256):
             raise ValueError("not a lowercase hex SHA-256")
         return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
@@ -255,7 +248,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
 
     @_client_errors
     def put(self, blocks: Iterable[bytes], sha256: str | None = None) -> StoredObject:
-        expected = sha256 if sha256 and _SHA256.match(sha256) else None
+        expected = sha256 if sha256 and SHA256_HEX.match(sha256) else None
         if expected is not None:
             known = self.stat(self.object_key(expected))
             if known is not None:
@@ -413,7 +406,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         if length < 0:
             raise ValueError("negative length")
         key = uuid.uuid4().hex
-        data = (self._name("objects", self.object_key(sha256), key) if sha256 and _SHA256.match(sha256)
+        data = (self._name("objects", self.object_key(sha256), key) if sha256 and SHA256_HEX.match(sha256)
                 else self._upload_name(key, "data"))
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=data)
         now = datetime.now(UTC)
@@ -599,7 +592,7 @@ class S3MediaStore(MediaStore, ExpiringStore, HashStateStore, CommitsHashState):
         directory = self._name("uploads") + "/"
         for entry in self._list(directory, delimiter="/"):
             name = entry.get("Prefix", "")[len(directory):].rstrip("/")
-            if not _PARTIAL_KEY.match(name):
+            if not PARTIAL_KEY.match(name):
                 continue
             try:
                 yield self.partial(name)

@@ -52,8 +52,9 @@ _HASH_RECORD = struct.Struct(">4sQH")  # magic, offset, state size; then the sta
 # How much of each partial upload's newest durable bytes is left in the page cache.
 RECENT_BYTES_CACHED = 64 << 20
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_PARTIAL_KEY = re.compile(r"^[0-9a-f]{32}$")
+#: What every store checks names against, so nothing a client sends becomes part of a path or an S3 key.
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+PARTIAL_KEY = re.compile(r"^[0-9a-f]{32}$")
 _OBJECT_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
 
 
@@ -259,17 +260,24 @@ class ExpiringStore(ABC):
 T = TypeVar("T")
 
 
-def _storage_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Report an ``OSError`` from the backend as ``StorageError`` (keeping it as the cause)."""
+def storage_errors(failures: tuple[type[Exception], ...],
+                   describe: Callable[[Exception], str]) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A decorator reporting a backend's ``failures`` as ``StorageError`` (``describe``d, keeping the cause)."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except OSError as exc:
-            raise StorageError(f"{fn.__name__}: {exc.strerror or exc}") from exc
+    def decorator(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except failures as exc:
+                raise StorageError(f"{fn.__name__}: {describe(exc)}") from exc
 
-    return wrapper
+        return wrapper
+
+    return decorator
+
+
+_storage_errors = storage_errors((OSError,), lambda exc: str(getattr(exc, "strerror", None) or exc))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -462,7 +470,7 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
     # -- paths -------------------------------------------------------------------------
 
     def object_key(self, sha256: str) -> str:
-        if not _SHA256.match(sha256):
+        if not SHA256_HEX.match(sha256):
             raise ValueError("not a lowercase hex SHA-256")
         return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
@@ -476,7 +484,7 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
         return self._objects / key
 
     def _partial_dir(self, key: str) -> Path:
-        if not _PARTIAL_KEY.match(key):
+        if not PARTIAL_KEY.match(key):
             raise UnknownPartial(key)
         return self._uploads / key
 
@@ -772,7 +780,7 @@ class LocalMediaStore(MediaStore, ExpiringStore, HashStateStore):
         except OSError as exc:
             raise StorageError(f"iter_partials: {exc.strerror or exc}") from exc
         for name in names:
-            if not _PARTIAL_KEY.match(name):
+            if not PARTIAL_KEY.match(name):
                 continue
             try:
                 yield self.partial(name)
